@@ -1,0 +1,180 @@
+//! Information requests (PORT_INFO_GET, POOLS_INFO_GET, PORT_HDR_GET) and the
+//! answers for request types whose port kinds the daemon does not have yet, given with
+//! the errno the kernel returns in the same situation wherever that is determined.
+
+use super::nmreq::Request;
+use super::register::{einval, lookup};
+use super::{ControlPlane, Errno, FdId};
+use netmap_abi as abi;
+use netmap_abi::{NmreqPoolsInfo, NmreqPortHdr, NmreqPortInfoGet, NmreqRegister};
+use netmap_netif::PortCounts;
+use zerocopy::{FromBytes, IntoBytes};
+
+impl ControlPlane {
+    /// Looks a port up as REGISTER would (ALL_NIC, the body's counts) and returns its
+    /// counts; a port created only to answer is destroyed again at once.
+    fn port_counts(&self, name: &str, reg: &NmreqRegister) -> Result<PortCounts, Errno> {
+        let mut st = self.lock();
+        let (aid, ep, _) = lookup(&mut st, name, reg, true)?;
+        let counts = st.adapters.get(&aid).map(|s| s.ad.endpoints()[ep].counts);
+        st.drop_adapter_if_unused(aid, self.mem());
+        counts.ok_or(Errno(libc::ENXIO))
+    }
+
+    pub(crate) fn req_port_info(&self, req: &mut Request) -> Result<(), Errno> {
+        let mut b = NmreqPortInfoGet::read_from_bytes(&req.body).map_err(|_| Errno(libc::EINVAL))?;
+        let memsize = self.lock().alloc.memsize() as u64;
+        if req.name.is_empty() {
+            super::register::check_mem_id(b.nr_mem_id)?;
+            b.nr_memsize = memsize;
+            b.nr_mem_id = 1;
+        } else {
+            super::register::check_mem_id(b.nr_mem_id)?;
+            let reg = NmreqRegister {
+                nr_tx_slots: b.nr_tx_slots,
+                nr_rx_slots: b.nr_rx_slots,
+                nr_tx_rings: b.nr_tx_rings,
+                nr_rx_rings: b.nr_rx_rings,
+                nr_host_tx_rings: b.nr_host_tx_rings,
+                nr_host_rx_rings: b.nr_host_rx_rings,
+                nr_mem_id: b.nr_mem_id,
+                nr_mode: abi::NR_REG_ALL_NIC,
+                ..Default::default()
+            };
+            let c = self.port_counts(&req.name, &reg)?;
+            b.nr_memsize = memsize;
+            b.nr_mem_id = 1;
+            b.nr_tx_rings = c.tx_rings as u16;
+            b.nr_rx_rings = c.rx_rings as u16;
+            b.nr_tx_slots = c.tx_slots;
+            b.nr_rx_slots = c.rx_slots;
+            b.nr_host_tx_rings = c.host_tx_rings as u16;
+            b.nr_host_rx_rings = c.host_rx_rings as u16;
+        }
+        req.body = b.as_bytes().to_vec();
+        Ok(())
+    }
+
+    pub(crate) fn req_pools_info(&self, req: &mut Request) -> Result<(), Errno> {
+        let mut b = NmreqPoolsInfo::read_from_bytes(&req.body).map_err(|_| Errno(libc::EINVAL))?;
+        if req.name.is_empty() {
+            tracing::debug!("POOLS_INFO_GET without a port name");
+            return Err(Errno(libc::ENXIO));
+        }
+        super::register::check_mem_id(b.nr_mem_id)?;
+        let reg = NmreqRegister {
+            nr_mem_id: b.nr_mem_id,
+            nr_mode: abi::NR_REG_ALL_NIC,
+            ..Default::default()
+        };
+        self.port_counts(&req.name, &reg)?;
+        let p = self.lock().alloc.pools_info();
+        b = NmreqPoolsInfo {
+            nr_memsize: p.memsize,
+            nr_mem_id: p.mem_id,
+            pad1: [0; 3],
+            nr_if_pool_offset: p.if_pool_offset,
+            nr_if_pool_objtotal: p.if_pool_objtotal,
+            nr_if_pool_objsize: p.if_pool_objsize,
+            nr_ring_pool_offset: p.ring_pool_offset,
+            nr_ring_pool_objtotal: p.ring_pool_objtotal,
+            nr_ring_pool_objsize: p.ring_pool_objsize,
+            nr_buf_pool_offset: p.buf_pool_offset,
+            nr_buf_pool_objtotal: p.buf_pool_objtotal,
+            nr_buf_pool_objsize: p.buf_pool_objsize,
+        };
+        req.body = b.as_bytes().to_vec();
+        Ok(())
+    }
+
+    /// PORT_HDR_GET never creates a port: an absent pipe pair is ENODEV.
+    pub(crate) fn req_port_hdr_get(&self, req: &mut Request) -> Result<(), Errno> {
+        let mut st = self.lock();
+        let reg = NmreqRegister {
+            nr_mode: abi::NR_REG_ALL_NIC,
+            ..Default::default()
+        };
+        lookup(&mut st, &req.name, &reg, false)?;
+        req.body = NmreqPortHdr::default().as_bytes().to_vec();
+        Ok(())
+    }
+
+    /// VALE_LIST with no switch in existence: a named port's switch is missing
+    /// (ENOENT), and an enumeration finds nothing (ENOENT).
+    pub(crate) fn req_vale_list(&self, req: &mut Request) -> Result<(), Errno> {
+        if !req.name.is_empty() && !req.name.starts_with("vale") {
+            return Err(einval("VALE_LIST on a name without the vale prefix"));
+        }
+        Err(Errno(libc::ENOENT))
+    }
+
+    /// The other VALE requests: names without the VALE prefix get the kernel's EINVAL,
+    /// the rest EOPNOTSUPP until VALE switches exist.
+    pub(crate) fn req_vale_other(&self, req: &mut Request) -> Result<(), Errno> {
+        let t = req.hdr.nr_reqtype;
+        let vale_named = matches!(
+            t,
+            abi::NETMAP_REQ_VALE_ATTACH
+                | abi::NETMAP_REQ_VALE_DETACH
+                | abi::NETMAP_REQ_VALE_POLLING_ENABLE
+                | abi::NETMAP_REQ_VALE_POLLING_DISABLE
+        );
+        if vale_named && !req.name.starts_with("vale") {
+            return Err(einval("VALE request on a name without the vale prefix"));
+        }
+        match t {
+            abi::NETMAP_REQ_VALE_DELIF => {
+                tracing::debug!(name = %req.name, "VALE_DELIF: no such interface");
+                Err(Errno(libc::ENXIO))
+            }
+            abi::NETMAP_REQ_PORT_HDR_SET if !req.name.starts_with("val") => {
+                tracing::debug!(name = %req.name, "PORT_HDR_SET on a port that is not a VALE port");
+                Err(Errno(libc::ENXIO))
+            }
+            _ => {
+                tracing::warn!(reqtype = t, name = %req.name, "VALE requests are not implemented yet");
+                Err(Errno(libc::EOPNOTSUPP))
+            }
+        }
+    }
+
+    fn registered(&self, fd: FdId) -> bool {
+        self.lock().fds.get(&fd).is_some_and(|f| f.binding.is_some())
+    }
+
+    /// SYNC_KLOOP_START needs CSB mode, which the daemon never enables.
+    pub(crate) fn req_kloop_start(&self, fd: FdId) -> Result<(), Errno> {
+        if !self.registered(fd) {
+            return Err(Errno(libc::ENXIO));
+        }
+        Err(einval("SYNC_KLOOP_START without CSB mode"))
+    }
+
+    /// SYNC_KLOOP_STOP with no loop running returns 0 at once.
+    pub(crate) fn req_kloop_stop(&self, fd: FdId) -> Result<(), Errno> {
+        if !self.registered(fd) {
+            return Err(Errno(libc::ENXIO));
+        }
+        Ok(())
+    }
+
+    /// CSB_ENABLE: needs the CSB option; on a descriptor bound to no ring it succeeds
+    /// without enabling anything (§5.5); real CSB mode is not implemented.
+    pub(crate) fn req_csb_enable(&self, fd: FdId, req: &mut Request) -> Result<(), Errno> {
+        let binds_rings = self
+            .lock()
+            .fds
+            .get(&fd)
+            .and_then(|f| f.binding.as_ref())
+            .is_some_and(|b| !b.tx.is_empty() || !b.rx.is_empty());
+        let Some(o) = req.option_mut(abi::NETMAP_REQ_OPT_CSB) else {
+            return Err(einval("CSB_ENABLE without a CSB option"));
+        };
+        if !binds_rings {
+            o.hdr.nro_status = 0;
+            return Ok(());
+        }
+        tracing::warn!(fd, "CSB mode is not implemented");
+        Err(Errno(libc::EOPNOTSUPP))
+    }
+}

@@ -1,0 +1,334 @@
+//! The netmap control plane, independent of the transport.
+//!
+//! One [`ControlPlane`] owns the shared region, the allocator (netmap's global
+//! allocator, mem_id 1) and every port. A front end calls [`ControlPlane::open`] for
+//! each open of `/dev/netmap`, [`ControlPlane::ioctl`] and [`ControlPlane::poll`] for
+//! requests on it and [`ControlPlane::release`] on its last close.
+//!
+//! Locking: one mutex around [`State`]. Every request holds it for a bounded amount of
+//! work (no request ever waits for another), and poll notifications are fired after it
+//! is released.
+
+mod info;
+mod legacy;
+mod nmreq;
+mod poll;
+mod register;
+pub(crate) mod sys;
+mod usermem;
+
+pub use usermem::{NoMemory, ProcessMemory, UserMemory};
+
+use netmap_abi as abi;
+use netmap_netif::{Adapter, Dir, Wake};
+use netmap_pool::{Backing, MemAllocator, PoolConfig, Region, SharedMem};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Mutex, MutexGuard};
+
+/// An errno value returned to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl std::fmt::Display for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", std::io::Error::from_raw_os_error(self.0))
+    }
+}
+
+impl From<netmap_netif::NetifError> for Errno {
+    fn from(e: netmap_netif::NetifError) -> Self {
+        Errno(e.errno())
+    }
+}
+
+impl From<netmap_pool::OutOfBounds> for Errno {
+    fn from(_: netmap_pool::OutOfBounds) -> Self {
+        Errno(libc::EFAULT)
+    }
+}
+
+/// Errors building a control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum CtrlError {
+    #[error("pool configuration: {0}")]
+    Pool(#[from] netmap_pool::PoolError),
+    #[error("shared region: {0}")]
+    Region(#[from] netmap_pool::RegionError),
+}
+
+/// A one-shot wake-up of a poller that found its descriptor not ready.
+pub trait PollWaker: Send {
+    fn wake(self: Box<Self>);
+}
+
+/// Identifies one open of `/dev/netmap` (a FUSE file handle).
+pub type FdId = u64;
+
+/// What a registered descriptor is bound to.
+#[derive(Debug, Clone)]
+pub(crate) struct Binding {
+    pub adapter: u64,
+    pub ep: usize,
+    pub tx: Range<usize>,
+    pub rx: Range<usize>,
+    pub flags: u64,
+    pub nifp_off: usize,
+    pub exclusive: bool,
+}
+
+impl Binding {
+    pub fn rings(&self, d: Dir) -> Range<usize> {
+        match d {
+            Dir::Tx => self.tx.clone(),
+            Dir::Rx => self.rx.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct FdState {
+    pub binding: Option<Binding>,
+    pub waker: Option<Box<dyn PollWaker>>,
+}
+
+pub(crate) struct AdapterSlot {
+    pub ad: Box<dyn Adapter>,
+    /// Pipe registry key (`parent`, `id`) so the pair can be found by name.
+    pub pipe_key: Option<(String, String)>,
+    /// Descriptors bound to this adapter (for wake-ups).
+    pub fds: Vec<FdId>,
+}
+
+pub(crate) struct State {
+    pub alloc: MemAllocator,
+    pub adapters: HashMap<u64, AdapterSlot>,
+    /// parent name → (pipe id → adapter id)
+    pub pipes: HashMap<String, HashMap<String, u64>>,
+    pub fds: HashMap<FdId, FdState>,
+    next_fd: FdId,
+    next_adapter: u64,
+}
+
+impl State {
+    pub fn add_adapter(&mut self, ad: Box<dyn Adapter>, pipe_key: Option<(String, String)>) -> u64 {
+        self.next_adapter += 1;
+        let id = self.next_adapter;
+        if let Some((p, i)) = &pipe_key {
+            self.pipes.entry(p.clone()).or_default().insert(i.clone(), id);
+        }
+        self.adapters.insert(
+            id,
+            AdapterSlot {
+                ad,
+                pipe_key,
+                fds: Vec::new(),
+            },
+        );
+        id
+    }
+
+    /// Destroys an adapter nobody uses any more, returning its memory to the pool.
+    pub fn drop_adapter_if_unused(&mut self, id: u64, mem: SharedMem) {
+        let unused = self.adapters.get(&id).is_some_and(|s| !s.ad.in_use());
+        if !unused {
+            return;
+        }
+        if let Some(mut slot) = self.adapters.remove(&id) {
+            slot.ad.krings_delete(&mut self.alloc, mem);
+            if let Some((p, i)) = slot.pipe_key {
+                if let Some(m) = self.pipes.get_mut(&p) {
+                    m.remove(&i);
+                    if m.is_empty() {
+                        self.pipes.remove(&p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the stored wakers of every descriptor bound to `(adapter, ep)`.
+    pub fn collect_wakers(&mut self, adapter: u64, wake: Wake, out: &mut Vec<Box<dyn PollWaker>>) {
+        for (ep, _dir) in wake.iter() {
+            let Some(slot) = self.adapters.get(&adapter) else { continue };
+            for fd in &slot.fds {
+                if let Some(f) = self.fds.get_mut(fd) {
+                    if f.binding.as_ref().is_some_and(|b| b.ep == ep) {
+                        if let Some(w) = f.waker.take() {
+                            out.push(w);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Start-up parameters of the control plane.
+#[derive(Debug, Clone, Copy)]
+pub struct CtrlConfig {
+    pub pools: PoolConfig,
+    /// Back the region with a tmpfs mounted `huge=always` when possible.
+    pub prefer_huge: bool,
+}
+
+impl Default for CtrlConfig {
+    fn default() -> Self {
+        Self {
+            pools: PoolConfig::default(),
+            prefer_huge: true,
+        }
+    }
+}
+
+/// The netmap control plane (see the module doc).
+pub struct ControlPlane {
+    region: Region,
+    state: Mutex<State>,
+}
+
+impl ControlPlane {
+    /// Lays out the global allocator and creates its region.
+    pub fn new(cfg: &CtrlConfig) -> Result<Self, CtrlError> {
+        let alloc = MemAllocator::new(1, &cfg.pools)?;
+        let region = Region::create(alloc.memsize(), cfg.prefer_huge)?;
+        tracing::info!(
+            memsize = alloc.memsize(),
+            backing = ?region.backing(),
+            if_objs = alloc.if_pool.objtotal(),
+            ring_objs = alloc.ring_pool.objtotal(),
+            bufs = alloc.buf_pool.objtotal(),
+            "shared region ready"
+        );
+        Ok(Self {
+            region,
+            state: Mutex::new(State {
+                alloc,
+                adapters: HashMap::new(),
+                pipes: HashMap::new(),
+                fds: HashMap::new(),
+                next_fd: 0,
+                next_adapter: 0,
+            }),
+        })
+    }
+
+    /// The file every client maps (FUSE passthrough backing).
+    pub fn region_file(&self) -> &std::fs::File {
+        self.region.file()
+    }
+
+    pub fn region_len(&self) -> usize {
+        self.region.len()
+    }
+
+    pub fn backing(&self) -> Backing {
+        self.region.backing()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug; the state itself stays
+        // consistent enough to keep serving other clients, so recover the guard.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn mem(&self) -> SharedMem<'_> {
+        self.region.shmem()
+    }
+
+    /// A new open of `/dev/netmap`.
+    pub fn open(&self) -> FdId {
+        let mut st = self.lock();
+        st.next_fd += 1;
+        let id = st.next_fd;
+        st.fds.insert(id, FdState::default());
+        id
+    }
+
+    /// The last close of a descriptor: unregisters it and returns its netmap_if, extra
+    /// buffers and (if it was the last user) rings and buffers to the pool.
+    pub fn release(&self, fd: FdId) {
+        let mut wakers = Vec::new();
+        {
+            let mut st = self.lock();
+            if let Some(f) = st.fds.remove(&fd) {
+                if let Some(b) = f.binding {
+                    register::unbind(&mut st, &b, fd, self.mem(), &mut wakers);
+                }
+            }
+        }
+        fire(wakers);
+    }
+
+    /// One ioctl. `arg` holds the bytes the transport copied in (the size encoded in
+    /// `cmd`); on success the returned bytes are copied back to the caller.
+    pub fn ioctl(&self, fd: FdId, cmd: u32, arg: &[u8], um: &dyn UserMemory) -> Result<Vec<u8>, Errno> {
+        match cmd {
+            abi::NIOCTXSYNC => self.sync_ioctl(fd, Dir::Tx).map(|()| Vec::new()),
+            abi::NIOCRXSYNC => self.sync_ioctl(fd, Dir::Rx).map(|()| Vec::new()),
+            abi::NIOCCTRL => self.nmreq_ctrl(fd, arg, um),
+            abi::NIOCREGIF | abi::NIOCGINFO => self.legacy(fd, cmd, arg),
+            abi::NIOCCONFIG => {
+                tracing::debug!(fd, "NIOCCONFIG: no switch has a configuration hook");
+                Err(Errno(libc::EINVAL))
+            }
+            _ => {
+                tracing::debug!(fd, cmd = format_args!("{cmd:#x}"), "unknown ioctl");
+                Err(Errno(libc::EOPNOTSUPP))
+            }
+        }
+    }
+
+    /// Pool occupancy and port facts, as `key=value` lines (`netmapd status`).
+    pub fn status(&self) -> String {
+        let st = self.lock();
+        let c = st.alloc.counts();
+        let mut s = format!(
+            "backing={}\nmemsize={}\nclients={}\nregistered={}\nports={}\nif_free={}\nif_total={}\nring_free={}\nring_total={}\nbuf_free={}\nbuf_total={}\n",
+            match self.region.backing() {
+                Backing::HugeTmpfs => "huge-tmpfs",
+                Backing::Memfd => "memfd",
+            },
+            st.alloc.memsize(),
+            st.fds.len(),
+            st.fds.values().filter(|f| f.binding.is_some()).count(),
+            st.adapters.len(),
+            c.if_free,
+            c.if_total,
+            c.ring_free,
+            c.ring_total,
+            c.buf_free,
+            c.buf_total,
+        );
+        for slot in st.adapters.values() {
+            for ep in slot.ad.endpoints() {
+                s.push_str(&format!(
+                    "port={} kind={:?} users={} tx_rings={} rx_rings={} tx_slots={} rx_slots={}\n",
+                    ep.name,
+                    slot.ad.kind(),
+                    ep.users,
+                    ep.counts.tx_rings,
+                    ep.counts.rx_rings,
+                    ep.counts.tx_slots,
+                    ep.counts.rx_slots
+                ));
+            }
+        }
+        s
+    }
+
+    /// Pool counters, for tests.
+    pub fn pool_counts(&self) -> netmap_pool::PoolCounts {
+        self.lock().alloc.counts()
+    }
+}
+
+/// Wakes pollers; called with no lock held.
+pub(crate) fn fire(wakers: Vec<Box<dyn PollWaker>>) {
+    for w in wakers {
+        w.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests;

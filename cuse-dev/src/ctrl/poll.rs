@@ -1,0 +1,130 @@
+//! NIOCTXSYNC / NIOCRXSYNC (NETMAP-ABI.md §6) and poll (§9).
+
+use super::{Binding, ControlPlane, Errno, FdId, PollWaker, State};
+use netmap_netif::sync::{sync_ring, BufLimits, RingSync};
+use netmap_netif::Dir;
+use netmap_pool::SharedMem;
+
+pub const POLLIN: u32 = libc::POLLIN as u32;
+pub const POLLOUT: u32 = libc::POLLOUT as u32;
+pub const POLLERR: u32 = libc::POLLERR as u32;
+pub const POLLRDNORM: u32 = libc::POLLRDNORM as u32;
+pub const POLLWRNORM: u32 = libc::POLLWRNORM as u32;
+
+/// Syncs ring `i` of direction `d` of a binding, collecting wake-ups for peers.
+fn sync_one(
+    st: &mut State,
+    b: &Binding,
+    d: Dir,
+    i: usize,
+    mem: SharedMem,
+    wakers: &mut Vec<Box<dyn PollWaker>>,
+) -> Option<RingSync> {
+    let lim = BufLimits {
+        total: st.alloc.buf_pool.objtotal(),
+        size: st.alloc.buf_size(),
+    };
+    let slot = st.adapters.get_mut(&b.adapter)?;
+    let r = match sync_ring(slot.ad.as_mut(), b.ep, d, i, mem, lim) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(dir = ?d, ring = i, %e, "sync failed");
+            return Some(RingSync {
+                error: true,
+                ready: false,
+                pending: false,
+                wake: Default::default(),
+            });
+        }
+    };
+    st.collect_wakers(b.adapter, r.wake, wakers);
+    Some(r)
+}
+
+/// Whether TX ring `i` holds packets the daemon has not consumed (`head != hwcur`).
+fn tx_pending(st: &State, b: &Binding, i: usize, mem: SharedMem) -> bool {
+    let Some(slot) = st.adapters.get(&b.adapter) else { return false };
+    let k = &slot.ad.endpoints()[b.ep].tx[i];
+    match netmap_netif::adapter::view(mem, k).and_then(|v| Ok(v.head()?)) {
+        Ok(h) => h != k.hwcur,
+        Err(_) => false,
+    }
+}
+
+impl ControlPlane {
+    pub(crate) fn sync_ioctl(&self, fd: FdId, d: Dir) -> Result<(), Errno> {
+        let mem = self.mem();
+        let mut wakers = Vec::new();
+        {
+            let mut st = self.lock();
+            let Some(b) = st.fds.get(&fd).and_then(|f| f.binding.clone()) else {
+                tracing::debug!(fd, "sync on an unregistered descriptor");
+                return Err(Errno(libc::ENXIO));
+            };
+            for i in b.rings(d) {
+                sync_one(&mut st, &b, d, i, mem, &mut wakers);
+            }
+        }
+        super::fire(wakers);
+        Ok(())
+    }
+
+    /// Computes the ready mask for `events`, syncing rings as netmap_poll does. When
+    /// nothing is ready and `waker` is given, it is kept until a peer makes progress.
+    pub fn poll(&self, fd: FdId, events: u32, waker: Option<Box<dyn PollWaker>>) -> u32 {
+        let mem = self.mem();
+        let mut wakers = Vec::new();
+        let revents = {
+            let mut st = self.lock();
+            let Some(b) = st.fds.get(&fd).and_then(|f| f.binding.clone()) else {
+                return POLLERR;
+            };
+            let mut want_tx = events & (POLLOUT | POLLWRNORM);
+            let want_rx = events & (POLLIN | POLLRDNORM);
+            let mut revents = 0;
+            if b.flags & netmap_abi::NR_NO_TX_POLL == 0 || want_tx != 0 {
+                for _pass in 0..2 {
+                    for i in b.tx.clone() {
+                        if want_tx == 0 && !tx_pending(&st, &b, i, mem) {
+                            continue;
+                        }
+                        let Some(r) = sync_one(&mut st, &b, Dir::Tx, i, mem, &mut wakers) else { continue };
+                        if r.error {
+                            revents |= POLLERR;
+                        } else if r.ready && want_tx != 0 {
+                            revents |= want_tx;
+                            want_tx = 0;
+                        }
+                    }
+                    if want_tx == 0 {
+                        break;
+                    }
+                }
+            }
+            if want_rx != 0 {
+                for _pass in 0..2 {
+                    for i in b.rx.clone() {
+                        let Some(r) = sync_one(&mut st, &b, Dir::Rx, i, mem, &mut wakers) else { continue };
+                        if r.error {
+                            revents |= POLLERR;
+                        }
+                        if r.ready {
+                            revents |= want_rx;
+                        }
+                    }
+                    if revents & want_rx != 0 {
+                        break;
+                    }
+                }
+            }
+            if revents == 0 {
+                if let (Some(w), Some(f)) = (waker, st.fds.get_mut(&fd)) {
+                    f.waker = Some(w);
+                }
+            }
+            revents
+        };
+        super::fire(wakers);
+        revents
+    }
+}

@@ -1,0 +1,208 @@
+//! The one trait every port kind implements (netmap's `struct netmap_adapter`
+//! callbacks: `nm_krings_create`, `nm_krings_delete`, `nm_txsync`, `nm_rxsync`).
+//!
+//! An adapter may expose several *endpoints*: a pipe pair is one adapter whose two
+//! ends share rings and buffers; a null port has one endpoint. A descriptor binds to
+//! one endpoint. Everything runs under the control plane's lock, so adapters are plain
+//! data with `&mut self` methods.
+
+use crate::kring::{Dir, Kring};
+use crate::ringmem::RingView;
+use crate::NetifError;
+use netmap_pool::{MemAllocator, SharedMem};
+
+/// What kind of port an adapter implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortKind {
+    Pipe,
+    Null,
+}
+
+/// Ring and slot counts of an endpoint as REGISTER and PORT_INFO_GET report them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortCounts {
+    pub tx_rings: u32,
+    pub rx_rings: u32,
+    pub tx_slots: u32,
+    pub rx_slots: u32,
+    pub host_tx_rings: u32,
+    pub host_rx_rings: u32,
+}
+
+/// One side of an adapter that descriptors can bind to.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Kernel name (e.g. `pp{0`), also written into `netmap_if.ni_name`.
+    pub name: String,
+    pub counts: PortCounts,
+    pub tx: Vec<Kring>,
+    pub rx: Vec<Kring>,
+    /// Descriptors registered on this endpoint.
+    pub users: u32,
+}
+
+impl Endpoint {
+    pub fn new(name: String, counts: PortCounts) -> Self {
+        let tx = (0..counts.tx_rings)
+            .map(|i| Kring::new(Dir::Tx, i, counts.tx_slots))
+            .collect();
+        let rx = (0..counts.rx_rings)
+            .map(|i| Kring::new(Dir::Rx, i, counts.rx_slots))
+            .collect();
+        Self {
+            name,
+            counts,
+            tx,
+            rx,
+            users: 0,
+        }
+    }
+
+    pub fn krings(&self, d: Dir) -> &[Kring] {
+        match d {
+            Dir::Tx => &self.tx,
+            Dir::Rx => &self.rx,
+        }
+    }
+
+    pub fn krings_mut(&mut self, d: Dir) -> &mut [Kring] {
+        match d {
+            Dir::Tx => &mut self.tx,
+            Dir::Rx => &mut self.rx,
+        }
+    }
+
+    /// True when every ring of the endpoint is materialised in the region.
+    pub fn has_rings(&self) -> bool {
+        self.tx.iter().chain(self.rx.iter()).all(|k| k.ring_off.is_some())
+    }
+}
+
+/// Which pollers a sync made progress for: `(endpoint, direction)` pairs whose
+/// waiters must be woken (pipe: the reader after a complete packet, the writer after
+/// released slots).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wake {
+    pub list: [Option<(usize, Dir)>; 2],
+}
+
+impl Wake {
+    pub fn none() -> Self {
+        Self::default()
+    }
+    pub fn one(ep: usize, d: Dir) -> Self {
+        Self {
+            list: [Some((ep, d)), None],
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (usize, Dir)> + '_ {
+        self.list.iter().flatten().copied()
+    }
+}
+
+/// The port-kind interface. `txsync`/`rxsync` run after the generic prologue has
+/// validated the client's `head` (passed in) and before the generic finalize.
+pub trait Adapter: Send {
+    fn kind(&self) -> PortKind;
+    fn endpoints(&self) -> &[Endpoint];
+    fn endpoints_mut(&mut self) -> &mut [Endpoint];
+    /// Materialises the rings endpoint `ep` needs (and any it shares them with).
+    /// On error nothing stays allocated.
+    fn krings_create(&mut self, ep: usize, alloc: &mut MemAllocator, mem: SharedMem) -> Result<(), NetifError>;
+    /// Returns every ring object and buffer to the pool; called once no endpoint has users.
+    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem);
+    fn txsync(&mut self, ep: usize, ring: usize, head: u32, mem: SharedMem) -> Result<Wake, NetifError>;
+    fn rxsync(&mut self, ep: usize, ring: usize, head: u32, mem: SharedMem) -> Result<Wake, NetifError>;
+
+    fn in_use(&self) -> bool {
+        self.endpoints().iter().any(|e| e.users > 0)
+    }
+}
+
+/// Ring objects and buffers taken so far by a multi-step creation; given back on
+/// drop unless [`Taken::commit`] is called. This is the cleanup the seed allocator's
+/// `netmap_if_new` left as "XXX missing".
+pub struct Taken<'a> {
+    pub alloc: &'a mut MemAllocator,
+    rings: Vec<u32>,
+    bufs: Vec<u32>,
+}
+
+impl<'a> Taken<'a> {
+    pub fn new(alloc: &'a mut MemAllocator) -> Self {
+        Self {
+            alloc,
+            rings: Vec::new(),
+            bufs: Vec::new(),
+        }
+    }
+
+    /// Takes a ring object; returns its region offset.
+    pub fn ring(&mut self) -> Result<usize, NetifError> {
+        let idx = self.alloc.ring_pool.alloc()?;
+        self.rings.push(idx);
+        self.alloc
+            .ring_pool
+            .obj_offset(idx)
+            .ok_or_else(|| NetifError::Inval(format!("ring object {idx} has no offset")))
+    }
+
+    /// Takes `n` buffers (all or none).
+    pub fn bufs(&mut self, n: usize) -> Result<Vec<u32>, NetifError> {
+        let v = self.alloc.buf_pool.alloc_many(n)?;
+        self.bufs.extend_from_slice(&v);
+        Ok(v)
+    }
+
+    /// Keeps everything taken.
+    pub fn commit(mut self) {
+        self.rings.clear();
+        self.bufs.clear();
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        for &r in &self.rings {
+            if let Err(e) = self.alloc.ring_pool.free(r) {
+                tracing::error!(%e, "rollback of a ring object failed");
+            }
+        }
+        for &b in &self.bufs {
+            if let Err(e) = self.alloc.buf_pool.free(b) {
+                tracing::error!(%e, "rollback of a buffer failed");
+            }
+        }
+    }
+}
+
+/// Gives a ring object back to the pool and forgets it in the kring.
+pub fn ring_free(alloc: &mut MemAllocator, k: &mut Kring) {
+    if let Some(off) = k.ring_off.take() {
+        match alloc.ring_pool.obj_index(off) {
+            Some(idx) => {
+                if let Err(e) = alloc.ring_pool.free(idx) {
+                    tracing::error!(%e, "freeing ring object");
+                }
+            }
+            None => tracing::error!(off, "ring offset is not a ring object"),
+        }
+    }
+}
+
+/// Frees the buffer a client left in a slot. Clients may have written anything there,
+/// so the pool's checks (range, reserved, double free) decide; a refusal only means
+/// the client scribbled, and is logged at debug level.
+pub fn buf_free_checked(alloc: &mut MemAllocator, idx: u32) {
+    if let Err(e) = alloc.buf_pool.free(idx) {
+        tracing::debug!(%e, "not freeing a buffer index left in a slot");
+    }
+}
+
+/// Builds a view of an existing ring.
+pub fn view<'a>(mem: SharedMem<'a>, k: &Kring) -> Result<RingView<'a>, NetifError> {
+    let off = k
+        .ring_off
+        .ok_or_else(|| NetifError::Inval(format!("{:?} ring {} has no memory", k.dir, k.id)))?;
+    Ok(RingView::new(mem, off, k.num_slots))
+}

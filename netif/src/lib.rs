@@ -1,0 +1,29 @@
+//! netmap port kinds behind one adapter trait, and the kernel-side ring state.
+//!
+//! This is the daemon's equivalent of netmap's `netmap_kern.h` plus one file per port
+//! kind (`netmap_pipe.c`, `netmap_null.c`):
+//!
+//! * [`kring`] — the trusted per-ring state (`hwcur`, `hwtail`, `rhead`, `rcur`,
+//!   `rtail`) and the head/cur validation that protects it from the client;
+//! * [`ringmem`] — typed, bounds-checked views of a `netmap_ring` in the shared region;
+//! * [`adapter`] — the [`Adapter`] trait (krings create/delete, txsync, rxsync);
+//! * [`sync`] — the generic sync path: prologue → port sync → finalize, used by the
+//!   sync ioctls and by poll;
+//! * [`pipe`] and [`null`] — the port kinds that need no NIC.
+//!
+//! Nothing here knows about file descriptors or transports: the control plane in
+//! `cuse-dev` decides which rings a descriptor binds and calls into this crate.
+#![deny(unsafe_code)]
+
+pub mod adapter;
+pub mod error;
+pub mod kring;
+pub mod null;
+pub mod pipe;
+pub mod ringmem;
+pub mod sync;
+
+pub use adapter::{Adapter, Endpoint, PortCounts, PortKind, Wake};
+pub use error::NetifError;
+pub use kring::{Dir, Kring};
+pub use ringmem::RingView;

@@ -1,0 +1,299 @@
+//! netmap pipes: `NAME{ID` (master) and `NAME}ID` (slave), zero-copy by exchanging
+//! slot descriptors (NETMAP-ABI.md §10.4).
+//!
+//! Master TX ring i is connected to slave RX ring i and slave TX ring i to master RX
+//! ring i. Each connected pair shares one set of N buffers: slot k of the writer's TX
+//! ring and slot k of the reader's RX ring are the same descriptor at different times.
+//! The writer's txsync copies `[hwcur, head)` into the reader's ring and publishes only
+//! up to the end of the last complete packet; the reader's rxsync copies released
+//! slots back and publishes them to the writer as free. Neither side ever moves data.
+
+use crate::adapter::{buf_free_checked, ring_free, view, Adapter, Endpoint, PortCounts, PortKind, Taken, Wake};
+use crate::kring::Dir;
+use crate::NetifError;
+use netmap_abi::{NS_BUF_CHANGED, NS_MOREFRAG};
+use netmap_pool::{MemAllocator, SharedMem};
+
+/// Most pairs one parent may have (netmap's NM_MAXPIPES).
+pub const MAX_PIPES_PER_PARENT: usize = 64;
+/// Ring count limit per direction.
+pub const MAX_PIPE_RINGS: u32 = 256;
+/// Slot count limit.
+pub const MAX_PIPE_SLOTS: u32 = 4096;
+pub const MASTER: usize = 0;
+pub const SLAVE: usize = 1;
+
+/// The indices each side of a connected ring pair publishes to the other.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    /// Last slot the writer may fill (the reader's `head - 1` at its last release).
+    to_writer: u32,
+    /// End of the complete packets the writer has handed over.
+    to_reader: u32,
+}
+
+/// A pipe pair: one adapter, two endpoints.
+#[derive(Debug)]
+pub struct PipePair {
+    eps: [Endpoint; 2],
+    /// `links[w][i]`: endpoint `w`'s TX ring `i` → the other endpoint's RX ring `i`.
+    links: [Vec<Link>; 2],
+}
+
+/// Splits a kernel name at the pipe bracket: `Some((parent, is_master, id))`.
+/// The last `{` marks a master; without one, the last `}` marks a slave.
+pub fn parse_pipe_name(name: &str) -> Option<Result<(&str, bool, &str), NetifError>> {
+    let (pos, master) = match name.rfind('{') {
+        Some(p) => (p, true),
+        None => (name.rfind('}')?, false),
+    };
+    let parent = &name[..pos];
+    let id = &name[pos + 1..];
+    if parent.is_empty() || id.is_empty() {
+        return Some(Err(NetifError::Inval(format!(
+            "pipe name {name:?} needs a parent and an id"
+        ))));
+    }
+    Some(Ok((parent, master, id)))
+}
+
+impl PipePair {
+    /// Creates a pair from the counts of a REGISTER request, always read as the
+    /// master's (the slave gets them swapped). Zero rings → 1; zero slots → the
+    /// parent's; both clamped to the pipe limits and to what a ring object can hold.
+    pub fn new(base: &str, id: &str, req: PortCounts, parent_slots: u32, max_slots: u32) -> Self {
+        let rings = |r: u32| r.clamp(1, MAX_PIPE_RINGS);
+        let slots = |s: u32| {
+            let s = if s == 0 { parent_slots } else { s };
+            s.clamp(2, MAX_PIPE_SLOTS.min(max_slots))
+        };
+        let m = PortCounts {
+            tx_rings: rings(req.tx_rings),
+            rx_rings: rings(req.rx_rings),
+            tx_slots: slots(req.tx_slots),
+            rx_slots: slots(req.rx_slots),
+            host_tx_rings: 0,
+            host_rx_rings: 0,
+        };
+        let s = PortCounts {
+            tx_rings: m.rx_rings,
+            rx_rings: m.tx_rings,
+            tx_slots: m.rx_slots,
+            rx_slots: m.tx_slots,
+            ..m
+        };
+        let link = |n: u32| Link {
+            to_writer: n - 1,
+            to_reader: 0,
+        };
+        Self {
+            links: [
+                vec![link(m.tx_slots); m.tx_rings as usize],
+                vec![link(s.tx_slots); s.tx_rings as usize],
+            ],
+            eps: [
+                Endpoint::new(format!("{base}{{{id}"), m),
+                Endpoint::new(format!("{base}}}{id}"), s),
+            ],
+        }
+    }
+
+    fn create_all(&mut self, alloc: &mut MemAllocator, mem: SharedMem) -> Result<(), NetifError> {
+        let buf_pool_offset = alloc.buf_pool.offset();
+        let buf_size = alloc.buf_size();
+        let mut taken = Taken::new(alloc);
+        let mut placed: Vec<(usize, Dir, usize, usize)> = Vec::new();
+        for w in [MASTER, SLAVE] {
+            let r = 1 - w;
+            for i in 0..self.eps[w].tx.len() {
+                let n = self.eps[w].tx[i].num_slots;
+                let tx_off = taken.ring()?;
+                let rx_off = taken.ring()?;
+                let bufs = taken.bufs(n as usize)?;
+                let t = &self.eps[w].tx[i];
+                crate::RingView::new(mem, tx_off, n).init(
+                    buf_pool_offset,
+                    buf_size,
+                    t.id as u16,
+                    Dir::Tx.ring_dir(),
+                    0,
+                    n - 1,
+                    &bufs,
+                )?;
+                crate::RingView::new(mem, rx_off, n).init(
+                    buf_pool_offset,
+                    buf_size,
+                    i as u16,
+                    Dir::Rx.ring_dir(),
+                    0,
+                    0,
+                    &bufs,
+                )?;
+                placed.push((w, Dir::Tx, i, tx_off));
+                placed.push((r, Dir::Rx, i, rx_off));
+            }
+        }
+        taken.commit();
+        for (e, d, i, off) in placed {
+            let k = &mut self.eps[e].krings_mut(d)[i];
+            k.reset_indices();
+            k.ring_off = Some(off);
+        }
+        for (w, links) in self.links.iter_mut().enumerate() {
+            for (i, l) in links.iter_mut().enumerate() {
+                l.to_writer = self.eps[w].tx[i].num_slots - 1;
+                l.to_reader = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `x` in the circular half-open interval `[a, b)`.
+fn in_half_open(a: u32, b: u32, x: u32) -> bool {
+    if a <= b {
+        a <= x && x < b
+    } else {
+        x >= a || x < b
+    }
+}
+
+impl Adapter for PipePair {
+    fn kind(&self) -> PortKind {
+        PortKind::Pipe
+    }
+
+    fn endpoints(&self) -> &[Endpoint] {
+        &self.eps
+    }
+
+    fn endpoints_mut(&mut self) -> &mut [Endpoint] {
+        &mut self.eps
+    }
+
+    /// Registering either end materialises the rings of both (`netmap_pipe_reg_both`).
+    fn krings_create(&mut self, _ep: usize, alloc: &mut MemAllocator, mem: SharedMem) -> Result<(), NetifError> {
+        if self.eps.iter().all(Endpoint::has_rings) {
+            return Ok(());
+        }
+        self.create_all(alloc, mem)
+    }
+
+    /// Frees exactly one buffer per slot of each connected pair: the reader's copy for
+    /// slots handed over but not yet released (`[reader hwcur, writer hwcur)`), the
+    /// writer's copy for the rest. Whichever side owns a slot may have swapped a new
+    /// buffer in; the other side's copy is then stale and must not be freed.
+    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem) {
+        for w in [MASTER, SLAVE] {
+            let r = 1 - w;
+            for i in 0..self.eps[w].tx.len() {
+                let (t, rk) = (&self.eps[w].tx[i], &self.eps[r].rx[i]);
+                if let (Ok(tv), Ok(rv)) = (view(mem, t), view(mem, rk)) {
+                    for k in 0..t.num_slots {
+                        let from = if in_half_open(rk.hwcur, t.hwcur, k) { &rv } else { &tv };
+                        match from.slot_buf_idx(k) {
+                            Ok(idx) => buf_free_checked(alloc, idx),
+                            Err(e) => tracing::error!(%e, "reading a pipe slot at teardown"),
+                        }
+                    }
+                }
+                ring_free(alloc, &mut self.eps[w].tx[i]);
+                ring_free(alloc, &mut self.eps[r].rx[i]);
+            }
+        }
+    }
+
+    fn txsync(&mut self, ep: usize, ring: usize, head: u32, mem: SharedMem) -> Result<Wake, NetifError> {
+        let peer = 1 - ep;
+        let link = &mut self.links[ep][ring];
+        let [a, b] = &mut self.eps;
+        let (w, r) = if ep == MASTER { (a, b) } else { (b, a) };
+        let t = &mut w.tx[ring];
+        let rk = &r.rx[ring];
+        t.hwtail = link.to_writer;
+        let tv = view(mem, t)?;
+        let rv = view(mem, rk)?;
+        let mut k = t.hwcur;
+        let mut complete = None;
+        while k != head {
+            let s = tv.slot(k)?;
+            rv.set_slot(k, &s)?;
+            if s.flags & NS_BUF_CHANGED != 0 {
+                tv.set_slot_flags(k, s.flags & !NS_BUF_CHANGED)?;
+            }
+            k = t.next(k);
+            if s.flags & NS_MOREFRAG == 0 {
+                complete = Some(k);
+            }
+        }
+        t.hwcur = head;
+        Ok(match complete {
+            Some(end) => {
+                link.to_reader = end;
+                Wake::one(peer, Dir::Rx)
+            }
+            None => Wake::none(),
+        })
+    }
+
+    fn rxsync(&mut self, ep: usize, ring: usize, head: u32, mem: SharedMem) -> Result<Wake, NetifError> {
+        let writer = 1 - ep;
+        let link = &mut self.links[writer][ring];
+        let [a, b] = &mut self.eps;
+        let (r, w) = if ep == MASTER { (a, b) } else { (b, a) };
+        let rk = &mut r.rx[ring];
+        let t = &w.tx[ring];
+        rk.hwtail = link.to_reader;
+        let rv = view(mem, rk)?;
+        let tv = view(mem, t)?;
+        let mut k = rk.hwcur;
+        if k == head {
+            return Ok(Wake::none());
+        }
+        while k != head {
+            let s = rv.slot(k)?;
+            tv.set_slot(k, &s)?;
+            if s.flags & NS_BUF_CHANGED != 0 {
+                rv.set_slot_flags(k, s.flags & !NS_BUF_CHANGED)?;
+            }
+            k = rk.next(k);
+        }
+        rk.hwcur = head;
+        link.to_writer = rk.prev(head);
+        Ok(Wake::one(writer, Dir::Tx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let p = |n| parse_pipe_name(n).map(|r| r.map_err(|e| e.errno()));
+        assert_eq!(p("pp{0"), Some(Ok(("pp", true, "0"))));
+        assert_eq!(p("pp}0"), Some(Ok(("pp", false, "0"))));
+        assert_eq!(p("a}b{c"), Some(Ok(("a}b", true, "c"))));
+        assert_eq!(p("x{"), Some(Err(libc::EINVAL)));
+        assert_eq!(p("{x"), Some(Err(libc::EINVAL)));
+        assert_eq!(p("eth0"), None);
+    }
+
+    #[test]
+    fn counts_are_the_masters_and_swapped_for_the_slave() {
+        let req = PortCounts {
+            tx_rings: 2,
+            rx_rings: 1,
+            tx_slots: 0,
+            rx_slots: 100,
+            ..Default::default()
+        };
+        let p = PipePair::new("x", "1", req, 1024, 2288);
+        let m = p.eps[MASTER].counts;
+        let s = p.eps[SLAVE].counts;
+        assert_eq!((m.tx_rings, m.rx_rings, m.tx_slots, m.rx_slots), (2, 1, 1024, 100));
+        assert_eq!((s.tx_rings, s.rx_rings, s.tx_slots, s.rx_slots), (1, 2, 100, 1024));
+        assert_eq!(p.eps[MASTER].name, "x{1");
+        assert_eq!(p.eps[SLAVE].name, "x}1");
+    }
+}

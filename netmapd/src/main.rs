@@ -1,0 +1,127 @@
+//! netmapd — netmap without the kernel module.
+//!
+//! `netmapd` serves `/dev/netmap` from userspace with netmap's real ioctl/mmap ABI, so
+//! unmodified netmap programs run on any Linux box with FUSE passthrough (Linux ≥ 6.9).
+//! See the `cuse-dev` crate for the request path and the control plane.
+#![deny(unsafe_code)]
+
+mod daemon;
+mod exec;
+mod status;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Serve /dev/netmap from userspace (FUSE passthrough), so stock netmap binaries run
+/// without the netmap kernel module.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    opts: DaemonOpts,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run CMD in a private mount namespace with its own /dev/netmap served by a fresh
+    /// daemon; exit with CMD's status. Nothing is left on the host afterwards.
+    Exec {
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Print pool occupancy, clients and ports of the running daemon.
+    Status,
+}
+
+/// Daemon options (also accepted by `exec`).
+#[derive(Args, Debug, Clone)]
+pub struct DaemonOpts {
+    /// Path of the device file to serve.
+    #[arg(long, default_value = "/dev/netmap", global = true)]
+    pub path: PathBuf,
+    /// Permission bits of the device file (octal).
+    #[arg(long, default_value = "600", value_parser = parse_octal, global = true)]
+    pub mode: u16,
+    /// Group owning the device file (name or numeric gid).
+    #[arg(long, default_value = "0", global = true)]
+    pub group: String,
+    /// FUSE worker threads (each with its own /dev/fuse clone).
+    #[arg(long, default_value_t = 2, global = true)]
+    pub threads: usize,
+    /// netmap_if objects in the global allocator.
+    #[arg(long, default_value_t = 100, global = true)]
+    pub if_num: u32,
+    /// Size of a netmap_if object in bytes.
+    #[arg(long, default_value_t = 1024, global = true)]
+    pub if_size: u32,
+    /// Ring objects in the global allocator.
+    #[arg(long, default_value_t = 200, global = true)]
+    pub ring_num: u32,
+    /// Size of a ring object in bytes (limits slots per ring to (size-256)/16).
+    #[arg(long, default_value_t = 36864, global = true)]
+    pub ring_size: u32,
+    /// Packet buffers in the global allocator.
+    #[arg(long, default_value_t = 163840, global = true)]
+    pub buf_num: u32,
+    /// Size of a packet buffer in bytes.
+    #[arg(long, default_value_t = 2048, global = true)]
+    pub buf_size: u32,
+    /// Back the region with a plain memfd instead of a tmpfs mounted huge=always.
+    #[arg(long, global = true)]
+    pub no_huge: bool,
+    /// Unix socket answering `netmapd status` [default: $NETMAPD_STATUS_SOCKET or /run/netmapd.sock].
+    #[arg(long, global = true)]
+    pub status_socket: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
+    #[arg(long, default_value = "info,fuser=error", global = true)]
+    pub log: String,
+}
+
+fn parse_octal(s: &str) -> Result<u16, String> {
+    u16::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{s:?} is not an octal mode"))
+}
+
+impl DaemonOpts {
+    pub fn status_socket(&self) -> PathBuf {
+        self.status_socket.clone().unwrap_or_else(status::default_socket)
+    }
+}
+
+fn init_logging(filter: &str) {
+    let f = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt().with_env_filter(f).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Some(Cmd::Status) => status::print(&cli.opts.status_socket()),
+        Some(Cmd::Exec { command }) => {
+            // The namespace must be entered while the process is still single-threaded.
+            if let Err(e) = exec::enter_private_namespace(&cli.opts) {
+                eprintln!("netmapd exec: {e}");
+                return ExitCode::from(125);
+            }
+            init_logging(&cli.opts.log);
+            exec::run(&cli.opts, &command)
+        }
+        None => {
+            init_logging(&cli.opts.log);
+            match daemon::serve_until_signal(&cli.opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

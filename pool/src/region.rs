@@ -1,0 +1,363 @@
+//! The shared-memory backing of one allocator.
+//!
+//! The daemon and every client map the same file: the daemon through its own `mmap`, the
+//! clients through FUSE passthrough of [`Region::file`]. Huge pages are preferred because
+//! the default region is 327 MiB and clients touch it at packet rate (TLB pressure), but
+//! they need a private tmpfs mount (root), so plain `memfd` is the fallback.
+
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::shmem::SharedMem;
+
+/// Huge tmpfs mounts are sized in 2 MiB units (the huge page size on x86_64/aarch64).
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Distinguishes temp dirs of regions created concurrently by the same process.
+static REGION_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// What kind of memory backs a [`Region`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// A file on a private `huge=always` tmpfs mount (transparent huge pages).
+    HugeTmpfs,
+    /// An anonymous `memfd_create` file (regular pages).
+    Memfd,
+}
+
+/// Errors creating a [`Region`].
+#[derive(Debug, thiserror::Error)]
+pub enum RegionError {
+    /// A system call failed.
+    #[error("region I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// A zero-length region cannot be mapped.
+    #[error("region length must be non-zero")]
+    ZeroLength,
+    /// `mmap` of the backing file failed.
+    #[error("mmap of {len} bytes failed: {source}")]
+    Mmap { len: usize, source: io::Error },
+}
+
+/// Owns the backing file and a `MAP_SHARED` read/write mapping of it.
+#[derive(Debug)]
+pub struct Region {
+    file: File,
+    ptr: *mut u8,
+    len: usize,
+    backing: Backing,
+}
+
+// SAFETY: the mapping is owned by Region and lives until Drop; Region itself only exposes
+// it through SharedMem (volatile/atomic, bounds-checked accesses), which is already
+// designed for concurrent modification, so sharing or sending Region across threads is sound.
+unsafe impl Send for Region {}
+// SAFETY: see the Send impl; `&Region` only hands out SharedMem and `&File`.
+unsafe impl Sync for Region {}
+
+fn cstring(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+/// Undoes the steps of a huge tmpfs setup in reverse order; which steps ran is tracked so
+/// a failure midway leaves nothing behind on the host.
+struct HugeSetup {
+    dir: PathBuf,
+    dir_created: bool,
+    mounted: bool,
+    file_path: Option<PathBuf>,
+}
+
+impl HugeSetup {
+    fn cleanup(&mut self) -> io::Result<()> {
+        let mut first_err = None;
+        if let Some(path) = self.file_path.take() {
+            if let Err(e) = fs::remove_file(&path) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if self.mounted {
+            self.mounted = false;
+            match cstring(&self.dir) {
+                Ok(c) => {
+                    // SAFETY: c is a valid NUL-terminated path; umount2 has no memory effects.
+                    let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                    if rc != 0 {
+                        first_err.get_or_insert(io::Error::last_os_error());
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if self.dir_created {
+            self.dir_created = false;
+            if let Err(e) = fs::remove_dir(&self.dir) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for HugeSetup {
+    fn drop(&mut self) {
+        if let Err(e) = self.cleanup() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "huge tmpfs cleanup failed");
+        }
+    }
+}
+
+/// Creates a `len`-byte file on a private huge-page tmpfs and detaches the mount, leaving
+/// only the open file.
+fn create_huge_file(len: usize) -> io::Result<File> {
+    let seq = REGION_SEQ.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("netmapd-region-{}-{}", std::process::id(), seq));
+    let mut setup = HugeSetup {
+        dir,
+        dir_created: false,
+        mounted: false,
+        file_path: None,
+    };
+    fs::DirBuilder::new().mode(0o700).create(&setup.dir)?;
+    setup.dir_created = true;
+
+    let size = len
+        .checked_next_multiple_of(HUGE_PAGE)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "region too large"))?;
+    let opts = CString::new(format!("huge=always,mode=0600,size={size}"))
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad mount options"))?;
+    let dir_c = cstring(&setup.dir)?;
+    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            dir_c.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            opts.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    setup.mounted = true;
+
+    let path = setup.dir.join("region");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    setup.file_path = Some(path);
+    file.set_len(len as u64)?;
+    // Unlink, detach and remove the dir now: the open File keeps the tmpfs alive.
+    setup.cleanup()?;
+    Ok(file)
+}
+
+/// Creates an anonymous memfd of `len` bytes.
+fn create_memfd(len: usize) -> io::Result<File> {
+    // SAFETY: the name is a valid NUL-terminated string; flags are valid.
+    let fd = unsafe { libc::memfd_create(c"netmapd-region".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by memfd_create and is owned by nobody else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.set_len(len as u64)?;
+    Ok(file)
+}
+
+impl Region {
+    /// Creates and maps a region of `len` bytes, on huge pages if `prefer_huge` and the
+    /// host allows it, otherwise on a memfd (the reason is logged at warn level).
+    pub fn create(len: usize, prefer_huge: bool) -> Result<Region, RegionError> {
+        if len == 0 {
+            return Err(RegionError::ZeroLength);
+        }
+        let huge = if prefer_huge {
+            match create_huge_file(len) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, "huge pages unavailable, falling back to memfd");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let (file, backing) = match huge {
+            Some(f) => (f, Backing::HugeTmpfs),
+            None => (create_memfd(len)?, Backing::Memfd),
+        };
+        // SAFETY: mapping a fresh region chosen by the kernel (addr NULL) cannot alias
+        // existing Rust objects; file is a valid fd at least len bytes long.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(RegionError::Mmap {
+                len,
+                source: io::Error::last_os_error(),
+            });
+        }
+        tracing::info!(len, ?backing, "shared region created");
+        Ok(Region {
+            file,
+            ptr: p.cast(),
+            len,
+            backing,
+        })
+    }
+
+    /// The backing file, handed to FUSE as the passthrough file so clients map the same
+    /// pages.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Length of the region in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false (zero-length regions are rejected); provided for API completeness.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Which kind of memory backs the region.
+    pub fn backing(&self) -> Backing {
+        self.backing
+    }
+
+    /// Bounds-checked volatile accessor for the whole region.
+    pub fn shmem(&self) -> SharedMem<'_> {
+        // SAFETY: the mapping is valid for len bytes, readable and writable, until Drop,
+        // which cannot happen while the returned value borrows self.
+        unsafe { SharedMem::from_raw(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are exactly the mapping created in `create`; no SharedMem can
+        // outlive &self, so nothing uses the mapping afterwards.
+        let rc = unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        if rc != 0 {
+            tracing::warn!(error = %io::Error::last_os_error(), "munmap of region failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Maps `file` a second time, independently of the Region, to prove MAP_SHARED.
+    fn second_map(file: &File, len: usize) -> *mut u8 {
+        // SAFETY: fresh kernel-chosen mapping of a valid fd.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        p.cast()
+    }
+
+    fn check_shared(r: &Region) {
+        let m = r.shmem();
+        assert_eq!(m.len(), r.len());
+        let last = r.len() - 8;
+        m.write_u64(0, 0x1122_3344_5566_7788).expect("write");
+        m.write_u64(last, 0xfeed).expect("write");
+        m.store_u32_release(4096, 99).expect("store");
+        let p = second_map(r.file(), r.len());
+        {
+            // SAFETY: p maps r.len() bytes and is unmapped only after this block.
+            let other = unsafe { SharedMem::from_raw(p, r.len()) };
+            assert_eq!(other.read_u64(0), Ok(0x1122_3344_5566_7788));
+            assert_eq!(other.read_u64(last), Ok(0xfeed));
+            assert_eq!(other.load_u32_acquire(4096), Ok(99));
+            other.write_bytes(100, b"hello").expect("write");
+        }
+        let mut b = [0u8; 5];
+        m.read_bytes(100, &mut b).expect("read");
+        assert_eq!(&b, b"hello");
+        // SAFETY: p/len is the mapping created by second_map, no longer used.
+        assert_eq!(unsafe { libc::munmap(p.cast(), r.len()) }, 0);
+        assert!(m.read_u8(r.len()).is_err());
+        assert!(m.read_u64(usize::MAX - 3).is_err());
+        assert!(m.write_bytes(usize::MAX, &[0]).is_err());
+    }
+
+    #[test]
+    fn memfd_region() {
+        let r = Region::create(3 * 4096 + 100, false).expect("region");
+        assert_eq!(r.backing(), Backing::Memfd);
+        assert_eq!(r.file().metadata().expect("meta").len(), 3 * 4096 + 100);
+        check_shared(&r);
+    }
+
+    #[test]
+    fn huge_region_or_fallback() {
+        let len = 4 << 20;
+        let r = Region::create(len, true).expect("region");
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        println!(
+            "prefer_huge region backing: {:?} (euid root: {root})",
+            r.backing()
+        );
+        check_shared(&r);
+        // Nothing may be left behind in the temp dir either way.
+        let leftovers: Vec<_> = fs::read_dir(std::env::temp_dir())
+            .expect("tmp")
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("netmapd-region-{}-", std::process::id()))
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    }
+
+    #[test]
+    fn zero_length_rejected() {
+        assert!(matches!(
+            Region::create(0, false),
+            Err(RegionError::ZeroLength)
+        ));
+    }
+
+    #[test]
+    fn region_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Region>();
+        assert_send_sync::<SharedMem<'static>>();
+    }
+}

@@ -1,0 +1,378 @@
+//! The single accessor for memory shared with clients.
+//!
+//! Clients are untrusted processes that map the same region and write to it at any time,
+//! so the daemon must never form `&T`/`&[u8]` into it (the compiler would be entitled to
+//! assume the bytes do not change underneath). Modelled on rust-vmm's `VolatileSlice`:
+//! every access is bounds-checked with overflow-safe arithmetic and performed with
+//! volatile (or atomic, for ring indices) operations on raw pointers.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::size_of;
+use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// An access fell (partly) outside the shared region, or an atomic access was misaligned.
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+#[error("shared memory access out of bounds: offset {offset} len {len} (region {size})")]
+pub struct OutOfBounds {
+    pub offset: usize,
+    pub len: usize,
+    pub size: usize,
+}
+
+/// A bounds-checked window onto client-shared memory. Cheap to copy; borrows the backing
+/// mapping (e.g. a [`crate::Region`]) for `'a` so it cannot outlive it.
+#[derive(Clone, Copy)]
+pub struct SharedMem<'a> {
+    ptr: *mut u8,
+    len: usize,
+    _marker: PhantomData<&'a ()>,
+}
+
+// SAFETY: SharedMem only hands out copies of the bytes (never references), all accesses
+// are volatile/atomic and the memory is already shared with other processes, so using it
+// from several threads adds no hazard beyond those the accessors are built for.
+unsafe impl Send for SharedMem<'_> {}
+// SAFETY: see the Send impl; `&SharedMem` exposes nothing more than `SharedMem`.
+unsafe impl Sync for SharedMem<'_> {}
+
+impl fmt::Debug for SharedMem<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedMem")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// Bulk copies move this many bytes per volatile access when alignment allows.
+const WORD: usize = size_of::<u64>();
+
+/// Volatile copy from shared memory into private memory.
+///
+/// # Safety
+/// `src` must be valid for reads of `dst.len()` bytes.
+unsafe fn vcopy_from(src: *const u8, dst: &mut [u8]) {
+    let mut i = 0;
+    let n = dst.len();
+    while i < n {
+        let p = src.wrapping_add(i);
+        if (p as usize) % WORD == 0 && n - i >= WORD {
+            // SAFETY: p..p+8 is within the caller-guaranteed range and p is 8-aligned.
+            let w = unsafe { ptr::read_volatile(p.cast::<u64>()) };
+            dst[i..i + WORD].copy_from_slice(&w.to_ne_bytes());
+            i += WORD;
+        } else {
+            // SAFETY: p is within the caller-guaranteed range.
+            dst[i] = unsafe { ptr::read_volatile(p) };
+            i += 1;
+        }
+    }
+}
+
+/// Volatile copy from private memory into shared memory.
+///
+/// # Safety
+/// `dst` must be valid for writes of `src.len()` bytes.
+unsafe fn vcopy_to(dst: *mut u8, src: &[u8]) {
+    let mut i = 0;
+    let n = src.len();
+    while i < n {
+        let p = dst.wrapping_add(i);
+        if (p as usize) % WORD == 0 && n - i >= WORD {
+            let mut b = [0u8; WORD];
+            b.copy_from_slice(&src[i..i + WORD]);
+            // SAFETY: p..p+8 is within the caller-guaranteed range and p is 8-aligned.
+            unsafe { ptr::write_volatile(p.cast::<u64>(), u64::from_ne_bytes(b)) };
+            i += WORD;
+        } else {
+            // SAFETY: p is within the caller-guaranteed range.
+            unsafe { ptr::write_volatile(p, src[i]) };
+            i += 1;
+        }
+    }
+}
+
+macro_rules! rw_int {
+    ($read:ident, $write:ident, $t:ty) => {
+        #[doc = concat!("Volatile read of a native-endian `", stringify!($t), "` at `off` (any alignment).")]
+        pub fn $read(&self, off: usize) -> Result<$t, OutOfBounds> {
+            const N: usize = size_of::<$t>();
+            let p = self.check(off, N)?;
+            if p.cast::<$t>().is_aligned() {
+                // SAFETY: check() proved p..p+N lies in the mapping; p is aligned for $t.
+                Ok(unsafe { ptr::read_volatile(p.cast::<$t>()) })
+            } else {
+                let mut b = [0u8; N];
+                // SAFETY: check() proved p..p+N lies in the mapping.
+                unsafe { vcopy_from(p, &mut b) };
+                Ok(<$t>::from_ne_bytes(b))
+            }
+        }
+
+        #[doc = concat!("Volatile write of a native-endian `", stringify!($t), "` at `off` (any alignment).")]
+        pub fn $write(&self, off: usize, v: $t) -> Result<(), OutOfBounds> {
+            const N: usize = size_of::<$t>();
+            let p = self.check(off, N)?;
+            if p.cast::<$t>().is_aligned() {
+                // SAFETY: check() proved p..p+N lies in the mapping; p is aligned for $t.
+                unsafe { ptr::write_volatile(p.cast::<$t>(), v) };
+            } else {
+                // SAFETY: check() proved p..p+N lies in the mapping.
+                unsafe { vcopy_to(p, &v.to_ne_bytes()) };
+            }
+            Ok(())
+        }
+    };
+}
+
+impl<'a> SharedMem<'a> {
+    /// Wraps a raw mapping.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads and writes of `len` bytes for the whole lifetime `'a`
+    /// (the bytes may be modified concurrently by other processes; that is expected).
+    pub unsafe fn from_raw(ptr: *mut u8, len: usize) -> Self {
+        Self {
+            ptr,
+            len,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Size of the window in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if the window is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Raw base pointer (for handing to syscalls such as `read`/`write` on a tap fd).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// A narrower window `[off, off + len)`, so e.g. one buffer can be passed around with
+    /// its own bounds.
+    pub fn subslice(&self, off: usize, len: usize) -> Result<SharedMem<'a>, OutOfBounds> {
+        let ptr = self.check(off, len)?;
+        Ok(Self {
+            ptr,
+            len,
+            _marker: PhantomData,
+        })
+    }
+
+    /// Bounds check with overflow-safe arithmetic; returns the pointer to `off`.
+    fn check(&self, off: usize, len: usize) -> Result<*mut u8, OutOfBounds> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.len => Ok(self.ptr.wrapping_add(off)),
+            _ => Err(OutOfBounds {
+                offset: off,
+                len,
+                size: self.len,
+            }),
+        }
+    }
+
+    /// Bounds and 4-byte alignment check for atomic u32 accesses; misalignment is reported
+    /// as [`OutOfBounds`] because atomics cannot be split.
+    fn check_atomic_u32(&self, off: usize) -> Result<*mut u32, OutOfBounds> {
+        let p = self.check(off, 4)?;
+        if (p as usize) % 4 != 0 {
+            return Err(OutOfBounds {
+                offset: off,
+                len: 4,
+                size: self.len,
+            });
+        }
+        Ok(p.cast())
+    }
+
+    rw_int!(read_u8, write_u8, u8);
+    rw_int!(read_u16, write_u16, u16);
+    rw_int!(read_u32, write_u32, u32);
+    rw_int!(read_u64, write_u64, u64);
+    rw_int!(read_i64, write_i64, i64);
+
+    /// Atomic load with Acquire ordering, for ring indices (head/cur/tail) published by the
+    /// client: data written before the client's store becomes visible after this load.
+    pub fn load_u32_acquire(&self, off: usize) -> Result<u32, OutOfBounds> {
+        let p = self.check_atomic_u32(off)?;
+        // SAFETY: p is in bounds, 4-aligned and valid for 'a; all our accesses to ring
+        // index words are atomic, and foreign processes cannot create Rust references.
+        let a = unsafe { AtomicU32::from_ptr(p) };
+        Ok(a.load(Ordering::Acquire))
+    }
+
+    /// Atomic store with Release ordering, for ring indices the daemon publishes (tail/
+    /// head after a sync): buffer/slot writes before it are visible to the client first.
+    pub fn store_u32_release(&self, off: usize, v: u32) -> Result<(), OutOfBounds> {
+        let p = self.check_atomic_u32(off)?;
+        // SAFETY: as in load_u32_acquire.
+        let a = unsafe { AtomicU32::from_ptr(p) };
+        a.store(v, Ordering::Release);
+        Ok(())
+    }
+
+    /// Copies `dst.len()` bytes starting at `off` out of shared memory.
+    pub fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Result<(), OutOfBounds> {
+        let p = self.check(off, dst.len())?;
+        // SAFETY: check() proved p..p+dst.len() lies in the mapping.
+        unsafe { vcopy_from(p, dst) };
+        Ok(())
+    }
+
+    /// Copies `src` into shared memory at `off`.
+    pub fn write_bytes(&self, off: usize, src: &[u8]) -> Result<(), OutOfBounds> {
+        let p = self.check(off, src.len())?;
+        // SAFETY: check() proved p..p+src.len() lies in the mapping.
+        unsafe { vcopy_to(p, src) };
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `off` to `byte`.
+    pub fn fill(&self, off: usize, len: usize, byte: u8) -> Result<(), OutOfBounds> {
+        self.check(off, len)?;
+        let chunk = [byte; 256];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            self.write_bytes(off + done, &chunk[..n])?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// memmove inside the window (both ranges checked); used to copy packet payloads
+    /// between buffers. Goes through a small bounce buffer so every shared access stays
+    /// volatile; chunks are processed in the direction that keeps overlapping copies
+    /// correct.
+    pub fn copy_within(&self, src: usize, dst: usize, len: usize) -> Result<(), OutOfBounds> {
+        self.check(src, len)?;
+        self.check(dst, len)?;
+        if len == 0 || src == dst {
+            return Ok(());
+        }
+        let mut buf = [0u8; 512];
+        if dst < src {
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(buf.len());
+                self.read_bytes(src + done, &mut buf[..n])?;
+                self.write_bytes(dst + done, &buf[..n])?;
+                done += n;
+            }
+        } else {
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(buf.len());
+                left -= n;
+                self.read_bytes(src + left, &mut buf[..n])?;
+                self.write_bytes(dst + left, &buf[..n])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_mem<R>(len: usize, f: impl FnOnce(SharedMem<'_>) -> R) -> R {
+        let mut backing = vec![0u64; len.div_ceil(8)];
+        // SAFETY: backing is valid for len bytes and outlives the closure call.
+        let m = unsafe { SharedMem::from_raw(backing.as_mut_ptr().cast(), len) };
+        f(m)
+    }
+
+    #[test]
+    fn ints_aligned_and_unaligned() {
+        with_mem(64, |m| {
+            for off in 0..8 {
+                m.write_u64(off, 0x0102_0304_0506_0708).expect("w");
+                assert_eq!(m.read_u64(off), Ok(0x0102_0304_0506_0708));
+                m.write_u32(off + 16, 0xdead_beef).expect("w");
+                assert_eq!(m.read_u32(off + 16), Ok(0xdead_beef));
+                m.write_u16(off + 24, 0xabcd).expect("w");
+                assert_eq!(m.read_u16(off + 24), Ok(0xabcd));
+                m.write_i64(off + 32, -5).expect("w");
+                assert_eq!(m.read_i64(off + 32), Ok(-5));
+                m.write_u8(off + 48, 7).expect("w");
+                assert_eq!(m.read_u8(off + 48), Ok(7));
+            }
+            m.store_u32_release(8, 42).expect("store");
+            assert_eq!(m.load_u32_acquire(8), Ok(42));
+            assert!(m.load_u32_acquire(9).is_err());
+            assert!(m.store_u32_release(62, 1).is_err());
+        });
+    }
+
+    #[test]
+    fn bounds() {
+        with_mem(64, |m| {
+            assert!(m.read_u64(56).is_ok());
+            assert_eq!(
+                m.read_u64(57),
+                Err(OutOfBounds {
+                    offset: 57,
+                    len: 8,
+                    size: 64
+                })
+            );
+            assert!(m.read_u8(64).is_err());
+            for off in [usize::MAX, usize::MAX - 1, usize::MAX - 7] {
+                assert!(m.read_u64(off).is_err());
+                assert!(m.write_u64(off, 0).is_err());
+                assert!(m.read_u8(off).is_err());
+                assert!(m.load_u32_acquire(off & !3).is_err());
+                assert!(m.write_bytes(off, &[1, 2]).is_err());
+                assert!(m.fill(off, 2, 0).is_err());
+                assert!(m.copy_within(0, off, 2).is_err());
+                assert!(m.copy_within(off, 0, 2).is_err());
+            }
+            assert!(m.fill(0, usize::MAX, 0).is_err());
+            assert!(m.subslice(60, 8).is_err());
+            let mut big = [0u8; 65];
+            assert!(m.read_bytes(0, &mut big).is_err());
+            assert!(m.read_bytes(64, &mut []).is_ok());
+        });
+    }
+
+    #[test]
+    fn bytes_fill_copy() {
+        with_mem(4096, |m| {
+            let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+            m.write_bytes(3, &data).expect("w");
+            let mut back = vec![0u8; 1000];
+            m.read_bytes(3, &mut back).expect("r");
+            assert_eq!(back, data);
+
+            // Overlapping forward and backward moves behave like memmove.
+            let mut model = vec![0u8; 4096];
+            m.read_bytes(0, &mut model).expect("r");
+            m.copy_within(3, 700, 1000).expect("copy");
+            model.copy_within(3..1003, 700);
+            m.copy_within(700, 5, 1000).expect("copy");
+            model.copy_within(700..1700, 5);
+            let mut got = vec![0u8; 4096];
+            m.read_bytes(0, &mut got).expect("r");
+            assert_eq!(got, model);
+
+            m.fill(10, 600, 0xee).expect("fill");
+            m.read_bytes(0, &mut got).expect("r");
+            assert!(got[10..610].iter().all(|&b| b == 0xee));
+            assert_eq!(got[610], model[610]);
+
+            let sub = m.subslice(100, 16).expect("sub");
+            sub.write_u32(0, 0x11223344).expect("w");
+            assert_eq!(m.read_u32(100), Ok(0x11223344));
+            assert!(sub.read_u8(16).is_err());
+        });
+    }
+}

@@ -1,0 +1,153 @@
+//! Helpers for the integration tests: find the binaries, insist on the privileges the
+//! daemon needs, and run `netmapd exec -- …` with a timeout and captured output.
+
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `netmapd` binary: `$NETMAPD_BIN`, else next to the test executable's `deps/`
+/// directory (…/target/release/deps/e2e-xxx → …/target/release/netmapd), i.e. the
+/// same profile as the tests.
+pub fn netmapd_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NETMAPD_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "NETMAPD_BIN={} does not exist", p.display());
+        return p;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable is not in <target>/<profile>/deps");
+    let p = profile_dir.join("netmapd");
+    assert!(
+        p.is_file(),
+        "netmapd binary not found at {} — build it with `cargo build --release -p netmapd` \
+         (same profile as the tests) or set NETMAPD_BIN",
+        p.display()
+    );
+    p
+}
+
+/// Fails loudly (never skips) when the daemon cannot work: it needs root for the
+/// mount namespace and /dev/fuse to serve /dev/netmap.
+pub fn require_privileges() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert!(
+        euid == 0,
+        "\n\n*** netmapd e2e tests need root (euid is {euid}): netmapd exec creates a mount \
+         namespace and a FUSE device. Run them with sudo. NOT skipping. ***\n"
+    );
+    assert!(
+        Path::new("/dev/fuse").exists(),
+        "\n\n*** /dev/fuse is missing: load the fuse module (modprobe fuse) or give the \
+         container --device /dev/fuse. NOT skipping. ***\n"
+    );
+}
+
+/// Outcome of a finished (or killed) subprocess.
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+    pub command: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        !self.timed_out && self.status.success()
+    }
+
+    /// Everything a failure message needs.
+    pub fn describe(&self) -> String {
+        let how = if self.timed_out {
+            "TIMED OUT (killed)".to_string()
+        } else if let Some(sig) = self.status.signal() {
+            format!("killed by signal {sig}")
+        } else {
+            format!("exit status {:?}", self.status.code())
+        };
+        format!(
+            "command: {}\nresult: {how}\n--- stdout ---\n{}\n--- stderr ---\n{}\n",
+            self.command, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` with output captured, killing its whole process group after `timeout`
+/// (so a hung daemon or client cannot hang the test suite).
+pub fn run(mut cmd: Command, timeout: Duration) -> Output {
+    let command = format!("{cmd:?}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+    let pgid = child.id() as i32;
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let start = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            // SAFETY: kill(2) on the process group this function created; no memory involved.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if !timed_out {
+        // Reap stragglers of the group (e.g. a daemon left behind) so pipes close.
+        // SAFETY: as above; ESRCH when the group is already gone is fine.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+        timed_out,
+        command,
+    }
+}
+
+/// `netmapd exec -- <args…>` with a timeout; checks privileges and binaries first.
+pub fn netmapd_exec<I, S>(args: I, timeout: Duration) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    require_privileges();
+    let mut cmd = Command::new(netmapd_bin());
+    cmd.arg("exec").arg("--").args(args);
+    run(cmd, timeout)
+}
+
+/// Asserts success, printing the command's output otherwise.
+#[track_caller]
+pub fn assert_success(out: &Output) {
+    assert!(out.success(), "\n{}", out.describe());
+}

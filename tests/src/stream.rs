@@ -1,0 +1,208 @@
+//! The traffic loops behind `nm-client pipe-tx`, `pipe-rx` and `pipe-kill-victim`,
+//! written the way pkt-gen drives a port (NETMAP-ABI.md §12): poll, fill or drain
+//! `[head, tail)`, then `head = cur = new position`.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use netmap_abi::NR_REG_ALL_NIC;
+
+use crate::payload::{Payload, MAX_LEN};
+use crate::port::{Port, Ring};
+use crate::sys::poll_mask_name;
+
+/// How long the sender tolerates a full ring without any slot coming back.
+const TX_STALL: Duration = Duration::from_secs(10);
+/// How long the sender waits at the end for the reader to release every slot.
+const TX_DRAIN: Duration = Duration::from_secs(30);
+/// Receiver poll timeout: no packet within this time is a failure.
+pub const RX_POLL_TIMEOUT_MS: i32 = 5000;
+
+/// Result of a streaming run.
+pub struct Stats {
+    pub packets: u64,
+    pub elapsed: Duration,
+}
+
+impl Stats {
+    pub fn mpps(&self) -> f64 {
+        self.packets as f64 / self.elapsed.as_secs_f64().max(1e-9) / 1e6
+    }
+}
+
+/// Registers one pipe end with the defaults (ALL_NIC, 1 ring, parent's slots).
+pub fn open_end(name: &str) -> Result<Port, String> {
+    Port::register(name, NR_REG_ALL_NIC, 0, 0, 0, 0, 0, 0, 0)
+        .map_err(|e| format!("REGISTER {name:?}: {e}"))
+}
+
+fn ring_state(r: &Ring<'_>) -> String {
+    let (h, c, t) = r.indices();
+    format!("head={h} cur={c} tail={t} num_slots={}", r.num_slots())
+}
+
+/// Writes packet `seq` into slot `i`.
+fn fill_slot(ring: &Ring<'_>, i: u32, seq: u64, payload: &Payload) {
+    let idx = ring.slot_buf_idx(i);
+    let (hdr, body) = payload.parts(seq);
+    ring.write_buf(idx, 0, &hdr);
+    ring.write_buf(idx, hdr.len(), body);
+    ring.set_slot_len(i, (hdr.len() + body.len()) as u16);
+    // No NS_MOREFRAG (whole packets) and no NS_BUF_CHANGED (buffers never swapped).
+    ring.set_slot_flags(i, 0);
+}
+
+/// Sends packets `0..count` on TX ring 0 of `port`, then waits until the peer has
+/// released every slot (`next(tail) == head`, pkt-gen's end condition).
+pub fn send(port: &Port, count: u64, burst: u32, payload: &Payload) -> Result<Stats, String> {
+    let ring = port.tx_ring(0).ok_or("TX ring 0 not bound")?;
+    let start = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut seq = 0u64;
+    while seq < count {
+        let rev = port
+            .poll(libc::POLLOUT, 1000)
+            .map_err(|e| format!("poll(POLLOUT): {e}"))?;
+        if rev & libc::POLLERR != 0 {
+            return Err(format!(
+                "poll(POLLOUT) returned {} after {seq} packets ({})",
+                poll_mask_name(rev),
+                ring_state(&ring)
+            ));
+        }
+        let space = ring.space();
+        if space == 0 {
+            if last_progress.elapsed() > TX_STALL {
+                return Err(format!(
+                    "no TX slot freed for {TX_STALL:?} after {seq} packets ({}, poll gave {})",
+                    ring_state(&ring),
+                    poll_mask_name(rev)
+                ));
+            }
+            continue;
+        }
+        let n = (space.min(burst) as u64).min(count - seq) as u32;
+        let mut head = ring.head();
+        for _ in 0..n {
+            fill_slot(&ring, head, seq, payload);
+            head = ring.next(head);
+            seq += 1;
+        }
+        ring.advance(head);
+        last_progress = Instant::now();
+    }
+    let drain_start = Instant::now();
+    while ring.next(ring.tail()) != ring.head() {
+        port.txsync().map_err(|e| format!("NIOCTXSYNC: {e}"))?;
+        if drain_start.elapsed() > TX_DRAIN {
+            return Err(format!(
+                "peer did not release all TX slots within {TX_DRAIN:?} ({})",
+                ring_state(&ring)
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    Ok(Stats {
+        packets: count,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Receives exactly `count` packets on RX ring 0 of `port`, checking each against
+/// `payload` (no loss, no reordering, no corruption), then releases them.
+pub fn receive(port: &Port, count: u64, payload: &Payload) -> Result<Stats, String> {
+    let ring = port.rx_ring(0).ok_or("RX ring 0 not bound")?;
+    let mut buf = vec![0u8; MAX_LEN];
+    let mut got = 0u64;
+    let mut start = None;
+    while got < count {
+        let rev = port
+            .poll(libc::POLLIN, RX_POLL_TIMEOUT_MS)
+            .map_err(|e| format!("poll(POLLIN): {e}"))?;
+        if rev == 0 {
+            return Err(format!(
+                "poll(POLLIN) timed out after {RX_POLL_TIMEOUT_MS} ms having received {got} of {count} packets ({})",
+                ring_state(&ring)
+            ));
+        }
+        if rev & libc::POLLERR != 0 {
+            return Err(format!(
+                "poll(POLLIN) returned {} after {got} packets ({})",
+                poll_mask_name(rev),
+                ring_state(&ring)
+            ));
+        }
+        start.get_or_insert_with(Instant::now);
+        let tail = ring.tail();
+        let mut head = ring.head();
+        if tail >= ring.num_slots() {
+            return Err(format!("RX tail out of range ({})", ring_state(&ring)));
+        }
+        while head != tail {
+            if got == count {
+                return Err(format!(
+                    "more than {count} packets delivered ({})",
+                    ring_state(&ring)
+                ));
+            }
+            let len = ring.slot_len(head) as usize;
+            let flags = ring.slot_flags(head);
+            if len > buf.len() {
+                return Err(format!("packet #{got}: slot {head} len {len} > {MAX_LEN}"));
+            }
+            if flags & netmap_abi::NS_MOREFRAG != 0 {
+                return Err(format!("packet #{got}: unexpected NS_MOREFRAG"));
+            }
+            ring.read_buf(ring.slot_buf_idx(head), &mut buf[..len]);
+            payload.check(got, &buf[..len])?;
+            got += 1;
+            head = ring.next(head);
+        }
+        ring.advance(head);
+    }
+    // Hand the last batch back so the sender's final NIOCTXSYNC loop can complete.
+    port.rxsync()
+        .map_err(|e| format!("final NIOCRXSYNC: {e}"))?;
+    Ok(Stats {
+        packets: got,
+        elapsed: start.map(|s| s.elapsed()).unwrap_or_default(),
+    })
+}
+
+/// The other end of a pipe: "x{1" <-> "x}1" (the last bracket decides).
+pub fn peer_name(name: &str) -> Result<String, String> {
+    let pos = name
+        .rfind(['{', '}'])
+        .ok_or_else(|| format!("{name:?} is not a pipe name"))?;
+    let mut s = name.to_string();
+    let peer = if &name[pos..pos + 1] == "{" { "}" } else { "{" };
+    s.replace_range(pos..pos + 1, peer);
+    Ok(s)
+}
+
+/// Registers both ends of pipe `name` (the first with 64 extra buffers), moves 1000
+/// packets through, prints "victim ready" and sleeps forever, holding rings, buffers
+/// and netmap_ifs until it is SIGKILLed.
+pub fn victim(name: &str) -> Result<(), String> {
+    let tx = Port::register(name, NR_REG_ALL_NIC, 0, 0, 64, 0, 0, 0, 0)
+        .map_err(|e| format!("REGISTER {name:?}: {e}"))?;
+    let peer = peer_name(name)?;
+    let rx = open_end(&peer)?;
+    let payload = Payload::new(None, MAX_LEN)?;
+    let count = 1000;
+    let sender = std::thread::scope(|s| {
+        let h = s.spawn(|| send(&tx, count, 64, &payload));
+        let r = receive(&rx, count, &payload);
+        (h.join().expect("sender thread panicked"), r)
+    });
+    sender.0?;
+    sender.1?;
+    println!(
+        "victim ready: {name} ({} extra bufs) and {peer} registered",
+        tx.reg().nr_extra_bufs
+    );
+    std::io::stdout().flush().ok();
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
