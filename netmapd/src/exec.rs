@@ -58,6 +58,10 @@ pub fn enter_private_namespace(opts: &DaemonOpts) -> io::Result<()> {
     }
     std::fs::create_dir("/dev/net")?;
     mknod("/dev/net/tun", 10, 200)?;
+    // A private devpts instance, so programs can open pseudo-terminals.
+    std::fs::create_dir("/dev/pts")?;
+    mount("devpts", "/dev/pts", "devpts", libc::MS_NOSUID | libc::MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")?;
+    std::os::unix::fs::symlink("pts/ptmx", "/dev/ptmx")?;
     std::fs::create_dir("/dev/shm")?;
     mount("tmpfs", "/dev/shm", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, "mode=1777")?;
     for (l, t) in [
