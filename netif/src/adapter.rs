@@ -16,6 +16,8 @@ use netmap_pool::{MemAllocator, SharedMem};
 pub enum PortKind {
     Pipe,
     Null,
+    /// A host interface reached through AF_PACKET.
+    Nic,
 }
 
 /// Ring and slot counts of an endpoint as REGISTER and PORT_INFO_GET report them.
@@ -113,6 +115,13 @@ pub trait Adapter: Send {
     fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem);
     fn txsync(&mut self, ep: usize, ring: usize, head: u32, mem: SharedMem) -> Result<Wake, NetifError>;
     fn rxsync(&mut self, ep: usize, ring: usize, head: u32, mem: SharedMem) -> Result<Wake, NetifError>;
+
+    /// Descriptors whose readiness means progress for the pollers of `(endpoint, dir)`.
+    /// The control plane watches them (edge-triggered epoll) and wakes those pollers;
+    /// only ports fed by the kernel (NICs) have any. Valid while the rings exist.
+    fn event_fds(&self) -> Vec<(std::os::fd::RawFd, usize, Dir)> {
+        Vec::new()
+    }
 
     fn in_use(&self) -> bool {
         self.endpoints().iter().any(|e| e.users > 0)

@@ -54,7 +54,10 @@ fn open_path(path: &std::ffi::CStr) -> Result<OwnedFd, String> {
     // SAFETY: path is a valid NUL-terminated string; open touches no other memory.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
     if fd < 0 {
-        return Err(format!("open {path:?}: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "open {path:?}: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     // SAFETY: fd was just returned by open and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -293,4 +296,3 @@ pub fn receive(port: &Port, count: u64, len: usize) -> Result<PipeStats, String>
         polls,
     })
 }
-

@@ -7,6 +7,7 @@
 //! definitions are shared) so that a daemon bug cannot be masked by a matching bug in
 //! shared code.
 
+pub mod bench;
 pub mod cases;
 pub mod harness;
 pub mod payload;

@@ -387,6 +387,7 @@ impl ControlPlane {
                 }
                 reg.nr_mode
             }
+            netmap_netif::PortKind::Nic => reg.nr_mode,
         };
         let (tx, rx) = if both_only { (0..0, 0..0) } else { interp_ringid(mode, reg.nr_ringid, reg.nr_flags, &counts)? };
         let exclusive = reg.nr_flags & abi::NR_EXCLUSIVE != 0;

@@ -6,20 +6,24 @@
 //! nm-client pipe-rx --port NAME --count N [--len L | --max-len M]
 //! nm-client pipe-kill-victim --port NAME
 //! nm-client errno CASE | --list | --all
+//! nm-client bench-rtt [--iters 200000] [--port 'rtt{0']
+//! nm-client bench-pipe [--count 20000000] [--burst 512] [--len 60] [--port 'pp{0']
 //! ```
 //! Exit status 0 means the scenario behaved exactly as NETMAP-ABI.md says.
 
-use std::process::ExitCode;
+use std::process::{Command, ExitCode, Stdio};
 
 use netmapd_tests::cases::{self, CASES};
-use netmapd_tests::payload::{Payload, MAX_LEN};
-use netmapd_tests::stream;
+use netmapd_tests::payload::{Payload, MAX_LEN, MIN_LEN};
+use netmapd_tests::{bench, stream};
 
 const USAGE: &str = "usage:
   nm-client pipe-tx --port NAME --count N [--burst 512] [--len L | --max-len M]
   nm-client pipe-rx --port NAME --count N [--len L | --max-len M]
   nm-client pipe-kill-victim --port NAME
-  nm-client errno CASE | --list | --all";
+  nm-client errno CASE | --list | --all
+  nm-client bench-rtt [--iters 200000] [--port 'rtt{0']
+  nm-client bench-pipe [--count 20000000] [--burst 512] [--len 60] [--port 'pp{0']";
 
 /// `--key value` options after the subcommand.
 struct Opts {
@@ -28,6 +32,7 @@ struct Opts {
     burst: u32,
     len: Option<usize>,
     max_len: usize,
+    iters: Option<u64>,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
@@ -37,6 +42,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         burst: 512,
         len: None,
         max_len: MAX_LEN,
+        iters: None,
     };
     let mut it = args.iter();
     while let Some(k) = it.next() {
@@ -48,6 +54,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--burst" => o.burst = num(v)?.clamp(1, u32::MAX as u64) as u32,
             "--len" => o.len = Some(num(v)? as usize),
             "--max-len" => o.max_len = num(v)? as usize,
+            "--iters" => o.iters = Some(num(v)?),
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -84,6 +91,99 @@ fn pipe_rx(o: &Opts) -> Result<(), String> {
         st.packets,
         st.elapsed.as_secs_f64(),
         st.mpps()
+    );
+    Ok(())
+}
+
+fn bench_rtt(o: &Opts) -> Result<(), String> {
+    let port = o.port.clone().unwrap_or_else(|| "rtt{0".into());
+    let f = bench::rtt(&port, o.iters.unwrap_or(200_000))?;
+    println!("{}", f.line());
+    Ok(())
+}
+
+/// Packet length of the pipe benchmark: `--len`, default 60 (the minimum frame).
+fn bench_len(o: &Opts) -> Result<usize, String> {
+    let len = o.len.unwrap_or(MIN_LEN);
+    if (MIN_LEN..=MAX_LEN).contains(&len) {
+        Ok(len)
+    } else {
+        Err(format!("--len {len} not in [{MIN_LEN}, {MAX_LEN}]"))
+    }
+}
+
+fn bench_pipe_side(o: &Opts, tx: bool) -> Result<(), String> {
+    let name = need(&o.port, "--port")?;
+    let count = need(&o.count, "--count")?;
+    let len = bench_len(o)?;
+    let port = stream::open_end(&name)?;
+    let st = if tx {
+        bench::send(&port, count, o.burst, len)?
+    } else {
+        bench::receive(&port, count, len)?
+    };
+    println!(
+        "{} packets={} secs={:.6} mpps={:.4} polls={}",
+        if tx { "bench-pipe-tx" } else { "bench-pipe-rx" },
+        st.packets,
+        st.elapsed.as_secs_f64(),
+        st.mpps(),
+        st.polls
+    );
+    Ok(())
+}
+
+/// Value of `key=` in a `key=value` line.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Runs a receiver and a sender as two child processes (this binary's
+/// `bench-pipe-rx` / `bench-pipe-tx`) on the two ends of one pipe.
+fn bench_pipe(o: &Opts) -> Result<(), String> {
+    let name = o.port.clone().unwrap_or_else(|| "pp{0".into());
+    let peer = stream::peer_name(&name)?;
+    let count = o.count.unwrap_or(20_000_000);
+    let len = bench_len(o)?;
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let spawn = |sub: &str, port: &str| {
+        Command::new(&exe)
+            .args([sub, "--port", port, "--count", &count.to_string()])
+            .args(["--burst", &o.burst.to_string(), "--len", &len.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawn {sub}: {e}"))
+    };
+    let rx = spawn("bench-pipe-rx", &peer)?;
+    let tx = spawn("bench-pipe-tx", &name)?;
+    let finish = |c: std::process::Child, sub: &str| -> Result<String, String> {
+        let out = c
+            .wait_with_output()
+            .map_err(|e| format!("wait {sub}: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!("{sub} failed ({}): {text}", out.status));
+        }
+        text.lines()
+            .find(|l| l.starts_with(sub))
+            .map(str::to_string)
+            .ok_or_else(|| format!("{sub} printed no summary: {text:?}"))
+    };
+    let tx_line = finish(tx, "bench-pipe-tx");
+    let rx_line = finish(rx, "bench-pipe-rx");
+    let (tx_line, rx_line) = (tx_line?, rx_line?);
+    let get = |l: &str, k: &str| field(l, k).unwrap_or("?").to_string();
+    println!(
+        "bench-pipe packets={count} len={len} burst={} rx_mpps={} tx_mpps={} rx_secs={} \
+         rx_polls={} tx_polls={}",
+        o.burst,
+        get(&rx_line, "mpps"),
+        get(&tx_line, "mpps"),
+        get(&rx_line, "secs"),
+        get(&rx_line, "polls"),
+        get(&tx_line, "polls"),
     );
     Ok(())
 }
@@ -153,6 +253,10 @@ fn main() -> ExitCode {
             .and_then(|o| need(&o.port, "--port"))
             .and_then(|p| stream::victim(&p)),
         "errno" => errno_cmd(rest),
+        "bench-rtt" => parse_opts(rest).and_then(|o| bench_rtt(&o)),
+        "bench-pipe" => parse_opts(rest).and_then(|o| bench_pipe(&o)),
+        "bench-pipe-tx" => parse_opts(rest).and_then(|o| bench_pipe_side(&o, true)),
+        "bench-pipe-rx" => parse_opts(rest).and_then(|o| bench_pipe_side(&o, false)),
         "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())
