@@ -123,6 +123,11 @@ pub trait Adapter: Send {
         Vec::new()
     }
 
+    /// Per-port counters for `netmapd status` (packets, bytes, drops, errors).
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     fn in_use(&self) -> bool {
         self.endpoints().iter().any(|e| e.users > 0)
     }

@@ -69,6 +69,7 @@ pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
     let path = opts.path.clone();
     mount::clean_stale(&path).map_err(io(format!("removing stale mounts at {}", path.display())))?;
     let cp = Arc::new(ControlPlane::new(&cfg)?);
+    cp.start_event_thread().map_err(io("starting the port event thread"))?;
 
     let created_file = match std::fs::symlink_metadata(&path) {
         Ok(m) if m.file_type().is_file() => false,

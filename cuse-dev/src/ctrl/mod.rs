@@ -94,6 +94,8 @@ pub(crate) struct FdState {
 
 pub(crate) struct AdapterSlot {
     pub ad: Box<dyn Adapter>,
+    /// Descriptors of the port registered with the event loop.
+    pub watched: Vec<std::os::fd::RawFd>,
     /// Pipe registry key (`parent`, `id`) so the pair can be found by name.
     pub pipe_key: Option<(String, String)>,
     /// Descriptors bound to this adapter (for wake-ups).
@@ -121,6 +123,7 @@ impl State {
             id,
             AdapterSlot {
                 ad,
+                watched: Vec::new(),
                 pipe_key,
                 fds: Vec::new(),
             },
@@ -135,6 +138,8 @@ impl State {
             return;
         }
         if let Some(mut slot) = self.adapters.remove(&id) {
+            // Closing a port's sockets (krings_delete) also removes them from epoll.
+            slot.watched.clear();
             slot.ad.krings_delete(&mut self.alloc, mem);
             if let Some((p, i)) = slot.pipe_key {
                 if let Some(m) = self.pipes.get_mut(&p) {
@@ -143,6 +148,30 @@ impl State {
                         self.pipes.remove(&p);
                     }
                 }
+            }
+        }
+    }
+
+    /// Starts watching the event descriptors of a port whose rings now exist.
+    pub fn watch_events(&mut self, epoll: &sys::Epoll, id: u64) {
+        let Some(slot) = self.adapters.get_mut(&id) else { return };
+        if !slot.watched.is_empty() {
+            return;
+        }
+        for (fd, _ep, _dir) in slot.ad.event_fds() {
+            match epoll.add(fd, id) {
+                Ok(()) => slot.watched.push(fd),
+                Err(e) => tracing::warn!(%e, fd, "cannot watch a port descriptor: its pollers wake only on timeouts"),
+            }
+        }
+    }
+
+    /// Takes the stored wakers of every descriptor bound to `adapter`.
+    pub fn collect_all_wakers(&mut self, adapter: u64, out: &mut Vec<Box<dyn PollWaker>>) {
+        let Some(slot) = self.adapters.get(&adapter) else { return };
+        for fd in &slot.fds {
+            if let Some(w) = self.fds.get_mut(fd).and_then(|f| f.waker.take()) {
+                out.push(w);
             }
         }
     }
@@ -184,6 +213,8 @@ impl Default for CtrlConfig {
 /// The netmap control plane (see the module doc).
 pub struct ControlPlane {
     region: Region,
+    /// Readiness of kernel-fed ports' descriptors (see [`ControlPlane::start_event_thread`]).
+    events: sys::Epoll,
     state: Mutex<State>,
 }
 
@@ -202,6 +233,7 @@ impl ControlPlane {
         );
         Ok(Self {
             region,
+            events: sys::Epoll::new().map_err(netmap_pool::RegionError::from)?,
             state: Mutex::new(State {
                 alloc,
                 adapters: HashMap::new(),
@@ -234,6 +266,33 @@ impl ControlPlane {
 
     pub(crate) fn mem(&self) -> SharedMem<'_> {
         self.region.shmem()
+    }
+
+    /// Starts the thread that turns readiness of kernel-fed ports (NIC sockets) into
+    /// poll wake-ups. It ends when the control plane is dropped.
+    pub fn start_event_thread(self: &std::sync::Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let weak = std::sync::Arc::downgrade(self);
+        std::thread::Builder::new().name("port-events".into()).spawn(move || {
+            let mut tokens = Vec::new();
+            loop {
+                let Some(cp) = weak.upgrade() else { break };
+                if let Err(e) = cp.events.wait(&mut tokens, 200) {
+                    tracing::error!(%e, "epoll_wait failed; port events stop");
+                    break;
+                }
+                if tokens.is_empty() {
+                    continue;
+                }
+                let mut wakers = Vec::new();
+                {
+                    let mut st = cp.lock();
+                    for &t in &tokens {
+                        st.collect_all_wakers(t, &mut wakers);
+                    }
+                }
+                fire(wakers);
+            }
+        })
     }
 
     /// A new open of `/dev/netmap`.

@@ -151,13 +151,14 @@ fn write_nifp(mem: SharedMem, off: usize, objsize: usize, name: &str, c: &PortCo
     mem.write_bytes(off, nifp.as_bytes())?;
     let rel = |r: usize| (r as i64) - (off as i64);
     let mut k = 0;
+    // Hardware rings then host rings, per direction; a ring that is not bound (or, for
+    // the placeholder host ring of a port without host stack, does not exist) is 0.
     for (d, n, h) in [(Dir::Tx, c.tx_rings as usize, htx), (Dir::Rx, c.rx_rings as usize, hrx)] {
-        for i in 0..n {
+        for i in 0..n + h {
             let v = if b.rings(d).contains(&i) { rings(d, i).map_or(0, rel) } else { 0 };
             mem.write_i64(off + abi::if_ring_ofs_offset(k), v)?;
             k += 1;
         }
-        k += h;
     }
     Ok(())
 }
@@ -403,6 +404,7 @@ impl ControlPlane {
             }
         }
         slot.ad.krings_create(ep, alloc, mem)?;
+        let watch = !slot.ad.event_fds().is_empty() && slot.watched.is_empty();
         let nifp_idx = alloc.if_pool.alloc().map_err(|_| {
             tracing::warn!("netmap_if pool exhausted");
             Errno(libc::ENOMEM)
@@ -434,6 +436,9 @@ impl ControlPlane {
         slot.fds.push(fd);
         if let Some(f) = st.fds.get_mut(&fd) {
             f.binding = Some(b.clone());
+        }
+        if watch {
+            st.watch_events(&self.events, aid);
         }
         if let Some(o) = opts.iter_mut().find(|o| o.hdr.nro_reqtype == abi::NETMAP_REQ_OPT_OFFSETS) {
             if let Err(err) = apply_offsets(st, mem, &b, o) {

@@ -79,3 +79,63 @@ mod tests {
         assert_eq!(vm_read(pid, 0, &mut dst), Err(Errno(libc::EFAULT)));
     }
 }
+
+/// An epoll instance watching the descriptors of kernel-fed ports (edge-triggered).
+pub struct Epoll {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Epoll {
+    pub fn new() -> std::io::Result<Self> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: epoll_create1 takes no pointers.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
+        Ok(Self {
+            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn ctl(&self, op: i32, fd: std::os::fd::RawFd, events: u32, token: u64) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: `ev` is a valid epoll_event for the duration of the call; the kernel
+        // validates `fd`.
+        let r = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Watches `fd` for input and output readiness, edge-triggered, reporting `token`.
+    pub fn add(&self, fd: std::os::fd::RawFd, token: u64) -> std::io::Result<()> {
+        let ev = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLET) as u32;
+        self.ctl(libc::EPOLL_CTL_ADD, fd, ev, token)
+    }
+
+    pub fn del(&self, fd: std::os::fd::RawFd) -> std::io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    /// Waits up to `timeout_ms` and returns the tokens of the ready descriptors.
+    pub fn wait(&self, out: &mut Vec<u64>, timeout_ms: i32) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        // SAFETY: `evs` is a writable array of 64 epoll_event entries.
+        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), evs.as_mut_ptr(), evs.len() as i32, timeout_ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        out.clear();
+        out.extend(evs[..n as usize].iter().map(|e| e.u64));
+        Ok(())
+    }
+}
