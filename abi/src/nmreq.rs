@@ -5,7 +5,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Legacy `struct nmreq` (NIOCGINFO / NIOCREGIF), 60 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Nmreq {
     pub nr_name: [u8; 16],
     pub nr_version: u32,
@@ -69,7 +71,9 @@ impl Default for NmreqHeader {
 
 /// `struct nmreq_register` (REGISTER), 56 bytes with a hole at 44.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqRegister {
     pub nr_offset: u64,
     pub nr_memsize: u64,
@@ -93,7 +97,9 @@ crate::assert_layout!(NmreqRegister, size = 56,
 
 /// `struct nmreq_port_info_get` (PORT_INFO_GET), 32 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqPortInfoGet {
     pub nr_memsize: u64,
     pub nr_tx_slots: u32,
@@ -111,7 +117,9 @@ crate::assert_layout!(NmreqPortInfoGet, size = 32,
 
 /// `struct nmreq_vale_attach`, 64 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqValeAttach {
     pub reg: NmreqRegister,
     pub port_index: u32,
@@ -121,7 +129,9 @@ crate::assert_layout!(NmreqValeAttach, size = 64, reg @ 0, port_index @ 56, pad1
 
 /// `struct nmreq_vale_detach`, 8 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqValeDetach {
     pub port_index: u32,
     pub pad1: u32,
@@ -130,7 +140,9 @@ crate::assert_layout!(NmreqValeDetach, size = 8, port_index @ 0, pad1 @ 4);
 
 /// `struct nmreq_vale_list`, 8 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqValeList {
     pub nr_bridge_idx: u16,
     pub pad1: u16,
@@ -140,7 +152,9 @@ crate::assert_layout!(NmreqValeList, size = 8, nr_bridge_idx @ 0, pad1 @ 2, nr_p
 
 /// `struct nmreq_port_hdr` (PORT_HDR_SET/GET), 8 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqPortHdr {
     pub nr_hdr_len: u32,
     pub pad1: u32,
@@ -149,7 +163,9 @@ crate::assert_layout!(NmreqPortHdr, size = 8, nr_hdr_len @ 0, pad1 @ 4);
 
 /// `struct nmreq_vale_newif`, 16 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqValeNewif {
     pub nr_tx_slots: u32,
     pub nr_rx_slots: u32,
@@ -163,7 +179,9 @@ crate::assert_layout!(NmreqValeNewif, size = 16,
 
 /// `struct nmreq_vale_polling`, 16 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqValePolling {
     pub nr_mode: u32,
     pub nr_first_cpu_id: u32,
@@ -175,7 +193,9 @@ crate::assert_layout!(NmreqValePolling, size = 16,
 
 /// `struct nmreq_pools_info` (POOLS_INFO_GET, also inside the EXTMEM option), 64 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqPoolsInfo {
     pub nr_memsize: u64,
     pub nr_mem_id: u16,
@@ -198,7 +218,9 @@ crate::assert_layout!(NmreqPoolsInfo, size = 64,
 
 /// `struct nmreq_sync_kloop_start`, 8 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqSyncKloopStart {
     pub sleep_us: u32,
     pub pad1: u32,

@@ -4,7 +4,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `struct nmreq_option`: the 24-byte header every option starts with.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqOption {
     pub nro_next: u64,
     pub nro_reqtype: u32,
@@ -17,7 +19,9 @@ crate::assert_layout!(NmreqOption, size = NMREQ_OPTION_SIZE,
 
 /// `struct nmreq_opt_extmem`, 96 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqOptExtmem {
     pub nro_opt: NmreqOption,
     pub nro_usrptr: u64,
@@ -27,7 +31,9 @@ crate::assert_layout!(NmreqOptExtmem, size = 96, nro_opt @ 0, nro_usrptr @ 24, n
 
 /// One entry of `nmreq_opt_sync_kloop_eventfds.eventfds[]`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqOptEventfd {
     pub ioeventfd: i32,
     pub irqfd: i32,
@@ -36,7 +42,9 @@ crate::assert_layout!(NmreqOptEventfd, size = 8, ioeventfd @ 0, irqfd @ 4);
 
 /// `struct nmreq_opt_csb`, 40 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqOptCsb {
     pub nro_opt: NmreqOption,
     pub csb_atok: u64,
@@ -46,7 +54,9 @@ crate::assert_layout!(NmreqOptCsb, size = 40, nro_opt @ 0, csb_atok @ 24, csb_kt
 
 /// `struct nmreq_opt_sync_kloop_mode`, 32 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqOptSyncKloopMode {
     pub nro_opt: NmreqOption,
     pub mode: u32,
@@ -56,7 +66,9 @@ crate::assert_layout!(NmreqOptSyncKloopMode, size = 32, nro_opt @ 0, mode @ 24);
 
 /// `struct nmreq_opt_offsets`, 56 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmreqOptOffsets {
     pub nro_opt: NmreqOption,
     pub nro_max_offset: u64,
@@ -71,7 +83,9 @@ crate::assert_layout!(NmreqOptOffsets, size = 56,
 
 /// `struct nm_csb_atok`, 64 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmCsbAtok {
     pub head: u32,
     pub cur: u32,
@@ -83,7 +97,9 @@ crate::assert_layout!(NmCsbAtok, size = 64, head @ 0, cur @ 4, appl_need_kick @ 
 
 /// `struct nm_csb_ktoa`, 64 bytes.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NmCsbKtoa {
     pub hwcur: u32,
     pub hwtail: u32,

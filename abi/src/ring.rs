@@ -8,7 +8,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `struct netmap_slot`: one descriptor of a ring.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct NetmapSlot {
     pub buf_idx: u32,
     pub len: u16,
@@ -19,7 +21,9 @@ crate::assert_layout!(NetmapSlot, size = 16, buf_idx @ 0, len @ 4, flags @ 6, pt
 
 /// `struct timeval` as embedded in the ring (x86_64).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Timeval {
     pub tv_sec: i64,
     pub tv_usec: i64,

@@ -76,7 +76,10 @@ impl Endpoint {
 
     /// True when every ring of the endpoint is materialised in the region.
     pub fn has_rings(&self) -> bool {
-        self.tx.iter().chain(self.rx.iter()).all(|k| k.ring_off.is_some())
+        self.tx
+            .iter()
+            .chain(self.rx.iter())
+            .all(|k| k.ring_off.is_some())
     }
 }
 
@@ -110,11 +113,28 @@ pub trait Adapter: Send {
     fn endpoints_mut(&mut self) -> &mut [Endpoint];
     /// Materialises the rings endpoint `ep` needs (and any it shares them with).
     /// On error nothing stays allocated.
-    fn krings_create(&mut self, ep: usize, alloc: &mut MemAllocator, mem: SharedMem) -> Result<(), NetifError>;
+    fn krings_create(
+        &mut self,
+        ep: usize,
+        alloc: &mut MemAllocator,
+        mem: SharedMem,
+    ) -> Result<(), NetifError>;
     /// Returns every ring object and buffer to the pool; called once no endpoint has users.
     fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem);
-    fn txsync(&mut self, ep: usize, ring: usize, head: u32, mem: SharedMem) -> Result<Wake, NetifError>;
-    fn rxsync(&mut self, ep: usize, ring: usize, head: u32, mem: SharedMem) -> Result<Wake, NetifError>;
+    fn txsync(
+        &mut self,
+        ep: usize,
+        ring: usize,
+        head: u32,
+        mem: SharedMem,
+    ) -> Result<Wake, NetifError>;
+    fn rxsync(
+        &mut self,
+        ep: usize,
+        ring: usize,
+        head: u32,
+        mem: SharedMem,
+    ) -> Result<Wake, NetifError>;
 
     /// Descriptors whose readiness means progress for the pollers of `(endpoint, dir)`.
     /// The control plane watches them (edge-triggered epoll) and wakes those pollers;

@@ -96,7 +96,12 @@ impl Kring {
     /// Validates the client's head/cur for a TX sync (netmap `nm_txsync_prologue`):
     /// head in `[rhead, rtail]`, cur in `[head, rtail]`, circularly. On success the
     /// trusted copies are updated and a tail the client overwrote is restored.
-    pub fn txsync_prologue(&mut self, ring: &RingView, head: u32, cur: u32) -> Result<bool, OutOfBounds> {
+    pub fn txsync_prologue(
+        &mut self,
+        ring: &RingView,
+        head: u32,
+        cur: u32,
+    ) -> Result<bool, OutOfBounds> {
         if !window_ok(self.num_slots, self.rhead, self.rtail, head, cur) {
             return Ok(false);
         }
@@ -110,7 +115,12 @@ impl Kring {
 
     /// Validates head/cur for an RX sync (netmap `nm_rxsync_prologue`): head in
     /// `[hwcur, hwtail]`, cur in `[head, hwtail]`.
-    pub fn rxsync_prologue(&mut self, ring: &RingView, head: u32, cur: u32) -> Result<bool, OutOfBounds> {
+    pub fn rxsync_prologue(
+        &mut self,
+        ring: &RingView,
+        head: u32,
+        cur: u32,
+    ) -> Result<bool, OutOfBounds> {
         if !window_ok(self.num_slots, self.hwcur, self.hwtail, head, cur) {
             return Ok(false);
         }
@@ -135,7 +145,12 @@ impl Kring {
     /// merely-inconsistent indices, the daemon always resets head/cur/tail to its own
     /// state: accepting a bogus head would let a later sync walk slots the client does
     /// not own (NETMAP-ABI.md §8.4 calls this an emulator choice).
-    pub fn reinit(&mut self, ring: &RingView, buf_total: u32, buf_size: u32) -> Result<(), OutOfBounds> {
+    pub fn reinit(
+        &mut self,
+        ring: &RingView,
+        buf_total: u32,
+        buf_size: u32,
+    ) -> Result<(), OutOfBounds> {
         for k in 0..self.num_slots {
             let s = ring.slot(k)?;
             if s.buf_idx < 2 || s.buf_idx >= buf_total {
@@ -184,13 +199,19 @@ mod tests {
         assert!(window_ok(8, 6, 2, 7, 1));
         assert!(window_ok(8, 6, 2, 1, 2));
         assert!(!window_ok(8, 6, 2, 4, 4), "head outside the wrapped window");
-        assert!(!window_ok(8, 6, 2, 1, 7), "cur wraps past the end of the window");
+        assert!(
+            !window_ok(8, 6, 2, 1, 7),
+            "cur wraps past the end of the window"
+        );
     }
 
     #[test]
     fn fresh_indices() {
         let tx = Kring::new(Dir::Tx, 0, 1024);
-        assert_eq!((tx.hwcur, tx.hwtail, tx.rhead, tx.rtail), (0, 1023, 0, 1023));
+        assert_eq!(
+            (tx.hwcur, tx.hwtail, tx.rhead, tx.rtail),
+            (0, 1023, 0, 1023)
+        );
         let rx = Kring::new(Dir::Rx, 0, 1024);
         assert_eq!((rx.hwcur, rx.hwtail, rx.rtail), (0, 0, 0));
         assert_eq!(tx.next(1023), 0);

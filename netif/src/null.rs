@@ -2,7 +2,9 @@
 //! requested counts and syncs that do nothing, so a TX ring accepts N-1 slots and never
 //! completes them, and an RX ring never receives (NETMAP-ABI.md §10.6).
 
-use crate::adapter::{buf_free_checked, ring_free, view, Adapter, Endpoint, PortCounts, PortKind, Taken, Wake};
+use crate::adapter::{
+    buf_free_checked, ring_free, view, Adapter, Endpoint, PortCounts, PortKind, Taken, Wake,
+};
 use crate::kring::Dir;
 use crate::NetifError;
 use netmap_pool::{MemAllocator, SharedMem};
@@ -31,7 +33,12 @@ impl Adapter for NullPort {
         &mut self.eps
     }
 
-    fn krings_create(&mut self, _ep: usize, alloc: &mut MemAllocator, mem: SharedMem) -> Result<(), NetifError> {
+    fn krings_create(
+        &mut self,
+        _ep: usize,
+        alloc: &mut MemAllocator,
+        mem: SharedMem,
+    ) -> Result<(), NetifError> {
         if self.eps[0].has_rings() {
             return Ok(());
         }
@@ -83,11 +90,23 @@ impl Adapter for NullPort {
         }
     }
 
-    fn txsync(&mut self, _ep: usize, _ring: usize, _head: u32, _mem: SharedMem) -> Result<Wake, NetifError> {
+    fn txsync(
+        &mut self,
+        _ep: usize,
+        _ring: usize,
+        _head: u32,
+        _mem: SharedMem,
+    ) -> Result<Wake, NetifError> {
         Ok(Wake::none())
     }
 
-    fn rxsync(&mut self, _ep: usize, _ring: usize, _head: u32, _mem: SharedMem) -> Result<Wake, NetifError> {
+    fn rxsync(
+        &mut self,
+        _ep: usize,
+        _ring: usize,
+        _head: u32,
+        _mem: SharedMem,
+    ) -> Result<Wake, NetifError> {
         Ok(Wake::none())
     }
 }

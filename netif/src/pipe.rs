@@ -8,7 +8,9 @@
 //! up to the end of the last complete packet; the reader's rxsync copies released
 //! slots back and publishes them to the writer as free. Neither side ever moves data.
 
-use crate::adapter::{buf_free_checked, ring_free, view, Adapter, Endpoint, PortCounts, PortKind, Taken, Wake};
+use crate::adapter::{
+    buf_free_checked, ring_free, view, Adapter, Endpoint, PortCounts, PortKind, Taken, Wake,
+};
 use crate::kring::Dir;
 use crate::NetifError;
 use netmap_abi::{NS_BUF_CHANGED, NS_MOREFRAG};
@@ -172,7 +174,12 @@ impl Adapter for PipePair {
     }
 
     /// Registering either end materialises the rings of both (`netmap_pipe_reg_both`).
-    fn krings_create(&mut self, _ep: usize, alloc: &mut MemAllocator, mem: SharedMem) -> Result<(), NetifError> {
+    fn krings_create(
+        &mut self,
+        _ep: usize,
+        alloc: &mut MemAllocator,
+        mem: SharedMem,
+    ) -> Result<(), NetifError> {
         if self.eps.iter().all(Endpoint::has_rings) {
             return Ok(());
         }
@@ -190,7 +197,11 @@ impl Adapter for PipePair {
                 let (t, rk) = (&self.eps[w].tx[i], &self.eps[r].rx[i]);
                 if let (Ok(tv), Ok(rv)) = (view(mem, t), view(mem, rk)) {
                     for k in 0..t.num_slots {
-                        let from = if in_half_open(rk.hwcur, t.hwcur, k) { &rv } else { &tv };
+                        let from = if in_half_open(rk.hwcur, t.hwcur, k) {
+                            &rv
+                        } else {
+                            &tv
+                        };
                         match from.slot_buf_idx(k) {
                             Ok(idx) => buf_free_checked(alloc, idx),
                             Err(e) => tracing::error!(%e, "reading a pipe slot at teardown"),
@@ -203,7 +214,13 @@ impl Adapter for PipePair {
         }
     }
 
-    fn txsync(&mut self, ep: usize, ring: usize, head: u32, mem: SharedMem) -> Result<Wake, NetifError> {
+    fn txsync(
+        &mut self,
+        ep: usize,
+        ring: usize,
+        head: u32,
+        mem: SharedMem,
+    ) -> Result<Wake, NetifError> {
         let peer = 1 - ep;
         let link = &mut self.links[ep][ring];
         let [a, b] = &mut self.eps;
@@ -236,7 +253,13 @@ impl Adapter for PipePair {
         })
     }
 
-    fn rxsync(&mut self, ep: usize, ring: usize, head: u32, mem: SharedMem) -> Result<Wake, NetifError> {
+    fn rxsync(
+        &mut self,
+        ep: usize,
+        ring: usize,
+        head: u32,
+        mem: SharedMem,
+    ) -> Result<Wake, NetifError> {
         let writer = 1 - ep;
         let link = &mut self.links[writer][ring];
         let [a, b] = &mut self.eps;
@@ -291,8 +314,14 @@ mod tests {
         let p = PipePair::new("x", "1", req, 1024, 2288);
         let m = p.eps[MASTER].counts;
         let s = p.eps[SLAVE].counts;
-        assert_eq!((m.tx_rings, m.rx_rings, m.tx_slots, m.rx_slots), (2, 1, 1024, 100));
-        assert_eq!((s.tx_rings, s.rx_rings, s.tx_slots, s.rx_slots), (1, 2, 100, 1024));
+        assert_eq!(
+            (m.tx_rings, m.rx_rings, m.tx_slots, m.rx_slots),
+            (2, 1, 1024, 100)
+        );
+        assert_eq!(
+            (s.tx_rings, s.rx_rings, s.tx_slots, s.rx_slots),
+            (1, 2, 100, 1024)
+        );
         assert_eq!(p.eps[MASTER].name, "x{1");
         assert_eq!(p.eps[SLAVE].name, "x}1");
     }

@@ -25,7 +25,11 @@ const TAIL: usize = offset_of!(NetmapRing, tail);
 
 impl<'a> RingView<'a> {
     pub fn new(mem: SharedMem<'a>, off: usize, num_slots: u32) -> Self {
-        Self { mem, off, num_slots }
+        Self {
+            mem,
+            off,
+            num_slots,
+        }
     }
 
     pub fn offset(&self) -> usize {

@@ -49,7 +49,15 @@ pub fn txsync_ring(
     let (head, cur) = (rv.head()?, rv.cur()?);
     let pending = head != k.hwcur;
     if !k.txsync_prologue(&rv, head, cur)? {
-        tracing::debug!(ep, ring = i, head, cur, rhead = k.rhead, rtail = k.rtail, "txsync: bad head/cur");
+        tracing::debug!(
+            ep,
+            ring = i,
+            head,
+            cur,
+            rhead = k.rhead,
+            rtail = k.rtail,
+            "txsync: bad head/cur"
+        );
         k.reinit(&rv, lim.total, lim.size)?;
         return Ok(RingSync {
             error: true,
@@ -96,7 +104,15 @@ pub fn rxsync_ring(
     let (mut head, mut cur) = (rv.head()?, rv.cur()?);
     let mut error = false;
     if !k.rxsync_prologue(&rv, head, cur)? {
-        tracing::debug!(ep, ring = i, head, cur, hwcur = k.hwcur, hwtail = k.hwtail, "rxsync: bad head/cur");
+        tracing::debug!(
+            ep,
+            ring = i,
+            head,
+            cur,
+            hwcur = k.hwcur,
+            hwtail = k.hwtail,
+            "rxsync: bad head/cur"
+        );
         k.reinit(&rv, lim.total, lim.size)?;
         head = k.rhead;
         cur = k.rcur;

@@ -40,7 +40,9 @@ fn resolve_group(g: &str) -> Result<u32, DaemonError> {
         .lines()
         .find_map(|l| {
             let mut f = l.split(':');
-            (f.next() == Some(g)).then(|| f.nth(1)?.parse().ok()).flatten()
+            (f.next() == Some(g))
+                .then(|| f.nth(1)?.parse().ok())
+                .flatten()
         })
         .ok_or_else(|| DaemonError::Config(format!("unknown group {g:?}")))
 }
@@ -67,9 +69,11 @@ pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
         prefer_huge: !opts.no_huge,
     };
     let path = opts.path.clone();
-    mount::clean_stale(&path).map_err(io(format!("removing stale mounts at {}", path.display())))?;
+    mount::clean_stale(&path)
+        .map_err(io(format!("removing stale mounts at {}", path.display())))?;
     let cp = Arc::new(ControlPlane::new(&cfg)?);
-    cp.start_event_thread().map_err(io("starting the port event thread"))?;
+    cp.start_event_thread()
+        .map_err(io("starting the port event thread"))?;
 
     let created_file = match std::fs::symlink_metadata(&path) {
         Ok(m) if m.file_type().is_file() => false,
@@ -79,7 +83,12 @@ pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
                 path.display()
             )))
         }
-        Ok(_) => return Err(DaemonError::Config(format!("{} exists and is not a regular file", path.display()))),
+        Ok(_) => {
+            return Err(DaemonError::Config(format!(
+                "{} exists and is not a regular file",
+                path.display()
+            )))
+        }
         Err(_) => {
             OpenOptions::new()
                 .write(true)
@@ -113,9 +122,12 @@ pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
     config.acl = fuser::SessionACL::All;
     config.n_threads = Some(opts.threads.max(1));
     config.clone_fd = opts.threads > 1;
-    let session = fuser::Session::new(fs, &path, &config).map_err(io(format!("mounting FUSE at {}", path.display())))?;
+    let session = fuser::Session::new(fs, &path, &config)
+        .map_err(io(format!("mounting FUSE at {}", path.display())))?;
     d.session = Some(session.spawn().map_err(io("starting FUSE workers"))?);
-    d.status = Some(StatusServer::start(&opts.status_socket(), cp).map_err(io("starting the status socket"))?);
+    d.status = Some(
+        StatusServer::start(&opts.status_socket(), cp).map_err(io("starting the status socket"))?,
+    );
     tracing::info!(path = %path.display(), mode = format_args!("{:o}", opts.mode), gid, threads = opts.threads, "serving");
     Ok(d)
 }

@@ -23,7 +23,13 @@ fn check(r: libc::c_int, what: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str) -> io::Result<()> {
+fn mount(
+    src: &str,
+    target: &str,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> io::Result<()> {
     let (s, t, f, d) = (cstr(src)?, cstr(target)?, cstr(fstype)?, cstr(data)?);
     // SAFETY: all pointers are valid NUL-terminated strings living across the call.
     let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), flags, d.as_ptr().cast()) };
@@ -42,9 +48,16 @@ fn mknod(path: &str, major: u32, minor: u32) -> io::Result<()> {
 /// has a single thread (unshare(CLONE_NEWNS) refuses shared filesystem state).
 pub fn enter_private_namespace(opts: &DaemonOpts) -> io::Result<()> {
     // SAFETY: unshare takes no pointers; it only changes this process's namespaces.
-    check(unsafe { libc::unshare(libc::CLONE_NEWNS) }, "unshare(CLONE_NEWNS) (needs root)")?;
+    let r = unsafe { libc::unshare(libc::CLONE_NEWNS) };
+    check(r, "unshare(CLONE_NEWNS) (needs root)")?;
     mount("none", "/", "", libc::MS_REC | libc::MS_PRIVATE, "")?;
-    mount("tmpfs", "/dev", "tmpfs", libc::MS_NOSUID, "mode=0755,size=65536k")?;
+    mount(
+        "tmpfs",
+        "/dev",
+        "tmpfs",
+        libc::MS_NOSUID,
+        "mode=0755,size=65536k",
+    )?;
     for (name, major, minor) in [
         ("null", 1, 3),
         ("zero", 1, 5),
@@ -60,10 +73,22 @@ pub fn enter_private_namespace(opts: &DaemonOpts) -> io::Result<()> {
     mknod("/dev/net/tun", 10, 200)?;
     // A private devpts instance, so programs can open pseudo-terminals.
     std::fs::create_dir("/dev/pts")?;
-    mount("devpts", "/dev/pts", "devpts", libc::MS_NOSUID | libc::MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")?;
+    mount(
+        "devpts",
+        "/dev/pts",
+        "devpts",
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620",
+    )?;
     std::os::unix::fs::symlink("pts/ptmx", "/dev/ptmx")?;
     std::fs::create_dir("/dev/shm")?;
-    mount("tmpfs", "/dev/shm", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, "mode=1777")?;
+    mount(
+        "tmpfs",
+        "/dev/shm",
+        "tmpfs",
+        libc::MS_NOSUID | libc::MS_NODEV,
+        "mode=1777",
+    )?;
     for (l, t) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),

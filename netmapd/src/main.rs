@@ -90,14 +90,19 @@ fn parse_octal(s: &str) -> Result<u16, String> {
 
 impl DaemonOpts {
     pub fn status_socket(&self) -> PathBuf {
-        self.status_socket.clone().unwrap_or_else(status::default_socket)
+        self.status_socket
+            .clone()
+            .unwrap_or_else(status::default_socket)
     }
 }
 
 fn init_logging(filter: &str) {
     let f = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    tracing_subscriber::fmt().with_env_filter(f).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(f)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> ExitCode {

@@ -29,16 +29,18 @@ impl StatusServer {
         let l = UnixListener::bind(path)?;
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
-        let thread = std::thread::Builder::new().name("status".into()).spawn(move || {
-            for c in l.incoming() {
-                if st.load(Ordering::Acquire) {
-                    break;
+        let thread = std::thread::Builder::new()
+            .name("status".into())
+            .spawn(move || {
+                for c in l.incoming() {
+                    if st.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if let Ok(mut c) = c {
+                        let _ = c.write_all(cp.status().as_bytes());
+                    }
                 }
-                if let Ok(mut c) = c {
-                    let _ = c.write_all(cp.status().as_bytes());
-                }
-            }
-        })?;
+            })?;
         Ok(Self {
             path: path.to_path_buf(),
             stop,
@@ -66,7 +68,10 @@ pub fn print(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("netmapd status: cannot reach the daemon at {}: {e}", path.display());
+            eprintln!(
+                "netmapd status: cannot reach the daemon at {}: {e}",
+                path.display()
+            );
             ExitCode::FAILURE
         }
     }

@@ -22,7 +22,8 @@ impl ControlPlane {
     }
 
     pub(crate) fn req_port_info(&self, req: &mut Request) -> Result<(), Errno> {
-        let mut b = NmreqPortInfoGet::read_from_bytes(&req.body).map_err(|_| Errno(libc::EINVAL))?;
+        let mut b =
+            NmreqPortInfoGet::read_from_bytes(&req.body).map_err(|_| Errno(libc::EINVAL))?;
         let memsize = self.lock().alloc.memsize() as u64;
         if req.name.is_empty() {
             super::register::check_mem_id(b.nr_mem_id)?;
@@ -139,7 +140,10 @@ impl ControlPlane {
     }
 
     fn registered(&self, fd: FdId) -> bool {
-        self.lock().fds.get(&fd).is_some_and(|f| f.binding.is_some())
+        self.lock()
+            .fds
+            .get(&fd)
+            .is_some_and(|f| f.binding.is_some())
     }
 
     /// SYNC_KLOOP_START needs CSB mode, which the daemon never enables.

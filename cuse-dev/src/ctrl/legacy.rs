@@ -12,7 +12,11 @@ impl ControlPlane {
             return Err(Errno(libc::EINVAL));
         };
         if r.nr_version < abi::NETMAP_MIN_API {
-            tracing::debug!(fd, version = r.nr_version, "legacy request with an old API version");
+            tracing::debug!(
+                fd,
+                version = r.nr_version,
+                "legacy request with an old API version"
+            );
             return Err(Errno(libc::EINVAL));
         }
         r.nr_name[abi::IFNAMSIZ - 1] = 0;
@@ -26,7 +30,11 @@ impl ControlPlane {
             abi::NETMAP_BDG_REGOPS | abi::NETMAP_BDG_LIST => Err(Errno(libc::EINVAL)),
             c if c > abi::NETMAP_VNET_HDR_GET => Err(Errno(libc::EINVAL)),
             c => {
-                tracing::warn!(fd, nr_cmd = c, "legacy VALE commands are not implemented yet");
+                tracing::warn!(
+                    fd,
+                    nr_cmd = c,
+                    "legacy VALE commands are not implemented yet"
+                );
                 Err(Errno(libc::EOPNOTSUPP))
             }
         }
@@ -46,7 +54,11 @@ impl ControlPlane {
             };
         }
         if matches!(mode, abi::NR_REG_PIPE_MASTER | abi::NR_REG_PIPE_SLAVE) {
-            let b = if mode == abi::NR_REG_PIPE_MASTER { '{' } else { '}' };
+            let b = if mode == abi::NR_REG_PIPE_MASTER {
+                '{'
+            } else {
+                '}'
+            };
             name = format!("{name}{b}{ring}");
             mode = abi::NR_REG_ALL_NIC;
             ring = 0;
@@ -106,7 +118,8 @@ impl ControlPlane {
             opts: Vec::new(),
         };
         self.req_port_info(&mut req)?;
-        let b = abi::NmreqPortInfoGet::read_from_bytes(&req.body).map_err(|_| Errno(libc::EINVAL))?;
+        let b =
+            abi::NmreqPortInfoGet::read_from_bytes(&req.body).map_err(|_| Errno(libc::EINVAL))?;
         r.nr_memsize = b.nr_memsize as u32;
         r.nr_tx_slots = b.nr_tx_slots;
         r.nr_rx_slots = b.nr_rx_slots;

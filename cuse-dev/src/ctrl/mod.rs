@@ -117,7 +117,10 @@ impl State {
         self.next_adapter += 1;
         let id = self.next_adapter;
         if let Some((p, i)) = &pipe_key {
-            self.pipes.entry(p.clone()).or_default().insert(i.clone(), id);
+            self.pipes
+                .entry(p.clone())
+                .or_default()
+                .insert(i.clone(), id);
         }
         self.adapters.insert(
             id,
@@ -154,21 +157,27 @@ impl State {
 
     /// Starts watching the event descriptors of a port whose rings now exist.
     pub fn watch_events(&mut self, epoll: &sys::Epoll, id: u64) {
-        let Some(slot) = self.adapters.get_mut(&id) else { return };
+        let Some(slot) = self.adapters.get_mut(&id) else {
+            return;
+        };
         if !slot.watched.is_empty() {
             return;
         }
         for (fd, _ep, _dir) in slot.ad.event_fds() {
             match epoll.add(fd, id) {
                 Ok(()) => slot.watched.push(fd),
-                Err(e) => tracing::warn!(%e, fd, "cannot watch a port descriptor: its pollers wake only on timeouts"),
+                Err(e) => {
+                    tracing::warn!(%e, fd, "cannot watch a port descriptor: its pollers wake only on timeouts")
+                }
             }
         }
     }
 
     /// Takes the stored wakers of every descriptor bound to `adapter`.
     pub fn collect_all_wakers(&mut self, adapter: u64, out: &mut Vec<Box<dyn PollWaker>>) {
-        let Some(slot) = self.adapters.get(&adapter) else { return };
+        let Some(slot) = self.adapters.get(&adapter) else {
+            return;
+        };
         for fd in &slot.fds {
             if let Some(w) = self.fds.get_mut(fd).and_then(|f| f.waker.take()) {
                 out.push(w);
@@ -179,7 +188,9 @@ impl State {
     /// Takes the stored wakers of every descriptor bound to `(adapter, ep)`.
     pub fn collect_wakers(&mut self, adapter: u64, wake: Wake, out: &mut Vec<Box<dyn PollWaker>>) {
         for (ep, _dir) in wake.iter() {
-            let Some(slot) = self.adapters.get(&adapter) else { continue };
+            let Some(slot) = self.adapters.get(&adapter) else {
+                continue;
+            };
             for fd in &slot.fds {
                 if let Some(f) = self.fds.get_mut(fd) {
                     if f.binding.as_ref().is_some_and(|b| b.ep == ep) {
@@ -270,29 +281,33 @@ impl ControlPlane {
 
     /// Starts the thread that turns readiness of kernel-fed ports (NIC sockets) into
     /// poll wake-ups. It ends when the control plane is dropped.
-    pub fn start_event_thread(self: &std::sync::Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    pub fn start_event_thread(
+        self: &std::sync::Arc<Self>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let weak = std::sync::Arc::downgrade(self);
-        std::thread::Builder::new().name("port-events".into()).spawn(move || {
-            let mut tokens = Vec::new();
-            loop {
-                let Some(cp) = weak.upgrade() else { break };
-                if let Err(e) = cp.events.wait(&mut tokens, 200) {
-                    tracing::error!(%e, "epoll_wait failed; port events stop");
-                    break;
-                }
-                if tokens.is_empty() {
-                    continue;
-                }
-                let mut wakers = Vec::new();
-                {
-                    let mut st = cp.lock();
-                    for &t in &tokens {
-                        st.collect_all_wakers(t, &mut wakers);
+        std::thread::Builder::new()
+            .name("port-events".into())
+            .spawn(move || {
+                let mut tokens = Vec::new();
+                loop {
+                    let Some(cp) = weak.upgrade() else { break };
+                    if let Err(e) = cp.events.wait(&mut tokens, 200) {
+                        tracing::error!(%e, "epoll_wait failed; port events stop");
+                        break;
                     }
+                    if tokens.is_empty() {
+                        continue;
+                    }
+                    let mut wakers = Vec::new();
+                    {
+                        let mut st = cp.lock();
+                        for &t in &tokens {
+                            st.collect_all_wakers(t, &mut wakers);
+                        }
+                    }
+                    fire(wakers);
                 }
-                fire(wakers);
-            }
-        })
+            })
     }
 
     /// A new open of `/dev/netmap`.
@@ -321,7 +336,13 @@ impl ControlPlane {
 
     /// One ioctl. `arg` holds the bytes the transport copied in (the size encoded in
     /// `cmd`); on success the returned bytes are copied back to the caller.
-    pub fn ioctl(&self, fd: FdId, cmd: u32, arg: &[u8], um: &dyn UserMemory) -> Result<Vec<u8>, Errno> {
+    pub fn ioctl(
+        &self,
+        fd: FdId,
+        cmd: u32,
+        arg: &[u8],
+        um: &dyn UserMemory,
+    ) -> Result<Vec<u8>, Errno> {
         match cmd {
             abi::NIOCTXSYNC => self.sync_ioctl(fd, Dir::Tx).map(|()| Vec::new()),
             abi::NIOCRXSYNC => self.sync_ioctl(fd, Dir::Rx).map(|()| Vec::new()),

@@ -49,11 +49,16 @@ fn write_back_headers(opts: &[ReqOption], um: &dyn UserMemory) {
 }
 
 /// Copies the option chain in, following the kernel's rules (§5 step 4).
-pub(crate) fn copy_in_options(first: u64, body_size: usize, um: &dyn UserMemory) -> Result<Vec<ReqOption>, Errno> {
+pub(crate) fn copy_in_options(
+    first: u64,
+    body_size: usize,
+    um: &dyn UserMemory,
+) -> Result<Vec<ReqOption>, Errno> {
     let mut used = 16 + body_size + 48;
     let mut rqsz = body_size;
     let mut opts: Vec<ReqOption> = Vec::new();
-    let mut seen: [Option<usize>; abi::NETMAP_REQ_OPT_MAX as usize] = [None; abi::NETMAP_REQ_OPT_MAX as usize];
+    let mut seen: [Option<usize>; abi::NETMAP_REQ_OPT_MAX as usize] =
+        [None; abi::NETMAP_REQ_OPT_MAX as usize];
     let mut ptr = first;
     let fail = |opts: &[ReqOption], e: i32| {
         write_back_headers(opts, um);
@@ -61,7 +66,10 @@ pub(crate) fn copy_in_options(first: u64, body_size: usize, um: &dyn UserMemory)
     };
     while ptr != 0 {
         if used + OPT_OVERHEAD > STAGING {
-            tracing::debug!(options = opts.len(), "option chain does not fit the staging buffer (loop?)");
+            tracing::debug!(
+                options = opts.len(),
+                "option chain does not fit the staging buffer (loop?)"
+            );
             return Err(Errno(libc::EMSGSIZE));
         }
         let mut raw = [0u8; abi::NMREQ_OPTION_SIZE];
@@ -140,7 +148,12 @@ fn copy_out(req: &Request, ok: bool, um: &dyn UserMemory) -> Result<(), Errno> {
 
 impl ControlPlane {
     /// NIOCCTRL entry point: returns the 88-byte header to copy back.
-    pub(crate) fn nmreq_ctrl(&self, fd: FdId, arg: &[u8], um: &dyn UserMemory) -> Result<Vec<u8>, Errno> {
+    pub(crate) fn nmreq_ctrl(
+        &self,
+        fd: FdId,
+        arg: &[u8],
+        um: &dyn UserMemory,
+    ) -> Result<Vec<u8>, Errno> {
         let Ok(mut hdr) = NmreqHeader::read_from_bytes(arg) else {
             tracing::debug!(len = arg.len(), "NIOCCTRL argument of the wrong size");
             return Err(Errno(libc::EINVAL));
@@ -156,7 +169,12 @@ impl ControlPlane {
         }
         let bsz = abi::req_body_size(hdr.nr_reqtype);
         if (bsz > 0) != (hdr.nr_body != 0) {
-            tracing::debug!(fd, reqtype = hdr.nr_reqtype, body = hdr.nr_body, "NIOCCTRL: body presence does not match the request type");
+            tracing::debug!(
+                fd,
+                reqtype = hdr.nr_reqtype,
+                body = hdr.nr_body,
+                "NIOCCTRL: body presence does not match the request type"
+            );
             return Err(Errno(libc::EINVAL));
         }
         let mut body = vec![0u8; bsz];

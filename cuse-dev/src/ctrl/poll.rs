@@ -43,7 +43,9 @@ fn sync_one(
 
 /// Whether TX ring `i` holds packets the daemon has not consumed (`head != hwcur`).
 fn tx_pending(st: &State, b: &Binding, i: usize, mem: SharedMem) -> bool {
-    let Some(slot) = st.adapters.get(&b.adapter) else { return false };
+    let Some(slot) = st.adapters.get(&b.adapter) else {
+        return false;
+    };
     let k = &slot.ad.endpoints()[b.ep].tx[i];
     match netmap_netif::adapter::view(mem, k).and_then(|v| Ok(v.head()?)) {
         Ok(h) => h != k.hwcur,
@@ -88,7 +90,9 @@ impl ControlPlane {
                         if want_tx == 0 && !tx_pending(&st, &b, i, mem) {
                             continue;
                         }
-                        let Some(r) = sync_one(&mut st, &b, Dir::Tx, i, mem, &mut wakers) else { continue };
+                        let Some(r) = sync_one(&mut st, &b, Dir::Tx, i, mem, &mut wakers) else {
+                            continue;
+                        };
                         if r.error {
                             revents |= POLLERR;
                         } else if r.ready && want_tx != 0 {
@@ -104,7 +108,9 @@ impl ControlPlane {
             if want_rx != 0 {
                 for _pass in 0..2 {
                     for i in b.rx.clone() {
-                        let Some(r) = sync_one(&mut st, &b, Dir::Rx, i, mem, &mut wakers) else { continue };
+                        let Some(r) = sync_one(&mut st, &b, Dir::Rx, i, mem, &mut wakers) else {
+                            continue;
+                        };
                         if r.error {
                             revents |= POLLERR;
                         }

@@ -47,7 +47,12 @@ fn requested(reg: &NmreqRegister) -> PortCounts {
 
 /// Finds (or, with `create`, makes) the port a non-null request names.
 /// Returns `(adapter, endpoint, created)`.
-pub(crate) fn lookup(st: &mut State, name: &str, reg: &NmreqRegister, create: bool) -> Result<(u64, usize, bool), Errno> {
+pub(crate) fn lookup(
+    st: &mut State,
+    name: &str,
+    reg: &NmreqRegister,
+    create: bool,
+) -> Result<(u64, usize, bool), Errno> {
     if reg.nr_flags & (abi::NR_MONITOR_TX | abi::NR_MONITOR_RX | abi::NR_ZCOPY_MON) != 0 {
         tracing::warn!(name, "monitor ports are not implemented yet");
         return Err(Errno(libc::EOPNOTSUPP));
@@ -68,7 +73,13 @@ pub(crate) fn lookup(st: &mut State, name: &str, reg: &NmreqRegister, create: bo
         if st.pipes.get(parent).map_or(0, |m| m.len()) >= MAX_PIPES_PER_PARENT {
             return Err(einval("too many pipes on one parent"));
         }
-        let pair = PipePair::new(parent, id, requested(reg), DEFAULT_PIPE_SLOTS, st.alloc.max_slots_per_ring());
+        let pair = PipePair::new(
+            parent,
+            id,
+            requested(reg),
+            DEFAULT_PIPE_SLOTS,
+            st.alloc.max_slots_per_ring(),
+        );
         let aid = st.add_adapter(Box::new(pair), Some((parent.to_string(), id.to_string())));
         return Ok((aid, ep, true));
     }
@@ -103,7 +114,9 @@ pub(crate) fn interp_ringid(
         };
         let (lo, hi) = match mode {
             abi::NR_REG_ALL_NIC => (0, n),
-            abi::NR_REG_SW | abi::NR_REG_NIC_SW | abi::NR_REG_ONE_SW if c.host_tx_rings == 0 && c.host_rx_rings == 0 => {
+            abi::NR_REG_SW | abi::NR_REG_NIC_SW | abi::NR_REG_ONE_SW
+                if c.host_tx_rings == 0 && c.host_rx_rings == 0 =>
+            {
                 return Err(einval("host rings requested on a port without host rings"));
             }
             abi::NR_REG_SW => (n, n + h),
@@ -131,7 +144,15 @@ pub(crate) fn interp_ringid(
 }
 
 /// Writes a fresh netmap_if for a binding.
-fn write_nifp(mem: SharedMem, off: usize, objsize: usize, name: &str, c: &PortCounts, b: &Binding, rings: &dyn Fn(Dir, usize) -> Option<usize>) -> Result<(), Errno> {
+fn write_nifp(
+    mem: SharedMem,
+    off: usize,
+    objsize: usize,
+    name: &str,
+    c: &PortCounts,
+    b: &Binding,
+    rings: &dyn Fn(Dir, usize) -> Option<usize>,
+) -> Result<(), Errno> {
     let htx = c.host_tx_rings.max(1) as usize;
     let hrx = c.host_rx_rings.max(1) as usize;
     let entries = c.tx_rings as usize + htx + c.rx_rings as usize + hrx;
@@ -153,9 +174,16 @@ fn write_nifp(mem: SharedMem, off: usize, objsize: usize, name: &str, c: &PortCo
     let mut k = 0;
     // Hardware rings then host rings, per direction; a ring that is not bound (or, for
     // the placeholder host ring of a port without host stack, does not exist) is 0.
-    for (d, n, h) in [(Dir::Tx, c.tx_rings as usize, htx), (Dir::Rx, c.rx_rings as usize, hrx)] {
+    for (d, n, h) in [
+        (Dir::Tx, c.tx_rings as usize, htx),
+        (Dir::Rx, c.rx_rings as usize, hrx),
+    ] {
         for i in 0..n + h {
-            let v = if b.rings(d).contains(&i) { rings(d, i).map_or(0, rel) } else { 0 };
+            let v = if b.rings(d).contains(&i) {
+                rings(d, i).map_or(0, rel)
+            } else {
+                0
+            };
             mem.write_i64(off + abi::if_ring_ofs_offset(k), v)?;
             k += 1;
         }
@@ -169,7 +197,9 @@ fn extra_bufs_alloc(st: &mut State, mem: SharedMem, n: u32) -> (u32, u32) {
     let mut head = 0u32;
     let mut got = 0;
     while got < n {
-        let Ok(b) = st.alloc.buf_pool.alloc() else { break };
+        let Ok(b) = st.alloc.buf_pool.alloc() else {
+            break;
+        };
         let written = st.alloc.buf_offset(b).map(|o| mem.write_u32(o, head));
         if !matches!(written, Some(Ok(()))) {
             let _ = st.alloc.buf_pool.free(b);
@@ -186,10 +216,14 @@ fn extra_bufs_alloc(st: &mut State, mem: SharedMem, n: u32) -> (u32, u32) {
 /// wrote the list, so every link is checked; the walk cannot loop since each step
 /// frees a buffer.
 fn extra_bufs_free(st: &mut State, mem: SharedMem, nifp_off: usize) {
-    let Ok(mut idx) = mem.read_u32(nifp_off + offset_of!(NetmapIf, ni_bufs_head)) else { return };
+    let Ok(mut idx) = mem.read_u32(nifp_off + offset_of!(NetmapIf, ni_bufs_head)) else {
+        return;
+    };
     let total = st.alloc.buf_pool.objtotal();
     while idx >= 2 && idx < total && st.alloc.buf_pool.is_allocated(idx) {
-        let Some(o) = st.alloc.buf_offset(idx) else { break };
+        let Some(o) = st.alloc.buf_offset(idx) else {
+            break;
+        };
         let next = mem.read_u32(o).unwrap_or(0);
         let _ = mem.write_u32(o, 0);
         if st.alloc.buf_pool.free(idx).is_err() {
@@ -202,7 +236,13 @@ fn extra_bufs_free(st: &mut State, mem: SharedMem, nifp_off: usize) {
 
 /// Undoes a registration: extra buffers, netmap_if, ring users, and the port itself
 /// when this was its last user.
-pub(crate) fn unbind(st: &mut State, b: &Binding, fd: FdId, mem: SharedMem, wakers: &mut Vec<Box<dyn PollWaker>>) {
+pub(crate) fn unbind(
+    st: &mut State,
+    b: &Binding,
+    fd: FdId,
+    mem: SharedMem,
+    wakers: &mut Vec<Box<dyn PollWaker>>,
+) {
     extra_bufs_free(st, mem, b.nifp_off);
     match st.alloc.if_pool.obj_index(b.nifp_off) {
         Some(i) => {
@@ -235,8 +275,14 @@ pub(crate) fn unbind(st: &mut State, b: &Binding, fd: FdId, mem: SharedMem, wake
 }
 
 /// Applies the OFFSETS option to the bound rings (§5.1).
-fn apply_offsets(st: &mut State, mem: SharedMem, b: &Binding, o: &mut ReqOption) -> Result<(), Errno> {
-    let Ok(mut opt) = abi::NmreqOptOffsets::read_from_bytes(&[o.hdr.as_bytes(), &o.body].concat()) else {
+fn apply_offsets(
+    st: &mut State,
+    mem: SharedMem,
+    b: &Binding,
+    o: &mut ReqOption,
+) -> Result<(), Errno> {
+    let Ok(mut opt) = abi::NmreqOptOffsets::read_from_bytes(&[o.hdr.as_bytes(), &o.body].concat())
+    else {
         return Err(Errno(libc::EINVAL));
     };
     let buf_size = u64::from(st.alloc.buf_size());
@@ -248,18 +294,26 @@ fn apply_offsets(st: &mut State, mem: SharedMem, b: &Binding, o: &mut ReqOption)
     if bits > 64 {
         return fail(o, "offset bits above 64");
     }
-    let mask = if bits == 0 || bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let mask = if bits == 0 || bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     if opt.nro_max_offset > buf_size || opt.nro_max_offset > mask {
         return fail(o, "max offset larger than a buffer or than the offset bits");
     }
     if opt.nro_initial_offset > opt.nro_max_offset {
         return fail(o, "initial offset above max offset");
     }
-    let Some(slot) = st.adapters.get_mut(&b.adapter) else { return Err(Errno(libc::ENXIO)) };
+    let Some(slot) = st.adapters.get_mut(&b.adapter) else {
+        return Err(Errno(libc::ENXIO));
+    };
     let ep = &slot.ad.endpoints()[b.ep];
     for d in Dir::BOTH {
         for k in &ep.krings(d)[b.rings(d)] {
-            let Ok(rv) = netmap_netif::adapter::view(mem, k) else { continue };
+            let Ok(rv) = netmap_netif::adapter::view(mem, k) else {
+                continue;
+            };
             mem.write_u64(rv.offset() + offset_of!(abi::NetmapRing, offset_mask), mask)?;
             if k.users == 1 {
                 for s in 0..k.num_slots {
@@ -287,7 +341,13 @@ impl ControlPlane {
     }
 
     /// REGISTER proper, shared with the legacy NIOCREGIF.
-    pub(crate) fn do_register(&self, fd: FdId, name: &str, reg: &mut NmreqRegister, opts: &mut [ReqOption]) -> Result<(), Errno> {
+    pub(crate) fn do_register(
+        &self,
+        fd: FdId,
+        name: &str,
+        reg: &mut NmreqRegister,
+        opts: &mut [ReqOption],
+    ) -> Result<(), Errno> {
         let mem = self.mem();
         let mut wakers = Vec::new();
         let res = {
@@ -322,8 +382,13 @@ impl ControlPlane {
             None => return Err(Errno(libc::EBADF)),
         }
         check_mem_id(reg.nr_mem_id)?;
-        if matches!(reg.nr_mode, abi::NR_REG_PIPE_MASTER | abi::NR_REG_PIPE_SLAVE) {
-            return Err(einval("PIPE_MASTER/PIPE_SLAVE modes are only accepted by the legacy API"));
+        if matches!(
+            reg.nr_mode,
+            abi::NR_REG_PIPE_MASTER | abi::NR_REG_PIPE_SLAVE
+        ) {
+            return Err(einval(
+                "PIPE_MASTER/PIPE_SLAVE modes are only accepted by the legacy API",
+            ));
         }
         let (aid, ep) = if reg.nr_mode == abi::NR_REG_NULL {
             if reg.nr_mem_id == 0 {
@@ -339,19 +404,29 @@ impl ControlPlane {
                 tracing::warn!(max, "null port slots do not fit a ring object");
                 return Err(Errno(libc::ENOMEM));
             }
-            (st.add_adapter(Box::new(NullPort::new(name, counts)), None), 0)
+            (
+                st.add_adapter(Box::new(NullPort::new(name, counts)), None),
+                0,
+            )
         } else {
             let (aid, ep, _) = lookup(st, name, reg, true)?;
             (aid, ep)
         };
-        let res = self.bind_new(st, fd, aid, ep, reg, opts, mem);
+        let res = self.bind_new(st, fd, aid, ep, reg, opts, mem, wakers);
         if res.is_err() {
             st.drop_adapter_if_unused(aid, mem);
         }
         let b = res?;
         // Leftover options nobody consumed make the whole registration fail.
-        if let Some(o) = opts.iter().find(|o| o.hdr.nro_status == libc::EOPNOTSUPP as u32) {
-            tracing::info!(fd, reqtype = o.hdr.nro_reqtype, "REGISTER with an unsupported option");
+        if let Some(o) = opts
+            .iter()
+            .find(|o| o.hdr.nro_status == libc::EOPNOTSUPP as u32)
+        {
+            tracing::info!(
+                fd,
+                reqtype = o.hdr.nro_reqtype,
+                "REGISTER with an unsupported option"
+            );
             if let Some(f) = st.fds.get_mut(&fd) {
                 f.binding = None;
             }
@@ -373,8 +448,11 @@ impl ControlPlane {
         reg: &mut NmreqRegister,
         opts: &mut [ReqOption],
         mem: SharedMem,
+        wakers: &mut Vec<Box<dyn PollWaker>>,
     ) -> Result<Binding, Errno> {
-        let State { alloc, adapters, .. } = st;
+        let State {
+            alloc, adapters, ..
+        } = st;
         let slot: &mut AdapterSlot = adapters.get_mut(&aid).ok_or(Errno(libc::ENXIO))?;
         let kind = slot.ad.kind();
         let counts = slot.ad.endpoints()[ep].counts;
@@ -390,7 +468,11 @@ impl ControlPlane {
             }
             netmap_netif::PortKind::Nic => reg.nr_mode,
         };
-        let (tx, rx) = if both_only { (0..0, 0..0) } else { interp_ringid(mode, reg.nr_ringid, reg.nr_flags, &counts)? };
+        let (tx, rx) = if both_only {
+            (0..0, 0..0)
+        } else {
+            interp_ringid(mode, reg.nr_ringid, reg.nr_flags, &counts)?
+        };
         let exclusive = reg.nr_flags & abi::NR_EXCLUSIVE != 0;
         {
             let e = &slot.ad.endpoints()[ep];
@@ -409,7 +491,10 @@ impl ControlPlane {
             tracing::warn!("netmap_if pool exhausted");
             Errno(libc::ENOMEM)
         })?;
-        let nifp_off = alloc.if_pool.obj_offset(nifp_idx).ok_or(Errno(libc::ENOMEM))?;
+        let nifp_off = alloc
+            .if_pool
+            .obj_offset(nifp_idx)
+            .ok_or(Errno(libc::ENOMEM))?;
         let b = Binding {
             adapter: aid,
             ep,
@@ -421,7 +506,15 @@ impl ControlPlane {
         };
         let e = &slot.ad.endpoints()[ep];
         let ring_of = |d: Dir, i: usize| e.krings(d).get(i).and_then(|k| k.ring_off);
-        if let Err(err) = write_nifp(mem, nifp_off, alloc.if_pool.objsize() as usize, &e.name, &counts, &b, &ring_of) {
+        if let Err(err) = write_nifp(
+            mem,
+            nifp_off,
+            alloc.if_pool.objsize() as usize,
+            &e.name,
+            &counts,
+            &b,
+            &ring_of,
+        ) {
             let _ = alloc.if_pool.free(nifp_idx);
             return Err(err);
         }
@@ -440,12 +533,15 @@ impl ControlPlane {
         if watch {
             st.watch_events(&self.events, aid);
         }
-        if let Some(o) = opts.iter_mut().find(|o| o.hdr.nro_reqtype == abi::NETMAP_REQ_OPT_OFFSETS) {
+        if let Some(o) = opts
+            .iter_mut()
+            .find(|o| o.hdr.nro_reqtype == abi::NETMAP_REQ_OPT_OFFSETS)
+        {
             if let Err(err) = apply_offsets(st, mem, &b, o) {
                 if let Some(f) = st.fds.get_mut(&fd) {
                     f.binding = None;
                 }
-                unbind(st, &b, fd, mem, &mut Vec::new());
+                unbind(st, &b, fd, mem, wakers);
                 return Err(err);
             }
         }

@@ -5,10 +5,16 @@ use super::Errno;
 
 fn check(len: usize, done: isize) -> Result<(), Errno> {
     if done < 0 {
-        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EFAULT);
+        let e = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EFAULT);
         // ESRCH/EPERM mean the caller vanished or cannot be reached: to the caller
         // (if any) this is a bad address.
-        return Err(Errno(if e == libc::ENOMEM { libc::ENOMEM } else { libc::EFAULT }));
+        return Err(Errno(if e == libc::ENOMEM {
+            libc::ENOMEM
+        } else {
+            libc::EFAULT
+        }));
     }
     if done as usize != len {
         return Err(Errno(libc::EFAULT));
@@ -94,9 +100,8 @@ impl Epoll {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
-        Ok(Self {
-            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        Ok(Self { fd })
     }
 
     fn ctl(&self, op: i32, fd: std::os::fd::RawFd, events: u32, token: u64) -> std::io::Result<()> {
@@ -117,16 +122,19 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_ADD, fd, ev, token)
     }
 
-    pub fn del(&self, fd: std::os::fd::RawFd) -> std::io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
-    }
-
     /// Waits up to `timeout_ms` and returns the tokens of the ready descriptors.
     pub fn wait(&self, out: &mut Vec<u64>, timeout_ms: i32) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
         let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 64];
         // SAFETY: `evs` is a writable array of 64 epoll_event entries.
-        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), evs.as_mut_ptr(), evs.len() as i32, timeout_ms) };
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                evs.as_mut_ptr(),
+                evs.len() as i32,
+                timeout_ms,
+            )
+        };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {

@@ -19,9 +19,9 @@ pub mod mount;
 
 use crate::ctrl::{ControlPlane, PollWaker, ProcessMemory};
 use fuser::{
-    BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags, PollNotifier, ReplyAttr, ReplyEmpty,
-    ReplyIoctl, ReplyOpen, ReplyPoll, Request,
+    BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags, PollNotifier,
+    ReplyAttr, ReplyEmpty, ReplyIoctl, ReplyOpen, ReplyPoll, Request,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -100,10 +100,15 @@ impl NetmapFs {
 
 impl Filesystem for NetmapFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).map_err(|missing| {
-            tracing::error!(?missing, "the kernel does not offer FUSE passthrough (needs Linux >= 6.9)");
-            std::io::Error::from_raw_os_error(libc::ENOSYS)
-        })?;
+        config
+            .add_capabilities(InitFlags::FUSE_PASSTHROUGH)
+            .map_err(|missing| {
+                tracing::error!(
+                    ?missing,
+                    "the kernel does not offer FUSE passthrough (needs Linux >= 6.9)"
+                );
+                std::io::Error::from_raw_os_error(libc::ENOSYS)
+            })?;
         if let Err(max) = config.set_max_stack_depth(1) {
             tracing::error!(max, "cannot set the passthrough stack depth");
             return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
@@ -160,11 +165,25 @@ impl Filesystem for NetmapFs {
     }
 
     /// No extended attributes; ENOSYS makes the kernel stop asking.
-    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &std::ffi::OsStr, _size: u32, reply: fuser::ReplyXattr) {
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &std::ffi::OsStr,
+        _size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
         reply.error(Errno::ENOSYS);
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
@@ -199,11 +218,12 @@ impl Filesystem for NetmapFs {
         flags: PollFlags,
         reply: ReplyPoll,
     ) {
-        let waker: Option<Box<dyn PollWaker>> = if flags.contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY) {
-            Some(Box::new(FuseWaker(ph)))
-        } else {
-            None
-        };
+        let waker: Option<Box<dyn PollWaker>> =
+            if flags.contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY) {
+                Some(Box::new(FuseWaker(ph)))
+            } else {
+                None
+            };
         let revents = self.cp.poll(fh.0, events.bits(), waker);
         reply.poll(PollEvents::from_bits_retain(revents));
     }

@@ -27,7 +27,10 @@ fn unescape(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -41,7 +44,8 @@ fn unescape(s: &str) -> Vec<u8> {
 
 /// Detaches a mount point (`umount2(MNT_DETACH)`).
 pub fn detach(path: &Path) -> io::Result<()> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
     let r = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     if r != 0 {
@@ -58,7 +62,9 @@ pub fn clean_stale(path: &Path) -> io::Result<usize> {
         detach(path)?;
         n += 1;
         if n > 64 {
-            return Err(io::Error::other("mounts at the device path keep reappearing"));
+            return Err(io::Error::other(
+                "mounts at the device path keep reappearing",
+            ));
         }
     }
     if n > 0 {
