@@ -40,6 +40,8 @@ pub struct PipePair {
     eps: [Endpoint; 2],
     /// `links[w][i]`: endpoint `w`'s TX ring `i` → the other endpoint's RX ring `i`.
     links: [Vec<Link>; 2],
+    /// Slots and bytes each endpoint has handed to its peer (for `netmapd status`).
+    sent: [(u64, u64); 2],
 }
 
 /// Splits a kernel name at the pipe bracket: `Some((parent, is_master, id))`.
@@ -89,6 +91,7 @@ impl PipePair {
             to_reader: 0,
         };
         Self {
+            sent: [(0, 0); 2],
             links: [
                 vec![link(m.tx_slots); m.tx_rings as usize],
                 vec![link(s.tx_slots); s.tx_rings as usize],
@@ -232,9 +235,12 @@ impl Adapter for PipePair {
         let rv = view(mem, rk)?;
         let mut k = t.hwcur;
         let mut complete = None;
+        let sent = &mut self.sent[ep];
         while k != head {
             let s = tv.slot(k)?;
             rv.set_slot(k, &s)?;
+            sent.0 += 1;
+            sent.1 += u64::from(s.len);
             if s.flags & NS_BUF_CHANGED != 0 {
                 tv.set_slot_flags(k, s.flags & !NS_BUF_CHANGED)?;
             }

@@ -381,16 +381,23 @@ impl ControlPlane {
             c.buf_total,
         );
         for slot in st.adapters.values() {
+            let stats: Vec<String> = slot
+                .ad
+                .stats()
+                .iter()
+                .map(|(k, v)| format!(" {k}={v}"))
+                .collect();
             for ep in slot.ad.endpoints() {
                 s.push_str(&format!(
-                    "port={} kind={:?} users={} tx_rings={} rx_rings={} tx_slots={} rx_slots={}\n",
+                    "port={} kind={:?} users={} tx_rings={} rx_rings={} tx_slots={} rx_slots={}{}\n",
                     ep.name,
                     slot.ad.kind(),
                     ep.users,
                     ep.counts.tx_rings,
                     ep.counts.rx_rings,
                     ep.counts.tx_slots,
-                    ep.counts.rx_slots
+                    ep.counts.rx_slots,
+                    stats.concat()
                 ));
             }
         }

@@ -67,25 +67,6 @@ pub fn vm_write(pid: libc::pid_t, addr: u64, data: &[u8]) -> Result<(), Errno> {
     check(data.len(), n)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_process_round_trip_and_faults() {
-        let pid = std::process::id() as libc::pid_t;
-        let src = [1u8, 2, 3, 4];
-        let mut dst = [0u8; 4];
-        vm_read(pid, src.as_ptr() as u64, &mut dst).expect("read own memory");
-        assert_eq!(dst, src);
-        let mut target = [0u8; 4];
-        vm_write(pid, target.as_mut_ptr() as u64, &[9, 8, 7, 6]).expect("write own memory");
-        assert_eq!(std::hint::black_box(target), [9, 8, 7, 6]);
-        assert_eq!(vm_read(pid, 0x10, &mut dst), Err(Errno(libc::EFAULT)));
-        assert_eq!(vm_read(pid, 0, &mut dst), Err(Errno(libc::EFAULT)));
-    }
-}
-
 /// An epoll instance watching the descriptors of kernel-fed ports (edge-triggered).
 pub struct Epoll {
     fd: std::os::fd::OwnedFd,
@@ -145,5 +126,24 @@ impl Epoll {
         out.clear();
         out.extend(evs[..n as usize].iter().map(|e| e.u64));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_round_trip_and_faults() {
+        let pid = std::process::id() as libc::pid_t;
+        let src = [1u8, 2, 3, 4];
+        let mut dst = [0u8; 4];
+        vm_read(pid, src.as_ptr() as u64, &mut dst).expect("read own memory");
+        assert_eq!(dst, src);
+        let mut target = [0u8; 4];
+        vm_write(pid, target.as_mut_ptr() as u64, &[9, 8, 7, 6]).expect("write own memory");
+        assert_eq!(std::hint::black_box(target), [9, 8, 7, 6]);
+        assert_eq!(vm_read(pid, 0x10, &mut dst), Err(Errno(libc::EFAULT)));
+        assert_eq!(vm_read(pid, 0, &mut dst), Err(Errno(libc::EFAULT)));
     }
 }

@@ -1278,7 +1278,7 @@ fn garbage_from_the_client_never_panics_or_inflates_the_pool() {
             &NetmapSlot {
                 buf_idx: idx,
                 len: 0xffff,
-                flags: 0xffff & !netmap_abi::NS_MOREFRAG,
+                flags: !netmap_abi::NS_MOREFRAG,
                 ptr: u64::MAX,
             },
         );
