@@ -67,6 +67,8 @@ pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
             buf_num: opts.buf_num,
         },
         prefer_huge: !opts.no_huge,
+        nic_slots: opts.nic_slots,
+        nic_rings: opts.nic_rings,
     };
     let path = opts.path.clone();
     mount::clean_stale(&path)

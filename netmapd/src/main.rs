@@ -70,6 +70,12 @@ pub struct DaemonOpts {
     /// Size of a packet buffer in bytes.
     #[arg(long, default_value_t = 2048, global = true)]
     pub buf_size: u32,
+    /// Slots per ring of NIC ports (0: 1024, netmap's generic-adapter default).
+    #[arg(long, default_value_t = 0, global = true)]
+    pub nic_slots: u32,
+    /// Hardware ring pairs of NIC ports (0: one per interface queue).
+    #[arg(long, default_value_t = 0, global = true)]
+    pub nic_rings: u32,
     /// Back the region with a plain memfd instead of a tmpfs mounted huge=always.
     #[arg(long, global = true)]
     pub no_huge: bool,

@@ -210,6 +210,10 @@ pub struct CtrlConfig {
     pub pools: PoolConfig,
     /// Back the region with a tmpfs mounted `huge=always` when possible.
     pub prefer_huge: bool,
+    /// Slots per ring of NIC ports (0: netmap's generic default, 1024).
+    pub nic_slots: u32,
+    /// Hardware ring pairs of NIC ports (0: one per interface queue).
+    pub nic_rings: u32,
 }
 
 impl Default for CtrlConfig {
@@ -217,12 +221,15 @@ impl Default for CtrlConfig {
         Self {
             pools: PoolConfig::default(),
             prefer_huge: true,
+            nic_slots: 0,
+            nic_rings: 0,
         }
     }
 }
 
 /// The netmap control plane (see the module doc).
 pub struct ControlPlane {
+    cfg: CtrlConfig,
     region: Region,
     /// Readiness of kernel-fed ports' descriptors (see [`ControlPlane::start_event_thread`]).
     events: sys::Epoll,
@@ -243,6 +250,7 @@ impl ControlPlane {
             "shared region ready"
         );
         Ok(Self {
+            cfg: *cfg,
             region,
             events: sys::Epoll::new().map_err(netmap_pool::RegionError::from)?,
             state: Mutex::new(State {

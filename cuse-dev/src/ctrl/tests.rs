@@ -39,6 +39,7 @@ fn small_config() -> CtrlConfig {
             buf_num: 8192,
         },
         prefer_huge: false,
+        ..CtrlConfig::default()
     }
 }
 
