@@ -16,6 +16,14 @@ pub enum NetifError {
     NoPort(String),
     #[error("not supported: {0}")]
     NotSupported(String),
+    /// A system call on behalf of the port failed (AF_PACKET sockets: link down →
+    /// ENETDOWN, interface deleted → ENXIO/ENODEV).
+    #[error("{op}: {source}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl NetifError {
@@ -28,6 +36,7 @@ impl NetifError {
             NetifError::Busy(_) => libc::EBUSY,
             NetifError::NoPort(_) => libc::ENXIO,
             NetifError::NotSupported(_) => libc::EOPNOTSUPP,
+            NetifError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         }
     }
 }

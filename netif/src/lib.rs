@@ -9,13 +9,15 @@
 //! * [`adapter`] — the [`Adapter`] trait (krings create/delete, txsync, rxsync);
 //! * [`sync`] — the generic sync path: prologue → port sync → finalize, used by the
 //!   sync ioctls and by poll;
-//! * [`pipe`] and [`null`] — the port kinds that need no NIC.
+//! * [`pipe`] and [`null`] — the port kinds that need no NIC;
+//! * [`af_packet`] — host interfaces (`netmap:eth0`) through AF_PACKET sockets.
 //!
 //! Nothing here knows about file descriptors or transports: the control plane in
 //! `cuse-dev` decides which rings a descriptor binds and calls into this crate.
 #![deny(unsafe_code)]
 
 pub mod adapter;
+pub mod af_packet;
 pub mod error;
 pub mod kring;
 pub mod null;

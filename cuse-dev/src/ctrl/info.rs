@@ -14,8 +14,9 @@ impl ControlPlane {
     /// Looks a port up as REGISTER would (ALL_NIC, the body's counts) and returns its
     /// counts; a port created only to answer is destroyed again at once.
     fn port_counts(&self, name: &str, reg: &NmreqRegister) -> Result<PortCounts, Errno> {
+        let nic = self.nic_config();
         let mut st = self.lock();
-        let (aid, ep, _) = lookup(&mut st, name, reg, true)?;
+        let (aid, ep, _) = lookup(&mut st, &nic, name, reg, true)?;
         let counts = st.adapters.get(&aid).map(|s| s.ad.endpoints()[ep].counts);
         st.drop_adapter_if_unused(aid, self.mem());
         counts.ok_or(Errno(libc::ENXIO))
@@ -90,12 +91,13 @@ impl ControlPlane {
 
     /// PORT_HDR_GET never creates a port: an absent pipe pair is ENODEV.
     pub(crate) fn req_port_hdr_get(&self, req: &mut Request) -> Result<(), Errno> {
+        let nic = self.nic_config();
         let mut st = self.lock();
         let reg = NmreqRegister {
             nr_mode: abi::NR_REG_ALL_NIC,
             ..Default::default()
         };
-        lookup(&mut st, &req.name, &reg, false)?;
+        lookup(&mut st, &nic, &req.name, &reg, false)?;
         req.body = NmreqPortHdr::default().as_bytes().to_vec();
         Ok(())
     }

@@ -96,10 +96,21 @@ pub(crate) struct AdapterSlot {
     pub ad: Box<dyn Adapter>,
     /// Descriptors of the port registered with the event loop.
     pub watched: Vec<std::os::fd::RawFd>,
-    /// Pipe registry key (`parent`, `id`) so the pair can be found by name.
-    pub pipe_key: Option<(String, String)>,
+    /// Registry key so the port can be found by name again.
+    pub key: PortKey,
     /// Descriptors bound to this adapter (for wake-ups).
     pub fds: Vec<FdId>,
+}
+
+/// How a port is found by name (ports without a key, e.g. null ports, are reachable
+/// only through their descriptor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PortKey {
+    None,
+    /// `(parent, id)` of a pipe pair.
+    Pipe(String, String),
+    /// A host interface.
+    Nic(String),
 }
 
 pub(crate) struct State {
@@ -107,27 +118,35 @@ pub(crate) struct State {
     pub adapters: HashMap<u64, AdapterSlot>,
     /// parent name → (pipe id → adapter id)
     pub pipes: HashMap<String, HashMap<String, u64>>,
+    /// interface name → adapter id
+    pub nics: HashMap<String, u64>,
     pub fds: HashMap<FdId, FdState>,
     next_fd: FdId,
     next_adapter: u64,
 }
 
 impl State {
-    pub fn add_adapter(&mut self, ad: Box<dyn Adapter>, pipe_key: Option<(String, String)>) -> u64 {
+    pub fn add_adapter(&mut self, ad: Box<dyn Adapter>, key: PortKey) -> u64 {
         self.next_adapter += 1;
         let id = self.next_adapter;
-        if let Some((p, i)) = &pipe_key {
-            self.pipes
-                .entry(p.clone())
-                .or_default()
-                .insert(i.clone(), id);
+        match &key {
+            PortKey::Pipe(p, i) => {
+                self.pipes
+                    .entry(p.clone())
+                    .or_default()
+                    .insert(i.clone(), id);
+            }
+            PortKey::Nic(n) => {
+                self.nics.insert(n.clone(), id);
+            }
+            PortKey::None => {}
         }
         self.adapters.insert(
             id,
             AdapterSlot {
                 ad,
                 watched: Vec::new(),
-                pipe_key,
+                key,
                 fds: Vec::new(),
             },
         );
@@ -144,13 +163,19 @@ impl State {
             // Closing a port's sockets (krings_delete) also removes them from epoll.
             slot.watched.clear();
             slot.ad.krings_delete(&mut self.alloc, mem);
-            if let Some((p, i)) = slot.pipe_key {
-                if let Some(m) = self.pipes.get_mut(&p) {
-                    m.remove(&i);
-                    if m.is_empty() {
-                        self.pipes.remove(&p);
+            match slot.key {
+                PortKey::Pipe(p, i) => {
+                    if let Some(m) = self.pipes.get_mut(&p) {
+                        m.remove(&i);
+                        if m.is_empty() {
+                            self.pipes.remove(&p);
+                        }
                     }
                 }
+                PortKey::Nic(n) => {
+                    self.nics.remove(&n);
+                }
+                PortKey::None => {}
             }
         }
     }
@@ -257,6 +282,7 @@ impl ControlPlane {
                 alloc,
                 adapters: HashMap::new(),
                 pipes: HashMap::new(),
+                nics: HashMap::new(),
                 fds: HashMap::new(),
                 next_fd: 0,
                 next_adapter: 0,
@@ -316,6 +342,15 @@ impl ControlPlane {
                     fire(wakers);
                 }
             })
+    }
+
+    /// Sizing of NIC ports created from now on.
+    pub(crate) fn nic_config(&self) -> netmap_netif::af_packet::NicConfig {
+        netmap_netif::af_packet::NicConfig {
+            slots: self.cfg.nic_slots,
+            tx_rings: self.cfg.nic_rings,
+            rx_rings: self.cfg.nic_rings,
+        }
     }
 
     /// A new open of `/dev/netmap`.

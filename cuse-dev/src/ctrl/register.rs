@@ -3,10 +3,11 @@
 //! inverse — unregistering on close or when a late step fails.
 
 use super::nmreq::{ReqOption, Request};
-use super::{AdapterSlot, Binding, ControlPlane, Errno, FdId, PollWaker, State};
+use super::{AdapterSlot, Binding, ControlPlane, Errno, FdId, PollWaker, PortKey, State};
 use core::mem::{offset_of, size_of};
 use netmap_abi as abi;
 use netmap_abi::{NetmapIf, NmreqRegister};
+use netmap_netif::af_packet::{interface_exists, AfPacketPort, NicConfig};
 use netmap_netif::null::NullPort;
 use netmap_netif::pipe::{parse_pipe_name, PipePair, MAX_PIPES_PER_PARENT};
 use netmap_netif::{Dir, PortCounts};
@@ -49,6 +50,7 @@ fn requested(reg: &NmreqRegister) -> PortCounts {
 /// Returns `(adapter, endpoint, created)`.
 pub(crate) fn lookup(
     st: &mut State,
+    nic: &NicConfig,
     name: &str,
     reg: &NmreqRegister,
     create: bool,
@@ -80,15 +82,29 @@ pub(crate) fn lookup(
             DEFAULT_PIPE_SLOTS,
             st.alloc.max_slots_per_ring(),
         );
-        let aid = st.add_adapter(Box::new(pair), Some((parent.to_string(), id.to_string())));
+        let aid = st.add_adapter(
+            Box::new(pair),
+            PortKey::Pipe(parent.to_string(), id.to_string()),
+        );
         return Ok((aid, ep, true));
     }
     if name.starts_with("val") {
         tracing::warn!(name, "VALE switches are not implemented yet");
         return Err(Errno(libc::EOPNOTSUPP));
     }
-    tracing::info!(name, "no such port (NIC ports are not implemented yet)");
-    Err(Errno(libc::ENXIO))
+    if let Some(&aid) = st.nics.get(name) {
+        return Ok((aid, 0, false));
+    }
+    if !create || !interface_exists(name) {
+        tracing::info!(name, "no such interface");
+        return Err(Errno(libc::ENXIO));
+    }
+    let port = AfPacketPort::open(name, nic, st.alloc.max_slots_per_ring()).map_err(|e| {
+        tracing::info!(name, %e, "cannot open the interface");
+        Errno::from(e)
+    })?;
+    let aid = st.add_adapter(Box::new(port), PortKey::Nic(name.to_string()));
+    Ok((aid, 0, true))
 }
 
 /// Ring ranges a descriptor binds (netmap `netmap_interp_ringid`).
@@ -405,11 +421,11 @@ impl ControlPlane {
                 return Err(Errno(libc::ENOMEM));
             }
             (
-                st.add_adapter(Box::new(NullPort::new(name, counts)), None),
+                st.add_adapter(Box::new(NullPort::new(name, counts)), PortKey::None),
                 0,
             )
         } else {
-            let (aid, ep, _) = lookup(st, name, reg, true)?;
+            let (aid, ep, _) = lookup(st, &self.nic_config(), name, reg, true)?;
             (aid, ep)
         };
         let res = self.bind_new(st, fd, aid, ep, reg, opts, mem, wakers);

@@ -1,0 +1,544 @@
+//! Host interfaces reached through AF_PACKET (`netmap:eth0`, NETMAP-ABI.md §10.1): the
+//! daemon's counterpart of netmap's generic adapter (`netmap_generic.c`).
+//!
+//! One port has one endpoint named after the interface, with
+//!
+//! * hardware TX rings `0..T` and RX rings `0..R` (T/R = the device's queue counts
+//!   unless configured), and
+//! * one host TX ring at index `T` and one host RX ring at index `R`: the endpoint's
+//!   `tx`/`rx` vectors hold `T + 1` / `R + 1` krings while `counts.tx_rings/rx_rings`
+//!   say `T`/`R` and `host_tx_rings = host_rx_rings = 1`.
+//!
+//! Data paths (sockets exist between `krings_create` and `krings_delete`):
+//!
+//! * **hardware RX ring i** — [`rx::HwRx`]: an AF_PACKET socket with a TPACKET_V3 ring,
+//!   bound to the interface with PACKET_IGNORE_OUTGOING; with `R > 1` all of them form
+//!   one PACKET_FANOUT group (QM if the device has several RX queues, else HASH).
+//!   rxsync copies retired blocks' frames into netmap buffers.
+//! * **hardware TX ring i** — [`tx::HwTx`]: a socket with a TPACKET_V2 TX ring and
+//!   PACKET_QDISC_BYPASS; txsync copies packets into frames and kicks once.
+//! * **host RX ring (index R)** — [`rx::HostRx`]: a socket whose BPF filter passes
+//!   only frames the host stack sends through the interface (PACKET_OUTGOING, and not
+//!   carrying [`TX_MARK`], the SO_MARK of this port's own TX sockets).
+//! * **host TX ring (index T)** — [`tx::host_txsync`]: completed at once and dropped;
+//!   AF_PACKET cannot inject into the host stack (see there why not transmit instead).
+//!
+//! The host stack stays attached: AF_PACKET taps the interface, it does not take it
+//! over. Readiness comes from the sockets ([`Adapter::event_fds`]), which the control
+//! plane watches and turns into wake-ups; the syncs themselves never block.
+//!
+//! Link down or interface deleted: the failing system call (or, for an idle RX ring,
+//! the socket error the kernel posts) makes the sync return an error — POLLERR for the
+//! client — and `krings_delete` still returns every ring and buffer to the pool.
+
+pub mod ifinfo;
+pub mod rx;
+mod socket;
+#[cfg(test)]
+mod tests;
+pub mod tx;
+
+use crate::adapter::{
+    buf_free_checked, ring_free, view, Adapter, Endpoint, PortCounts, PortKind, Taken, Wake,
+};
+use crate::kring::{Dir, Kring};
+use crate::NetifError;
+pub use ifinfo::IfInfo;
+use netmap_pool::{MemAllocator, SharedMem};
+use rx::{HostRx, HwRx};
+use socket::PacketSocket;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tx::HwTx;
+
+/// Slots per ring when the request says 0 (the generic adapter's default).
+pub const DEFAULT_SLOTS: u32 = 1024;
+/// Most hardware rings per direction.
+pub const MAX_RINGS: u32 = 64;
+/// SO_MARK of the port's TX sockets ("nmap"), so the host RX ring can tell the
+/// client's transmissions from the host stack's.
+pub const TX_MARK: u32 = 0x6e6d_6170;
+
+/// Port configuration from the REGISTER request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NicConfig {
+    /// Slots per ring; 0 = [`DEFAULT_SLOTS`].
+    pub slots: u32,
+    /// Hardware TX rings; 0 = the device's TX queue count.
+    pub tx_rings: u32,
+    /// Hardware RX rings; 0 = the device's RX queue count.
+    pub rx_rings: u32,
+}
+
+/// Traffic counters of a port (cumulative over its lifetime).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NicCounters {
+    /// Frames delivered into hardware RX rings.
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// Frames lost on receive: dropped by the kernel because the TPACKET ring was full
+    /// (PACKET_STATISTICS) or too large for the netmap ring.
+    pub rx_drops: u64,
+    /// Frames handed to the kernel for transmission.
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Packets not sent as written: invalid buffer index, unterminated fragment chain,
+    /// truncated to the interface's limit, rejected by the kernel, or written into the
+    /// host TX ring.
+    pub tx_errors: u64,
+    /// Frames delivered into the host RX ring.
+    pub host_rx_packets: u64,
+    /// Host-stack frames lost (too large, or dropped by the kernel).
+    pub host_rx_drops: u64,
+    /// Packets written into the host TX ring (always dropped, also in `tx_errors`).
+    pub host_tx_drops: u64,
+}
+
+/// The counters the syncs update.
+pub(crate) type Stats = NicCounters;
+
+/// Geometry of the buffer pool, captured at `krings_create` (syncs get no allocator).
+#[derive(Debug, Clone, Copy)]
+pub struct BufGeom {
+    pub pool_offset: usize,
+    pub size: u32,
+    pub total: u32,
+}
+
+impl BufGeom {
+    /// Region offset of buffer `idx`, `None` unless `2 <= idx < total`.
+    pub fn offset(&self, idx: u32) -> Option<usize> {
+        (2..self.total)
+            .contains(&idx)
+            .then(|| self.pool_offset + idx as usize * self.size as usize)
+    }
+}
+
+/// Everything that exists while the rings do.
+#[derive(Debug)]
+struct Rings {
+    hw_rx: Vec<HwRx>,
+    hw_tx: Vec<HwTx>,
+    host_rx: HostRx,
+    geom: BufGeom,
+    scratch: Vec<u8>,
+}
+
+/// A host interface as a netmap port.
+#[derive(Debug)]
+pub struct AfPacketPort {
+    eps: [Endpoint; 1],
+    info: IfInfo,
+    rings: Option<Rings>,
+    stats: Stats,
+    /// Kernel RX drops read from PACKET_STATISTICS (reading resets the kernel's count,
+    /// and `counters` takes `&self`).
+    kernel_drops: AtomicU64,
+    host_kernel_drops: AtomicU64,
+    /// The interface disappeared while the rings existed.
+    gone: bool,
+    /// The interface was down at the last check.
+    link_down: bool,
+}
+
+/// True if `ifname` exists in the daemon's network namespace.
+pub fn interface_exists(ifname: &str) -> bool {
+    ifinfo::ifindex(ifname).is_some()
+}
+
+fn sys_err(op: &'static str) -> impl Fn(io::Error) -> NetifError {
+    move |e| match e.raw_os_error() {
+        Some(libc::ENODEV | libc::ENXIO) => NetifError::NoPort(format!("{op}: {e}")),
+        _ => NetifError::Io { op, source: e },
+    }
+}
+
+impl AfPacketPort {
+    /// Looks up the interface (NetifError::NoPort if it does not exist), reads its
+    /// facts and prepares the endpoint. No sockets yet.
+    pub fn open(ifname: &str, cfg: &NicConfig, max_slots: u32) -> Result<Self, NetifError> {
+        let info = ifinfo::read(ifname)
+            .ok_or_else(|| NetifError::NoPort(format!("no interface {ifname:?}")))?;
+        if max_slots < 2 {
+            return Err(NetifError::Inval(format!(
+                "ring objects hold only {max_slots} slots"
+            )));
+        }
+        let rings = |req: u32, queues: u32| if req == 0 { queues } else { req }.clamp(1, MAX_RINGS);
+        let slots = if cfg.slots == 0 {
+            DEFAULT_SLOTS
+        } else {
+            cfg.slots
+        }
+        .clamp(2, max_slots);
+        let counts = PortCounts {
+            tx_rings: rings(cfg.tx_rings, info.tx_queues),
+            rx_rings: rings(cfg.rx_rings, info.rx_queues),
+            tx_slots: slots,
+            rx_slots: slots,
+            host_tx_rings: 1,
+            host_rx_rings: 1,
+        };
+        let mut ep = Endpoint::new(ifname.to_owned(), counts);
+        ep.tx.push(Kring::new(Dir::Tx, counts.tx_rings, slots));
+        ep.rx.push(Kring::new(Dir::Rx, counts.rx_rings, slots));
+        tracing::info!(
+            ifname,
+            ifindex = info.ifindex,
+            ?counts,
+            "af_packet port opened"
+        );
+        Ok(Self {
+            eps: [ep],
+            info,
+            rings: None,
+            stats: Stats::default(),
+            kernel_drops: AtomicU64::new(0),
+            host_kernel_drops: AtomicU64::new(0),
+            gone: false,
+            link_down: false,
+        })
+    }
+
+    pub fn ifname(&self) -> &str {
+        &self.eps[0].name
+    }
+
+    /// The interface facts read at open (MTU and index refreshed at `krings_create`).
+    pub fn info(&self) -> &IfInfo {
+        &self.info
+    }
+
+    /// Current MTU (the last known one if the interface cannot be queried).
+    pub fn mtu(&self) -> u32 {
+        ifinfo::mtu(self.ifname(), self.info.ifindex).unwrap_or(self.info.mtu)
+    }
+
+    /// Index of the host TX ring in the endpoint's `tx` vector (= hardware TX rings).
+    pub fn host_tx_ring(&self) -> usize {
+        self.eps[0].counts.tx_rings as usize
+    }
+
+    /// Index of the host RX ring in the endpoint's `rx` vector (= hardware RX rings).
+    pub fn host_rx_ring(&self) -> usize {
+        self.eps[0].counts.rx_rings as usize
+    }
+
+    pub fn counters(&self) -> NicCounters {
+        if let Some(r) = &self.rings {
+            self.harvest_kernel_drops(r);
+        }
+        let mut c = self.stats;
+        c.rx_drops += self.kernel_drops.load(Ordering::Relaxed);
+        c.host_rx_drops += self.host_kernel_drops.load(Ordering::Relaxed);
+        c
+    }
+
+    fn harvest_kernel_drops(&self, r: &Rings) {
+        for s in r.hw_rx.iter().map(|h| &h.sock) {
+            if let Ok((_, d)) = s.take_stats() {
+                self.kernel_drops.fetch_add(u64::from(d), Ordering::Relaxed);
+            }
+        }
+        if let Ok((_, d)) = r.host_rx.sock.take_stats() {
+            self.host_kernel_drops
+                .fetch_add(u64::from(d), Ordering::Relaxed);
+        }
+    }
+
+    /// Creates every socket of the port. Dropping the result closes them.
+    fn open_sockets(&self, info: &IfInfo, geom: BufGeom) -> Result<Rings, NetifError> {
+        let c = self.eps[0].counts;
+        let mut hw_rx = Vec::with_capacity(c.rx_rings as usize);
+        for _ in 0..c.rx_rings {
+            hw_rx.push(HwRx::open(info.ifindex).map_err(sys_err("rx socket"))?);
+        }
+        if hw_rx.len() > 1 {
+            join_fanout(&hw_rx, info)?;
+        }
+        let mut hw_tx = Vec::with_capacity(c.tx_rings as usize);
+        for _ in 0..c.tx_rings {
+            hw_tx.push(
+                HwTx::open(info.ifindex, info.mtu, c.tx_slots, TX_MARK)
+                    .map_err(sys_err("tx socket"))?,
+            );
+        }
+        let host_rx = HostRx::open(info.ifindex, TX_MARK).map_err(sys_err("host rx socket"))?;
+        Ok(Rings {
+            hw_rx,
+            hw_tx,
+            host_rx,
+            geom,
+            scratch: vec![0; geom.size as usize],
+        })
+    }
+
+    /// Turns a sync failure into the port's state: a vanished interface makes every
+    /// later sync fail fast with NoPort.
+    fn classify(&mut self, e: NetifError) -> NetifError {
+        let errno = match &e {
+            NetifError::Io { source, .. } => source.raw_os_error(),
+            NetifError::NoPort(_) => Some(libc::ENXIO),
+            _ => None,
+        };
+        if matches!(errno, Some(libc::ENXIO | libc::ENODEV | libc::ENETDOWN))
+            && ifinfo::ifindex(self.ifname()) != Some(self.info.ifindex)
+        {
+            self.gone = true;
+            return self.gone_err();
+        }
+        if errno == Some(libc::ENETDOWN) {
+            // Keep reporting it from idle RX syncs until the link is up again.
+            self.link_down = true;
+        }
+        e
+    }
+
+    /// After an idle RX sync: did the kernel post an error on the socket (link down,
+    /// interface unregistered)? Reports an error while the link stays down.
+    fn link_check(&mut self, sock_err: io::Result<i32>) -> Result<(), NetifError> {
+        let err = sock_err.map_err(sys_err("SO_ERROR"))?;
+        if err == 0 && !self.link_down {
+            return Ok(());
+        }
+        match ifinfo::is_up(self.ifname(), self.info.ifindex) {
+            None => {
+                self.gone = true;
+                Err(NetifError::NoPort(format!(
+                    "interface {} was deleted",
+                    self.ifname()
+                )))
+            }
+            Some(false) => {
+                self.link_down = true;
+                Err(NetifError::Io {
+                    op: "link down",
+                    source: io::Error::from_raw_os_error(libc::ENETDOWN),
+                })
+            }
+            Some(true) => {
+                self.link_down = false;
+                Ok(())
+            }
+        }
+    }
+
+    fn gone_err(&self) -> NetifError {
+        NetifError::NoPort(format!("interface {} was deleted", self.ifname()))
+    }
+}
+
+/// Puts every hardware RX socket into one fanout group: QM (by RX queue) when the
+/// device has several queues, else HASH; outgoing frames ignored (the group's hook,
+/// not the sockets', decides that). The kernel picks a unique group id.
+fn join_fanout(hw_rx: &[HwRx], info: &IfInfo) -> Result<(), NetifError> {
+    let mode = if info.rx_queues > 1 {
+        libc::PACKET_FANOUT_QM
+    } else {
+        libc::PACKET_FANOUT_HASH
+    } | libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+    let mode = mode as u16;
+    let first = &hw_rx[0].sock;
+    first
+        .join_fanout(0, mode | libc::PACKET_FANOUT_FLAG_UNIQUEID as u16)
+        .map_err(sys_err("PACKET_FANOUT"))?;
+    let id = first.fanout_id().map_err(sys_err("PACKET_FANOUT id"))?;
+    for h in &hw_rx[1..] {
+        h.sock
+            .join_fanout(id, mode)
+            .map_err(sys_err("PACKET_FANOUT join"))?;
+    }
+    Ok(())
+}
+
+impl Adapter for AfPacketPort {
+    fn kind(&self) -> PortKind {
+        PortKind::Nic
+    }
+
+    fn endpoints(&self) -> &[Endpoint] {
+        &self.eps
+    }
+
+    fn endpoints_mut(&mut self) -> &mut [Endpoint] {
+        &mut self.eps
+    }
+
+    /// Opens the sockets, then takes one ring object and `num_slots` fresh buffers per
+    /// ring (RX rings first, host rings last in each direction). All or nothing.
+    fn krings_create(
+        &mut self,
+        _ep: usize,
+        alloc: &mut MemAllocator,
+        mem: SharedMem,
+    ) -> Result<(), NetifError> {
+        if self.rings.is_some() && self.eps[0].has_rings() {
+            return Ok(());
+        }
+        let info = ifinfo::read(self.ifname())
+            .ok_or_else(|| NetifError::NoPort(format!("no interface {}", self.ifname())))?;
+        let geom = BufGeom {
+            pool_offset: alloc.buf_pool.offset(),
+            size: alloc.buf_size(),
+            total: alloc.buf_pool.objtotal(),
+        };
+        let rings = self.open_sockets(&info, geom)?;
+        let mut taken = Taken::new(alloc);
+        let mut placed = Vec::new();
+        for d in [Dir::Rx, Dir::Tx] {
+            for k in self.eps[0].krings(d) {
+                let off = taken.ring()?;
+                let bufs = taken.bufs(k.num_slots as usize)?;
+                let tail = match d {
+                    Dir::Tx => k.num_slots - 1,
+                    Dir::Rx => 0,
+                };
+                crate::RingView::new(mem, off, k.num_slots).init(
+                    geom.pool_offset,
+                    geom.size,
+                    k.id as u16,
+                    d.ring_dir(),
+                    0,
+                    tail,
+                    &bufs,
+                )?;
+                placed.push((d, k.id as usize, off));
+            }
+        }
+        taken.commit();
+        for (d, i, off) in placed {
+            let k = &mut self.eps[0].krings_mut(d)[i];
+            k.reset_indices();
+            k.ring_off = Some(off);
+        }
+        self.info = info;
+        self.rings = Some(rings);
+        self.gone = false;
+        self.link_down = false;
+        Ok(())
+    }
+
+    /// Closes the sockets (frames still queued in the kernel are abandoned) and frees
+    /// every buffer found in a slot and every ring object.
+    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem) {
+        if let Some(r) = self.rings.take() {
+            self.harvest_kernel_drops(&r);
+            drop(r);
+        }
+        for d in Dir::BOTH {
+            for k in self.eps[0].krings_mut(d) {
+                if let Ok(v) = view(mem, k) {
+                    for s in 0..k.num_slots {
+                        if let Ok(idx) = v.slot_buf_idx(s) {
+                            buf_free_checked(alloc, idx);
+                        }
+                    }
+                }
+                ring_free(alloc, k);
+            }
+        }
+    }
+
+    fn txsync(
+        &mut self,
+        _ep: usize,
+        ring: usize,
+        head: u32,
+        mem: SharedMem,
+    ) -> Result<Wake, NetifError> {
+        if self.gone {
+            return Err(self.gone_err());
+        }
+        let host = self.host_tx_ring();
+        let Self {
+            eps, rings, stats, ..
+        } = self;
+        let rings = rings
+            .as_mut()
+            .ok_or_else(|| NetifError::Inval("port has no rings".into()))?;
+        let k = eps[0]
+            .tx
+            .get_mut(ring)
+            .ok_or_else(|| NetifError::Inval(format!("no TX ring {ring}")))?;
+        let rv = view(mem, k)?;
+        let res = if ring == host {
+            tx::host_txsync(k, &rv, head, stats)
+        } else {
+            rings.hw_tx[ring].txsync(k, &rv, mem, head, &rings.geom, stats)
+        };
+        match res {
+            Ok(()) => Ok(Wake::none()),
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+
+    fn rxsync(
+        &mut self,
+        _ep: usize,
+        ring: usize,
+        head: u32,
+        mem: SharedMem,
+    ) -> Result<Wake, NetifError> {
+        if self.gone {
+            return Err(self.gone_err());
+        }
+        let host = self.host_rx_ring();
+        let Self {
+            eps, rings, stats, ..
+        } = self;
+        let rings = rings
+            .as_mut()
+            .ok_or_else(|| NetifError::Inval("port has no rings".into()))?;
+        let k = eps[0]
+            .rx
+            .get_mut(ring)
+            .ok_or_else(|| NetifError::Inval(format!("no RX ring {ring}")))?;
+        k.hwcur = head;
+        let rv = view(mem, k)?;
+        let geom = rings.geom;
+        let (res, sock) = if ring == host {
+            let h = &mut rings.host_rx;
+            (h.fill(k, &rv, mem, &geom, stats), &h.sock)
+        } else {
+            let h = &mut rings.hw_rx[ring];
+            (
+                h.fill(k, &rv, mem, &geom, &mut rings.scratch, stats),
+                &h.sock,
+            )
+        };
+        let sock_err = match res {
+            Ok(true) => return Ok(Wake::none()),
+            Ok(false) => sock.take_error(),
+            Err(e) => return Err(self.classify(e)),
+        };
+        self.link_check(sock_err).map(|()| Wake::none())
+    }
+
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        let c = self.counters();
+        vec![
+            ("rx_packets", c.rx_packets),
+            ("rx_bytes", c.rx_bytes),
+            ("rx_drops", c.rx_drops),
+            ("tx_packets", c.tx_packets),
+            ("tx_bytes", c.tx_bytes),
+            ("tx_errors", c.tx_errors),
+            ("host_rx_packets", c.host_rx_packets),
+            ("host_rx_drops", c.host_rx_drops),
+            ("host_tx_drops", c.host_tx_drops),
+        ]
+    }
+
+    /// RX sockets (hardware and host) wake RX pollers, TX sockets TX pollers.
+    fn event_fds(&self) -> Vec<(std::os::fd::RawFd, usize, Dir)> {
+        let Some(r) = &self.rings else {
+            return Vec::new();
+        };
+        let rx = r.hw_rx.iter().map(|h| &h.sock).chain([&r.host_rx.sock]);
+        let tx = r.hw_tx.iter().map(|h| &h.sock);
+        rx.map(|s: &PacketSocket| (s.as_raw_fd(), 0, Dir::Rx))
+            .chain(tx.map(|s| (s.as_raw_fd(), 0, Dir::Tx)))
+            .collect()
+    }
+}

@@ -1,0 +1,439 @@
+//! Receive side: hardware RX rings fed by TPACKET_V3 block rings, the host RX ring fed
+//! by a socket that sees only the frames the host stack transmits, and the one routine
+//! that writes a frame into netmap slots (`[hwtail, hwcur - 1)`, never the slot just
+//! before hwcur).
+//!
+//! A TPACKET_V3 ring is a sequence of blocks the kernel fills with variable-length
+//! frames and hands over whole (`block_status & TP_STATUS_USER`), either full or after
+//! the retire timeout. The port consumes blocks in ring order, keeps a cursor inside a
+//! block it could only partly copy (netmap ring full), and gives a block back
+//! (`TP_STATUS_KERNEL`) once every frame in it was copied or dropped.
+
+use super::socket::{MmapRing, PacketSocket, SockFilter, TpacketReq3, ETH_P_ALL, TPACKET_V3};
+use super::{BufGeom, Stats};
+use crate::kring::Kring;
+use crate::ringmem::RingView;
+use crate::NetifError;
+use netmap_abi::NS_MOREFRAG;
+use netmap_pool::SharedMem;
+use std::io;
+
+/// Size of one TPACKET_V3 block.
+pub const BLOCK_SIZE: u32 = 64 * 1024;
+/// Blocks per RX ring (2 MiB of kernel memory per hardware RX ring).
+pub const BLOCK_NR: u32 = 64;
+/// Nominal V3 frame size (only used for the kernel's frame accounting).
+pub const FRAME_SIZE: u32 = 2048;
+/// A partly filled block is handed over after this many milliseconds.
+pub const RETIRE_TOV_MS: u32 = 1;
+/// Largest frame the host RX socket accepts (GSO frames of the host stack included).
+pub const HOST_FRAME_MAX: usize = 256 * 1024;
+
+// struct tpacket_block_desc: version u32, offset_to_priv u32, then tpacket_hdr_v1.
+const BD_STATUS: usize = 8;
+const BD_NUM_PKTS: usize = 12;
+const BD_FIRST_PKT: usize = 16;
+const BD_BLK_LEN: usize = 20;
+/// Size of `struct tpacket_block_desc` (the first frame cannot start before it).
+pub const BD_SIZE: usize = 48;
+// struct tpacket3_hdr.
+const H3_NEXT: usize = 0;
+const H3_SNAPLEN: usize = 12;
+const H3_LEN: usize = 16;
+const H3_MAC: usize = 24;
+/// Size of `struct tpacket3_hdr`.
+pub const H3_SIZE: usize = 48;
+
+/// One frame inside a retired block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    /// Offset of the first byte (the MAC header) in the ring mapping.
+    pub data: usize,
+    /// Bytes present in the ring.
+    pub snaplen: u32,
+    /// Bytes on the wire.
+    pub len: u32,
+}
+
+/// Position inside a block handed to user space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockCursor {
+    /// Offset of the block in the ring mapping.
+    pub block: usize,
+    /// Offset of the next frame header, relative to the block.
+    pub pkt: usize,
+    /// Frames not yet consumed.
+    pub left: u32,
+}
+
+/// Opens the block at `block` if the kernel has handed it over.
+pub fn open_block(
+    mem: &SharedMem,
+    block: usize,
+    block_size: usize,
+) -> Result<Option<BlockCursor>, NetifError> {
+    let status = mem.load_u32_acquire(block + BD_STATUS)?;
+    if status & libc::TP_STATUS_USER == 0 {
+        return Ok(None);
+    }
+    let left = mem.read_u32(block + BD_NUM_PKTS)?;
+    let pkt = mem.read_u32(block + BD_FIRST_PKT)? as usize;
+    let blk_len = mem.read_u32(block + BD_BLK_LEN)? as usize;
+    if left > 0 && (pkt < BD_SIZE || pkt >= block_size || blk_len > block_size) {
+        return Err(NetifError::Inval(format!(
+            "TPACKET_V3 block at {block}: first frame at {pkt}, length {blk_len}"
+        )));
+    }
+    Ok(Some(BlockCursor { block, pkt, left }))
+}
+
+/// The frame at the cursor, `None` once the block is exhausted. An error means the
+/// kernel's header points outside the block: the rest of the block is unusable.
+pub fn peek_frame(
+    mem: &SharedMem,
+    c: &BlockCursor,
+    block_size: usize,
+) -> Result<Option<(Frame, u32)>, NetifError> {
+    if c.left == 0 {
+        return Ok(None);
+    }
+    let bad = |what: &str| {
+        NetifError::Inval(format!("TPACKET_V3 frame at {}+{}: {what}", c.block, c.pkt))
+    };
+    if c.pkt.checked_add(H3_SIZE).is_none_or(|e| e > block_size) {
+        return Err(bad("header past the block"));
+    }
+    let h = c.block + c.pkt;
+    let next = mem.read_u32(h + H3_NEXT)?;
+    let snaplen = mem.read_u32(h + H3_SNAPLEN)?;
+    let len = mem.read_u32(h + H3_LEN)?;
+    let mac = usize::from(mem.read_u16(h + H3_MAC)?);
+    if c.pkt + mac + snaplen as usize > block_size || mac < H3_SIZE {
+        return Err(bad("data past the block"));
+    }
+    if c.left > 1 && (next as usize) < H3_SIZE {
+        return Err(bad("bad next offset"));
+    }
+    Ok(Some((
+        Frame {
+            data: h + mac,
+            snaplen,
+            len,
+        },
+        next,
+    )))
+}
+
+/// Steps past the frame `peek_frame` returned.
+pub fn advance(c: &mut BlockCursor, next: u32) {
+    c.left -= 1;
+    c.pkt = c.pkt.saturating_add(next as usize);
+}
+
+/// Gives a block back to the kernel.
+pub fn release_block(mem: &SharedMem, block: usize) -> Result<(), NetifError> {
+    Ok(mem.store_u32_release(block + BD_STATUS, libc::TP_STATUS_KERNEL)?)
+}
+
+/// Where the bytes of a frame come from.
+#[derive(Clone, Copy)]
+pub enum Src<'a> {
+    /// A packet ring shared with the kernel, at an offset.
+    Ring(SharedMem<'a>, usize),
+    /// Private memory.
+    Bytes(&'a [u8]),
+}
+
+/// Outcome of [`place_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Copied; hwtail advanced over its slots.
+    Done,
+    /// Not enough free slots now; try again after the client releases some.
+    NoRoom,
+    /// Needs more slots than the ring can ever offer; the caller drops it.
+    TooBig,
+    /// A slot held an invalid buffer index: it was handed to the client empty and the
+    /// frame must be placed again.
+    Skipped,
+}
+
+/// Copies one frame of `len` bytes into the slots at hwtail, splitting it over several
+/// slots (NS_MOREFRAG on all but the last) when it exceeds a buffer. Never writes the
+/// slot before hwcur, never a buffer outside the pool.
+pub fn place_frame(
+    k: &mut Kring,
+    rv: &RingView,
+    mem: SharedMem,
+    geom: &BufGeom,
+    src: Src,
+    len: usize,
+    scratch: &mut [u8],
+) -> Result<Placed, NetifError> {
+    let n = k.num_slots;
+    let bsz = geom.size as usize;
+    let need = len.div_ceil(bsz).max(1);
+    if need > n.saturating_sub(1) as usize {
+        return Ok(Placed::TooBig);
+    }
+    let stop = k.prev(k.hwcur);
+    let free = ((stop + n - k.hwtail) % n) as usize;
+    if need > free {
+        return Ok(Placed::NoRoom);
+    }
+    // Check every buffer first, so a frame is either copied whole or not at all.
+    let mut s = k.hwtail;
+    for _ in 0..need {
+        let idx = rv.slot_buf_idx(s)?;
+        if geom.offset(idx).is_none() {
+            // Hand over [hwtail, s] as empty slots: the client gets its bad slot back.
+            let mut t = k.hwtail;
+            loop {
+                let i = rv.slot_buf_idx(t)?;
+                rv.set_slot_buf_len(t, i, 0)?;
+                rv.set_slot_flags(t, 0)?;
+                if t == s {
+                    break;
+                }
+                t = k.next(t);
+            }
+            tracing::debug!(
+                slot = s,
+                idx,
+                "rx: invalid buffer index in a free slot, skipped"
+            );
+            k.hwtail = k.next(s);
+            return Ok(Placed::Skipped);
+        }
+        s = k.next(s);
+    }
+    let mut done = 0;
+    let mut s = k.hwtail;
+    for j in 0..need {
+        let idx = rv.slot_buf_idx(s)?;
+        let dst = geom
+            .offset(idx)
+            .ok_or_else(|| NetifError::Inval(format!("buffer {idx} changed under us")))?;
+        let chunk = (len - done).min(bsz);
+        match src {
+            Src::Ring(m, off) => {
+                let tmp = &mut scratch[..chunk];
+                m.read_bytes(off + done, tmp)?;
+                mem.write_bytes(dst, tmp)?;
+            }
+            Src::Bytes(b) => mem.write_bytes(dst, &b[done..done + chunk])?,
+        }
+        rv.set_slot_buf_len(s, idx, chunk as u16)?;
+        rv.set_slot_flags(s, if j + 1 < need { NS_MOREFRAG } else { 0 })?;
+        done += chunk;
+        s = k.next(s);
+    }
+    k.hwtail = s;
+    Ok(Placed::Done)
+}
+
+/// A hardware RX ring: one AF_PACKET socket with a TPACKET_V3 ring.
+#[derive(Debug)]
+pub struct HwRx {
+    // Declared before the socket: unmapped before the socket closes.
+    map: MmapRing,
+    pub sock: PacketSocket,
+    /// Index of the block to read next.
+    block: u32,
+    cursor: Option<BlockCursor>,
+}
+
+impl HwRx {
+    /// Creates the socket and its ring and binds it to the interface (reception
+    /// starts here). Frames leaving the interface are ignored.
+    pub fn open(ifindex: u32) -> io::Result<Self> {
+        let sock = PacketSocket::new(0)?;
+        sock.set_version(TPACKET_V3)?;
+        sock.set_rx_ring_v3(&TpacketReq3 {
+            block_size: BLOCK_SIZE,
+            block_nr: BLOCK_NR,
+            frame_size: FRAME_SIZE,
+            frame_nr: BLOCK_SIZE / FRAME_SIZE * BLOCK_NR,
+            retire_blk_tov: RETIRE_TOV_MS,
+            sizeof_priv: 0,
+            feature_req_word: 0,
+        })?;
+        let map = sock.mmap((BLOCK_SIZE * BLOCK_NR) as usize)?;
+        sock.set_ignore_outgoing()?;
+        sock.bind(ifindex, ETH_P_ALL)?;
+        Ok(Self {
+            map,
+            sock,
+            block: 0,
+            cursor: None,
+        })
+    }
+
+    /// Moves retired frames into the netmap ring. Returns true if anything was
+    /// delivered or dropped, false if the kernel had nothing for us.
+    pub fn fill(
+        &mut self,
+        k: &mut Kring,
+        rv: &RingView,
+        mem: SharedMem,
+        geom: &BufGeom,
+        scratch: &mut [u8],
+        st: &mut Stats,
+    ) -> Result<bool, NetifError> {
+        let ring = self.map.mem();
+        let bs = BLOCK_SIZE as usize;
+        let block = &mut self.block;
+        let cursor = &mut self.cursor;
+        // Gives the current block back and moves to the next one.
+        let finish =
+            |block: &mut u32, cursor: &mut Option<BlockCursor>| -> Result<(), NetifError> {
+                release_block(&ring, *block as usize * bs)?;
+                *block = (*block + 1) % BLOCK_NR;
+                *cursor = None;
+                Ok(())
+            };
+        let mut progress = false;
+        loop {
+            let mut c = match *cursor {
+                Some(c) => c,
+                None => match open_block(&ring, *block as usize * bs, bs) {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(%e, "rx: dropping a malformed block");
+                        finish(block, cursor)?;
+                        st.rx_drops += 1;
+                        continue;
+                    }
+                },
+            };
+            progress = true;
+            let (f, next) = match peek_frame(&ring, &c, bs) {
+                Ok(Some(x)) => x,
+                Ok(None) => {
+                    finish(block, cursor)?;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(%e, "rx: abandoning the rest of a block");
+                    st.rx_drops += u64::from(c.left);
+                    finish(block, cursor)?;
+                    continue;
+                }
+            };
+            let len = f.snaplen as usize;
+            match place_frame(k, rv, mem, geom, Src::Ring(ring, f.data), len, scratch)? {
+                Placed::Done => {
+                    st.rx_packets += 1;
+                    st.rx_bytes += len as u64;
+                }
+                Placed::TooBig => st.rx_drops += 1,
+                Placed::Skipped => {
+                    *cursor = Some(c);
+                    continue;
+                }
+                Placed::NoRoom => {
+                    *cursor = Some(c);
+                    break;
+                }
+            }
+            advance(&mut c, next);
+            *cursor = Some(c);
+        }
+        Ok(progress)
+    }
+}
+
+/// The host RX ring's source: frames the host stack sends through the interface.
+#[derive(Debug)]
+pub struct HostRx {
+    pub sock: PacketSocket,
+    buf: Vec<u8>,
+    /// Length of a frame received but not yet placed (the netmap ring was full).
+    pending: Option<usize>,
+}
+
+/// Classic BPF: accept only PACKET_OUTGOING frames whose mark is not `mark` (the mark
+/// of the port's own TX sockets, so the host ring never shows the client's own
+/// transmissions).
+pub fn host_filter(mark: u32) -> [SockFilter; 6] {
+    const SKF_AD_OFF: u32 = 0xffff_f000;
+    const SKF_AD_PKTTYPE: u32 = 4;
+    const SKF_AD_MARK: u32 = 20;
+    let f = |code, jt, jf, k| SockFilter { code, jt, jf, k };
+    [
+        f(0x30, 0, 0, SKF_AD_OFF + SKF_AD_PKTTYPE), // ldb [pkttype]
+        f(0x15, 0, 3, u32::from(libc::PACKET_OUTGOING)), // jeq OUTGOING ? next : drop
+        f(0x20, 0, 0, SKF_AD_OFF + SKF_AD_MARK),    // ld [mark]
+        f(0x15, 1, 0, mark),                        // jeq mark ? drop : accept
+        f(0x06, 0, 0, HOST_FRAME_MAX as u32),       // ret accept
+        f(0x06, 0, 0, 0),                           // ret drop
+    ]
+}
+
+impl HostRx {
+    pub fn open(ifindex: u32, own_mark: u32) -> io::Result<Self> {
+        let sock = PacketSocket::new(0)?;
+        sock.attach_filter(&host_filter(own_mark))?;
+        sock.bind(ifindex, ETH_P_ALL)?;
+        Ok(Self {
+            sock,
+            buf: vec![0; HOST_FRAME_MAX],
+            pending: None,
+        })
+    }
+
+    /// Moves queued outgoing frames into the host RX ring; true if anything happened.
+    pub fn fill(
+        &mut self,
+        k: &mut Kring,
+        rv: &RingView,
+        mem: SharedMem,
+        geom: &BufGeom,
+        st: &mut Stats,
+    ) -> Result<bool, NetifError> {
+        let mut progress = false;
+        loop {
+            let len = match self.pending {
+                Some(l) => l,
+                None => match self.sock.recv(&mut self.buf) {
+                    Ok(None) => break,
+                    Ok(Some((len, ty))) => {
+                        progress = true;
+                        if ty != libc::PACKET_OUTGOING {
+                            continue;
+                        }
+                        if len > self.buf.len() {
+                            st.host_rx_drops += 1;
+                            continue;
+                        }
+                        len
+                    }
+                    Err(e) => {
+                        return Err(NetifError::Io {
+                            op: "host rx recv",
+                            source: e,
+                        })
+                    }
+                },
+            };
+            match place_frame(k, rv, mem, geom, Src::Bytes(&self.buf[..len]), len, &mut [])? {
+                Placed::Done => {
+                    st.host_rx_packets += 1;
+                    self.pending = None;
+                }
+                Placed::TooBig => {
+                    st.host_rx_drops += 1;
+                    self.pending = None;
+                }
+                Placed::Skipped => self.pending = Some(len),
+                Placed::NoRoom => {
+                    self.pending = Some(len);
+                    break;
+                }
+            }
+            progress = true;
+        }
+        Ok(progress)
+    }
+}

@@ -1,0 +1,747 @@
+//! Tests of the AF_PACKET port.
+//!
+//! The pure helpers (TPACKET_V3 block walking, buffer geometry) run anywhere. The
+//! data-path tests need a veth pair; each re-runs itself (the test binary, filtered to
+//! that one test) under `unshare --net --mount` so the pair lives in a private network
+//! namespace with its own sysfs and nothing touches the host's interfaces. They need
+//! root and fail loudly without it.
+
+use super::rx::{self, BlockCursor, Frame};
+use super::socket::PacketSocket;
+use super::*;
+use crate::ringmem::RingView;
+use crate::sync::{rxsync_ring, txsync_ring, BufLimits};
+use netmap_abi::NS_MOREFRAG;
+use netmap_pool::{MemAllocator, PoolConfig, PoolCounts, Region};
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------
+// Pure helpers
+
+fn small_region(len: usize) -> Region {
+    Region::create(len, false).expect("memfd region")
+}
+
+/// Writes a TPACKET_V3 block with the given frames the way the kernel lays it out.
+fn synth_block(m: &SharedMem, block: usize, frames: &[&[u8]], status: u32) -> Vec<usize> {
+    let mut off = 64; // first frame after the block descriptor (+ alignment)
+    let mut starts = Vec::new();
+    m.write_u32(block + 12, frames.len() as u32).unwrap();
+    m.write_u32(block + 16, off as u32).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let mac = 82usize; // TPACKET_ALIGN(68 + 16) - 14, as the kernel does
+        let next = if i + 1 == frames.len() {
+            0
+        } else {
+            (mac + f.len()).next_multiple_of(16)
+        };
+        let h = block + off;
+        m.write_u32(h, next as u32).unwrap();
+        m.write_u32(h + 12, f.len() as u32).unwrap();
+        m.write_u32(h + 16, f.len() as u32 + 4).unwrap();
+        m.write_u16(h + 24, mac as u16).unwrap();
+        m.write_bytes(h + mac, f).unwrap();
+        starts.push(h + mac);
+        off += next;
+    }
+    m.write_u32(block + 20, off as u32).unwrap();
+    m.store_u32_release(block + 8, status).unwrap();
+    starts
+}
+
+#[test]
+fn block_walk() {
+    let r = small_region(64 * 1024);
+    let m = r.shmem();
+    let bs = 16 * 1024;
+    let frames: [&[u8]; 3] = [&[1; 60], &[2; 1514], &[3; 9]];
+    // Block 1 still belongs to the kernel.
+    synth_block(&m, bs, &frames, libc::TP_STATUS_KERNEL);
+    assert_eq!(rx::open_block(&m, bs, bs).unwrap(), None);
+    let starts = synth_block(
+        &m,
+        0,
+        &frames,
+        libc::TP_STATUS_USER | libc::TP_STATUS_BLK_TMO,
+    );
+    let mut c = rx::open_block(&m, 0, bs).unwrap().expect("user block");
+    assert_eq!(
+        c,
+        BlockCursor {
+            block: 0,
+            pkt: 64,
+            left: 3
+        }
+    );
+    for (i, f) in frames.iter().enumerate() {
+        let (fr, next) = rx::peek_frame(&m, &c, bs).unwrap().expect("frame");
+        assert_eq!(
+            fr,
+            Frame {
+                data: starts[i],
+                snaplen: f.len() as u32,
+                len: f.len() as u32 + 4
+            }
+        );
+        let mut got = vec![0; f.len()];
+        m.read_bytes(fr.data, &mut got).unwrap();
+        assert_eq!(&got[..], *f);
+        // Peeking does not consume.
+        assert_eq!(rx::peek_frame(&m, &c, bs).unwrap().unwrap().0, fr);
+        rx::advance(&mut c, next);
+    }
+    assert_eq!(rx::peek_frame(&m, &c, bs).unwrap(), None);
+    rx::release_block(&m, 0).unwrap();
+    assert_eq!(m.read_u32(8).unwrap(), libc::TP_STATUS_KERNEL);
+    assert_eq!(rx::open_block(&m, 0, bs).unwrap(), None);
+
+    // Corrupt headers are reported, never followed outside the block.
+    synth_block(&m, 0, &frames, libc::TP_STATUS_USER);
+    m.write_u16(64 + 24, 0xfff0).unwrap(); // mac offset past the block
+    let c = rx::open_block(&m, 0, bs).unwrap().unwrap();
+    assert!(rx::peek_frame(&m, &c, bs).is_err());
+    m.write_u32(16, bs as u32).unwrap(); // first frame past the block
+    assert!(rx::open_block(&m, 0, bs).is_err());
+    let c = BlockCursor {
+        block: 0,
+        pkt: bs - 8,
+        left: 1,
+    };
+    assert!(rx::peek_frame(&m, &c, bs).is_err());
+}
+
+#[test]
+fn buffer_geometry() {
+    let g = BufGeom {
+        pool_offset: 4096,
+        size: 2048,
+        total: 10,
+    };
+    assert_eq!(g.offset(0), None);
+    assert_eq!(g.offset(1), None);
+    assert_eq!(g.offset(2), Some(4096 + 4096));
+    assert_eq!(g.offset(9), Some(4096 + 9 * 2048));
+    assert_eq!(g.offset(10), None);
+    assert_eq!(g.offset(u32::MAX), None);
+}
+
+#[test]
+fn host_filter_shape() {
+    let f = rx::host_filter(7);
+    // Two accept/drop returns, jumps land inside the program.
+    assert_eq!(f[4].code, 0x06);
+    assert_eq!(
+        f[5],
+        socket::SockFilter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0
+        }
+    );
+    assert_eq!(1 + 1 + usize::from(f[1].jf), 5);
+    assert_eq!(3 + 1 + usize::from(f[3].jt), 5);
+    assert_eq!(f[3].k, 7);
+}
+
+#[test]
+fn missing_interface() {
+    assert!(!interface_exists("nmtest-none0"));
+    assert!(!interface_exists("bad/name"));
+    assert!(interface_exists("lo"));
+    let e = AfPacketPort::open("nmtest-none0", &NicConfig::default(), 2288).unwrap_err();
+    assert_eq!(e.errno(), libc::ENXIO);
+}
+
+// ---------------------------------------------------------------------------------
+// Network-namespace harness
+
+const IN_NETNS: &str = "NETMAPD_AF_PACKET_NETNS";
+
+/// Runs `body` inside a private network + mount namespace (a child process running
+/// only the test `name`); in the child, runs it directly.
+fn in_netns(name: &str, body: fn()) {
+    if std::env::var_os(IN_NETNS).is_some() {
+        body();
+        return;
+    }
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX);
+    assert_eq!(
+        uid, 0,
+        "the af_packet veth tests need root (unshare of a network namespace, veth, AF_PACKET); \
+         run them as root — they are never skipped"
+    );
+    let path = module_path!().split_once("::").map_or("", |(_, p)| p);
+    let test = format!("{path}::{name}");
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = Command::new("unshare")
+        .args([
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg("mount -t sysfs sysfs /sys && exec \"$0\" \"$@\"")
+        .arg(exe)
+        .args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+        .env(IN_NETNS, "1")
+        .output()
+        .expect("running unshare(1)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{stdout}");
+    eprint!("{stderr}");
+    assert!(
+        out.status.success(),
+        "{test} failed in its network namespace: {}",
+        out.status
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "{test} did not run in the namespace:\n{stdout}"
+    );
+}
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").args(["-c", cmd]).status().expect("sh");
+    assert!(st.success(), "`{cmd}` failed: {st}");
+}
+
+/// Creates va <-> vb, both up; no IPv6 chatter on them.
+fn veth(mtu: Option<u32>) {
+    for p in ["all", "default"] {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{p}/disable_ipv6"), "1");
+    }
+    sh("ip link add va type veth peer name vb");
+    if let Some(m) = mtu {
+        sh(&format!("ip link set va mtu {m} && ip link set vb mtu {m}"));
+    }
+    sh("ip link set va up && ip link set vb up");
+}
+
+struct Env {
+    region: Region,
+    alloc: MemAllocator,
+}
+
+impl Env {
+    fn new() -> Self {
+        let cfg = PoolConfig {
+            if_size: 1024,
+            if_num: 4,
+            ring_size: 256 + 16 * 1024,
+            ring_num: 16,
+            buf_size: 2048,
+            buf_num: 12_000,
+        };
+        let alloc = MemAllocator::new(1, &cfg).expect("allocator");
+        let region = Region::create(alloc.memsize(), false).expect("region");
+        Self { region, alloc }
+    }
+    fn mem(&self) -> SharedMem<'_> {
+        self.region.shmem()
+    }
+    fn lim(&self) -> BufLimits {
+        BufLimits {
+            total: self.alloc.buf_pool.objtotal(),
+            size: self.alloc.buf_size(),
+        }
+    }
+    fn counts(&self) -> PoolCounts {
+        self.alloc.counts()
+    }
+    fn create(&mut self, p: &mut AfPacketPort) {
+        let mem = self.region.shmem();
+        p.krings_create(0, &mut self.alloc, mem)
+            .expect("krings_create");
+    }
+    fn delete(&mut self, p: &mut AfPacketPort) {
+        let mem = self.region.shmem();
+        p.krings_delete(&mut self.alloc, mem);
+    }
+}
+
+fn ring<'e>(env: &'e Env, p: &AfPacketPort, d: Dir, i: usize) -> RingView<'e> {
+    let k = &p.endpoints()[0].krings(d)[i];
+    RingView::new(env.mem(), k.ring_off.expect("ring exists"), k.num_slots)
+}
+
+/// Test frame: broadcast, EtherType 0x88b5, a 4-byte sequence number, then a pattern.
+fn frame(seq: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x88, 0xb5]);
+    f.extend_from_slice(&seq.to_be_bytes());
+    let mut x = seq.wrapping_mul(2_654_435_761);
+    while f.len() < len {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        f.push((x >> 16) as u8);
+    }
+    f.truncate(len);
+    f
+}
+
+fn is_test_frame(f: &[u8]) -> Option<u32> {
+    (f.len() >= 18 && f[12..14] == [0x88, 0xb5])
+        .then(|| u32::from_be_bytes([f[14], f[15], f[16], f[17]]))
+}
+
+/// Client side: writes `f` at the TX ring's head (split into buffer-sized fragments
+/// chained with NS_MOREFRAG) and advances head/cur. False if the ring lacks room.
+fn put_tx(env: &Env, rv: &RingView, n: u32, f: &[u8]) -> bool {
+    let bsz = env.alloc.buf_size() as usize;
+    let head = rv.head().unwrap();
+    let tail = rv.tail().unwrap();
+    let space = ((tail + n - head) % n) as usize;
+    let chunks: Vec<&[u8]> = f.chunks(bsz).collect();
+    if chunks.len() > space {
+        return false;
+    }
+    let mut s = head;
+    for (j, c) in chunks.iter().enumerate() {
+        let idx = rv.slot_buf_idx(s).unwrap();
+        env.mem()
+            .write_bytes(env.alloc.buf_offset(idx).unwrap(), c)
+            .unwrap();
+        rv.set_slot_buf_len(s, idx, c.len() as u16).unwrap();
+        let more = if j + 1 < chunks.len() { NS_MOREFRAG } else { 0 };
+        rv.set_slot_flags(s, more).unwrap();
+        s = (s + 1) % n;
+    }
+    rv.set_head(s).unwrap();
+    rv.set_cur(s).unwrap();
+    true
+}
+
+/// A received packet: its bytes and the (len, flags) of each slot.
+struct Pkt {
+    data: Vec<u8>,
+    slots: Vec<(u16, u16)>,
+}
+
+/// Client side: takes every packet in `[head, tail)` and releases the slots.
+fn take_rx(env: &Env, rv: &RingView, n: u32) -> Vec<Pkt> {
+    let mut out = Vec::new();
+    let mut cur = Pkt {
+        data: Vec::new(),
+        slots: Vec::new(),
+    };
+    let mut s = rv.head().unwrap();
+    let tail = rv.tail().unwrap();
+    while s != tail {
+        let sl = rv.slot(s).unwrap();
+        let mut b = vec![0; usize::from(sl.len)];
+        env.mem()
+            .read_bytes(env.alloc.buf_offset(sl.buf_idx).unwrap(), &mut b)
+            .unwrap();
+        cur.data.extend_from_slice(&b);
+        cur.slots.push((sl.len, sl.flags));
+        if sl.flags & NS_MOREFRAG == 0 {
+            out.push(std::mem::replace(
+                &mut cur,
+                Pkt {
+                    data: Vec::new(),
+                    slots: Vec::new(),
+                },
+            ));
+        }
+        s = (s + 1) % n;
+    }
+    assert!(cur.slots.is_empty(), "a packet was split across the tail");
+    rv.set_head(tail).unwrap();
+    rv.set_cur(tail).unwrap();
+    out
+}
+
+fn txsync(env: &Env, p: &mut AfPacketPort, i: usize) -> crate::sync::RingSync {
+    txsync_ring(p, 0, i, env.mem(), env.lim()).expect("txsync_ring")
+}
+
+fn rxsync(env: &Env, p: &mut AfPacketPort, i: usize) -> crate::sync::RingSync {
+    rxsync_ring(p, 0, i, env.mem(), env.lim()).expect("rxsync_ring")
+}
+
+/// Syncs RX ring `i` until `want` test frames were collected (other frames are
+/// ignored) or 5 s passed.
+fn recv_test_frames(env: &Env, p: &mut AfPacketPort, i: usize, want: usize) -> Vec<Pkt> {
+    recv_within(env, p, i, want, Duration::from_secs(5))
+}
+
+/// Test frames arriving on RX ring `i` within 100 ms (for "nothing arrives" checks;
+/// the TPACKET block retire timeout is 1 ms).
+fn recv_none(env: &Env, p: &mut AfPacketPort, i: usize) -> Vec<Pkt> {
+    recv_within(env, p, i, 1, Duration::from_millis(100))
+}
+
+fn recv_within(env: &Env, p: &mut AfPacketPort, i: usize, want: usize, wait: Duration) -> Vec<Pkt> {
+    let n = p.endpoints()[0].rx[i].num_slots;
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    while got.len() < want && Instant::now() < deadline {
+        let r = rxsync(env, p, i);
+        assert!(!r.error, "rxsync reported an error");
+        let rv = ring(env, p, Dir::Rx, i);
+        let new = take_rx(env, &rv, n);
+        if new.is_empty() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        got.extend(new.into_iter().filter(|k| is_test_frame(&k.data).is_some()));
+    }
+    got
+}
+
+/// Fills TX ring `i` with `frames` (syncing whenever the ring is full) and syncs.
+fn send_frames(env: &Env, p: &mut AfPacketPort, i: usize, frames: &[Vec<u8>]) {
+    let n = p.endpoints()[0].tx[i].num_slots;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for f in frames {
+        loop {
+            let rv = ring(env, p, Dir::Tx, i);
+            if put_tx(env, &rv, n, f) {
+                break;
+            }
+            assert!(!txsync(env, p, i).error, "txsync reported an error");
+            assert!(Instant::now() < deadline, "TX ring never drained");
+        }
+    }
+    assert!(!txsync(env, p, i).error, "txsync reported an error");
+}
+
+// ---------------------------------------------------------------------------------
+// Data-path tests (each in its own network namespace)
+
+#[test]
+fn veth_traffic() {
+    in_netns("veth_traffic", || {
+        veth(None);
+        let mut env = Env::new();
+        let initial = env.counts();
+        let cfg = NicConfig::default();
+        let mut va =
+            AfPacketPort::open("va", &cfg, env.alloc.max_slots_per_ring()).expect("open va");
+        let mut vb =
+            AfPacketPort::open("vb", &cfg, env.alloc.max_slots_per_ring()).expect("open vb");
+        assert_eq!(va.kind(), PortKind::Nic);
+        assert_eq!(va.ifname(), "va");
+        assert_eq!(va.mtu(), 1500);
+        assert_eq!(
+            va.info().rx_queues,
+            1,
+            "veth has one queue (read from sysfs)"
+        );
+        let ep = &va.endpoints()[0];
+        assert_eq!(
+            ep.counts,
+            PortCounts {
+                tx_rings: 1,
+                rx_rings: 1,
+                tx_slots: 1024,
+                rx_slots: 1024,
+                host_tx_rings: 1,
+                host_rx_rings: 1
+            }
+        );
+        assert_eq!((ep.tx.len(), ep.rx.len()), (2, 2));
+        assert_eq!((va.host_tx_ring(), va.host_rx_ring()), (1, 1));
+        assert_eq!((ep.tx[1].id, ep.rx[1].id), (1, 1));
+        assert!(va.event_fds().is_empty(), "no sockets before krings_create");
+
+        env.create(&mut va);
+        env.create(&mut vb);
+        assert!(va.endpoints()[0].has_rings());
+        let fds = va.event_fds();
+        assert_eq!(fds.iter().filter(|f| f.2 == Dir::Rx).count(), 2);
+        assert_eq!(fds.iter().filter(|f| f.2 == Dir::Tx).count(), 1);
+        // Every ring took a ring object and 1024 buffers.
+        let c = env.counts();
+        assert_eq!(initial.ring_free - c.ring_free, 8);
+        assert_eq!(initial.buf_free - c.buf_free, 8 * 1024);
+
+        // 10 000 frames va -> vb, paced to what vb's rings hold.
+        let total = 10_000u32;
+        let mut seq = 0;
+        let mut bytes = 0u64;
+        while seq < total {
+            let batch: Vec<Vec<u8>> = (seq..(seq + 200).min(total))
+                .map(|s| frame(s, 60 + (s as usize * 37) % 1455))
+                .collect();
+            bytes += batch.iter().map(|f| f.len() as u64).sum::<u64>();
+            let t0 = Instant::now();
+            send_frames(&env, &mut va, 0, &batch);
+            let t1 = Instant::now();
+            let got = recv_test_frames(&env, &mut vb, 0, batch.len());
+            if seq < 1000 {
+                eprintln!("TIMING send {:?} recv {:?}", t1 - t0, t1.elapsed());
+            }
+            assert_eq!(got.len(), batch.len(), "frames lost after seq {seq}");
+            for (g, want) in got.iter().zip(&batch) {
+                assert_eq!(
+                    g.data,
+                    *want,
+                    "frame {} corrupted",
+                    is_test_frame(want).unwrap()
+                );
+                assert_eq!(g.slots, vec![(want.len() as u16, 0)]);
+            }
+            seq += batch.len() as u32;
+        }
+        // Completions let hwtail catch up: everything sent, ring free again.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            txsync(&env, &mut va, 0);
+            let k = &va.endpoints()[0].tx[0];
+            if k.hwtail == k.prev(k.hwcur) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "TX completions never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let ca = va.counters();
+        let cb = vb.counters();
+        assert_eq!(
+            (ca.tx_packets, ca.tx_bytes, ca.tx_errors),
+            (u64::from(total), bytes, 0)
+        );
+        assert!(cb.rx_packets >= u64::from(total));
+        assert_eq!(cb.rx_drops, 0);
+
+        // The host RX ring shows what the host sends through va, never va's own TX.
+        let host = va.host_rx_ring();
+        let mine = recv_none(&env, &mut va, host);
+        assert!(
+            mine.is_empty(),
+            "the port's own transmissions reached its host RX ring"
+        );
+        let raw = PacketSocket::new(0).unwrap();
+        raw.bind(va.info().ifindex, 0).unwrap();
+        let hf = frame(0xabcd, 3000 - 14);
+        assert_eq!(raw.send(&hf[..1400]).unwrap(), 1400);
+        let got = recv_test_frames(&env, &mut va, host, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, hf[..1400]);
+        // The host frame also went out on the wire.
+        let got = recv_test_frames(&env, &mut vb, 0, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, hf[..1400]);
+        // Nothing from the host reached va's hardware RX ring.
+        assert!(recv_none(&env, &mut va, 0).is_empty());
+        assert_eq!(va.counters().host_rx_packets, 1);
+
+        // Host TX ring: completed at once, dropped, counted.
+        let htx = va.host_tx_ring();
+        let rv = ring(&env, &va, Dir::Tx, htx);
+        assert!(put_tx(&env, &rv, 1024, &frame(7, 100)));
+        assert!(!txsync(&env, &mut va, htx).error);
+        let k = &va.endpoints()[0].tx[htx];
+        assert_eq!((k.hwcur, k.hwtail), (1, 0));
+        assert_eq!(rv.tail().unwrap(), 0);
+        assert_eq!(va.counters().host_tx_drops, 1);
+        assert!(recv_none(&env, &mut vb, 0).is_empty());
+
+        env.delete(&mut va);
+        env.delete(&mut vb);
+        assert_eq!(env.counts(), initial, "krings_delete returned everything");
+        assert!(va.event_fds().is_empty());
+        // Re-creation works after a delete.
+        env.create(&mut va);
+        send_frames(&env, &mut va, 0, &[frame(1, 64)]);
+        env.delete(&mut va);
+        assert_eq!(env.counts(), initial);
+    });
+}
+
+#[test]
+fn veth_jumbo_and_bad_slots() {
+    in_netns("veth_jumbo_and_bad_slots", || {
+        veth(Some(9000));
+        let mut env = Env::new();
+        let initial = env.counts();
+        let cfg = NicConfig {
+            slots: 256,
+            ..Default::default()
+        };
+        let max = env.alloc.max_slots_per_ring();
+        let mut va = AfPacketPort::open("va", &cfg, max).expect("open va");
+        let mut vb = AfPacketPort::open("vb", &cfg, max).expect("open vb");
+        assert_eq!(va.mtu(), 9000);
+        assert_eq!(va.endpoints()[0].counts.tx_slots, 256);
+        env.create(&mut va);
+        env.create(&mut vb);
+
+        // 4000 bytes: two slots each way, NS_MOREFRAG on the first.
+        let f = frame(1, 4000);
+        send_frames(&env, &mut va, 0, std::slice::from_ref(&f));
+        let got = recv_test_frames(&env, &mut vb, 0, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, f);
+        assert_eq!(got[0].slots, vec![(2048, NS_MOREFRAG), (1952, 0)]);
+        // A full 9000-byte-MTU frame: five slots.
+        let f = frame(2, 9014);
+        send_frames(&env, &mut va, 0, std::slice::from_ref(&f));
+        let got = recv_test_frames(&env, &mut vb, 0, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, f);
+        assert_eq!(got[0].slots.len(), 5);
+        assert_eq!(va.counters().tx_errors, 0);
+
+        // TX slot with an invalid buffer index: dropped, counted, slot completed.
+        let rv = ring(&env, &va, Dir::Tx, 0);
+        let h = rv.head().unwrap();
+        let good = rv.slot_buf_idx(h).unwrap();
+        assert!(put_tx(&env, &rv, 256, &frame(3, 100)));
+        rv.set_slot_buf_len(h, 999_999, 100).unwrap();
+        assert!(put_tx(&env, &rv, 256, &frame(4, 100)));
+        assert!(!txsync(&env, &mut va, 0).error);
+        rv.set_slot_buf_len(h, good, 0).unwrap();
+        let got = recv_test_frames(&env, &mut vb, 0, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(is_test_frame(&got[0].data), Some(4));
+        assert_eq!(va.counters().tx_errors, 1);
+
+        // RX slot with an invalid buffer index: handed back empty, frame goes to the next.
+        let rx = ring(&env, &vb, Dir::Rx, 0);
+        let t = vb.endpoints()[0].rx[0].hwtail;
+        let good = rx.slot_buf_idx(t).unwrap();
+        rx.set_slot_buf_len(t, 1, 0).unwrap();
+        send_frames(&env, &mut va, 0, &[frame(5, 300)]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while vb.endpoints()[0].rx[0].hwtail == t || vb.endpoints()[0].rx[0].hwtail == t + 1 {
+            assert!(!rxsync(&env, &mut vb, 0).error);
+            assert!(Instant::now() < deadline, "frame never arrived");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let s0 = rx.slot(t).unwrap();
+        assert_eq!((s0.buf_idx, s0.len, s0.flags), (1, 0, 0));
+        let s1 = rx.slot(t + 1).unwrap();
+        let mut b = vec![0; usize::from(s1.len)];
+        env.mem()
+            .read_bytes(env.alloc.buf_offset(s1.buf_idx).unwrap(), &mut b)
+            .unwrap();
+        assert_eq!(b, frame(5, 300));
+        rx.set_slot_buf_len(t, good, 0).unwrap();
+        take_rx(&env, &rx, 256);
+        assert!(!rxsync(&env, &mut vb, 0).error);
+
+        env.delete(&mut va);
+        env.delete(&mut vb);
+        assert_eq!(env.counts(), initial);
+    });
+}
+
+#[test]
+fn veth_link_down_and_delete() {
+    in_netns("veth_link_down_and_delete", || {
+        veth(None);
+        let mut env = Env::new();
+        let initial = env.counts();
+        let cfg = NicConfig {
+            slots: 64,
+            tx_rings: 2,
+            rx_rings: 2,
+        };
+        let max = env.alloc.max_slots_per_ring();
+        let mut va = AfPacketPort::open("va", &cfg, max).expect("open va");
+        let mut vb = AfPacketPort::open("vb", &cfg, max).expect("open vb");
+        assert_eq!((va.host_tx_ring(), va.host_rx_ring()), (2, 2));
+        env.create(&mut va);
+        env.create(&mut vb);
+        assert_eq!(va.event_fds().len(), 5);
+
+        // Two RX rings in one fanout group: every frame arrives exactly once.
+        let frames: Vec<Vec<u8>> = (0..40).map(|s| frame(s, 200)).collect();
+        send_frames(&env, &mut va, 0, &frames[..20]);
+        send_frames(&env, &mut va, 1, &frames[20..]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        while seen.len() < 40 && Instant::now() < deadline {
+            for i in 0..2 {
+                assert!(!rxsync(&env, &mut vb, i).error);
+                let rv = ring(&env, &vb, Dir::Rx, i);
+                seen.extend(
+                    take_rx(&env, &rv, 64)
+                        .iter()
+                        .filter_map(|p| is_test_frame(&p.data)),
+                );
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+        // The fanout group ignores outgoing frames: va's RX rings saw none of its own.
+        for i in 0..2 {
+            assert!(!rxsync(&env, &mut va, i).error);
+            let rv = ring(&env, &va, Dir::Rx, i);
+            let own = take_rx(&env, &rv, 64);
+            assert!(
+                own.iter().all(|p| is_test_frame(&p.data).is_none()),
+                "own TX on RX ring {i}"
+            );
+        }
+
+        // Link down: syncs fail (POLLERR), no panic; back up: they work again.
+        sh("ip link set va down");
+        let rv = ring(&env, &va, Dir::Tx, 0);
+        assert!(put_tx(&env, &rv, 64, &frame(100, 100)));
+        assert!(txsync(&env, &mut va, 0).error, "txsync on a down link");
+        assert!(rxsync(&env, &mut va, 0).error, "rxsync on a down link");
+        assert!(rxsync(&env, &mut va, 0).error, "still down");
+        sh("ip link set va up");
+        assert!(!rxsync(&env, &mut va, 0).error, "link is up again");
+        assert!(
+            !txsync(&env, &mut va, 0).error,
+            "queued frame sent after link up"
+        );
+
+        // Interface deleted (the whole veth pair goes).
+        sh("ip link del va");
+        let rv = ring(&env, &va, Dir::Tx, 0);
+        assert!(put_tx(&env, &rv, 64, &frame(101, 100)));
+        assert!(txsync(&env, &mut va, 0).error, "txsync after delete");
+        assert!(
+            txsync(&env, &mut va, 1).error,
+            "every ring fails once the interface is gone"
+        );
+        assert!(rxsync(&env, &mut va, 0).error, "rxsync after delete");
+        // The peer went with it: frames still queued are delivered, then errors.
+        for i in 0..3 {
+            let mut failed = false;
+            for _ in 0..10 {
+                if rxsync(&env, &mut vb, i).error {
+                    failed = true;
+                    break;
+                }
+                let rv = ring(&env, &vb, Dir::Rx, i);
+                take_rx(&env, &rv, 64);
+            }
+            assert!(
+                failed,
+                "vb RX ring {i} never reported the deleted interface"
+            );
+        }
+        let e = va.txsync(0, 0, 0, env.mem()).unwrap_err();
+        assert_eq!(e.errno(), libc::ENXIO);
+        let _ = va.counters();
+
+        env.delete(&mut va);
+        env.delete(&mut vb);
+        assert_eq!(
+            env.counts(),
+            initial,
+            "krings_delete frees everything after the interface died"
+        );
+        assert!(!interface_exists("va"));
+        let mut e2 = Env::new();
+        let mem = e2.region.shmem();
+        assert_eq!(
+            va.krings_create(0, &mut e2.alloc, mem).unwrap_err().errno(),
+            libc::ENXIO
+        );
+        assert_eq!(e2.counts(), Env::new().counts());
+    });
+}
