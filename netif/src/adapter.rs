@@ -120,7 +120,9 @@ pub trait Adapter: Send {
         mem: SharedMem,
     ) -> Result<(), NetifError>;
     /// Returns every ring object and buffer to the pool; called once no endpoint has users.
-    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem);
+    /// Buffers in `keep` are referenced elsewhere (another port's slots, an extra-buffer
+    /// list) and must not be freed even if this port's slots name them.
+    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet);
     fn txsync(
         &mut self,
         ep: usize,
@@ -224,10 +226,51 @@ pub fn ring_free(alloc: &mut MemAllocator, k: &mut Kring) {
     }
 }
 
+/// Buffer indices that must survive a teardown because something else still holds them.
+///
+/// All clients share one region and may move buffers between ports (zero-copy swaps),
+/// or scribble another port's buffer index into their own slots. Freeing whatever index
+/// a dying port's slots hold would then hand a buffer still in use elsewhere to the next
+/// allocation, corrupting another client's data. The control plane collects every index
+/// currently referenced by the other live ports before a teardown.
+#[derive(Debug, Clone, Default)]
+pub struct KeepSet {
+    bits: Vec<u64>,
+}
+
+impl KeepSet {
+    pub fn new(total: u32) -> Self {
+        Self {
+            bits: vec![0; (total as usize).div_ceil(64)],
+        }
+    }
+    /// Marks `idx`; returns false if it was already marked (or out of range).
+    pub fn insert(&mut self, idx: u32) -> bool {
+        let (w, b) = (idx as usize / 64, idx % 64);
+        match self.bits.get_mut(w) {
+            Some(word) if *word & (1 << b) == 0 => {
+                *word |= 1 << b;
+                true
+            }
+            _ => false,
+        }
+    }
+    pub fn contains(&self, idx: u32) -> bool {
+        self.bits
+            .get(idx as usize / 64)
+            .is_some_and(|w| w & (1 << (idx % 64)) != 0)
+    }
+}
+
 /// Frees the buffer a client left in a slot. Clients may have written anything there,
-/// so the pool's checks (range, reserved, double free) decide; a refusal only means
-/// the client scribbled, and is logged at debug level.
-pub fn buf_free_checked(alloc: &mut MemAllocator, idx: u32) {
+/// so the pool's checks (range, reserved, double free) decide, and an index still
+/// referenced elsewhere (`keep`) is left alone; a refusal only means the client
+/// scribbled or swapped, and is logged at debug level.
+pub fn buf_free_checked(alloc: &mut MemAllocator, keep: &KeepSet, idx: u32) {
+    if keep.contains(idx) {
+        tracing::debug!(idx, "buffer still referenced by another port: not freed");
+        return;
+    }
     if let Err(e) = alloc.buf_pool.free(idx) {
         tracing::debug!(%e, "not freeing a buffer index left in a slot");
     }

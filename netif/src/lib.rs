@@ -25,7 +25,7 @@ pub mod pipe;
 pub mod ringmem;
 pub mod sync;
 
-pub use adapter::{Adapter, Endpoint, PortCounts, PortKind, Wake};
+pub use adapter::{Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
 pub use error::NetifError;
 pub use kring::{Dir, Kring};
 pub use ringmem::RingView;

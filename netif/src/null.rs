@@ -3,7 +3,8 @@
 //! completes them, and an RX ring never receives (NETMAP-ABI.md §10.6).
 
 use crate::adapter::{
-    buf_free_checked, ring_free, view, Adapter, Endpoint, PortCounts, PortKind, Taken, Wake,
+    buf_free_checked, ring_free, view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Taken,
+    Wake,
 };
 use crate::kring::Dir;
 use crate::NetifError;
@@ -75,13 +76,13 @@ impl Adapter for NullPort {
         Ok(())
     }
 
-    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem) {
+    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
         for d in Dir::BOTH {
             for k in self.eps[0].krings_mut(d) {
                 if let Ok(v) = view(mem, k) {
                     for s in 0..k.num_slots {
                         if let Ok(idx) = v.slot_buf_idx(s) {
-                            buf_free_checked(alloc, idx);
+                            buf_free_checked(alloc, keep, idx);
                         }
                     }
                 }

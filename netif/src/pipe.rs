@@ -9,7 +9,8 @@
 //! slots back and publishes them to the writer as free. Neither side ever moves data.
 
 use crate::adapter::{
-    buf_free_checked, ring_free, view, Adapter, Endpoint, PortCounts, PortKind, Taken, Wake,
+    buf_free_checked, ring_free, view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Taken,
+    Wake,
 };
 use crate::kring::Dir;
 use crate::NetifError;
@@ -193,7 +194,7 @@ impl Adapter for PipePair {
     /// slots handed over but not yet released (`[reader hwcur, writer hwcur)`), the
     /// writer's copy for the rest. Whichever side owns a slot may have swapped a new
     /// buffer in; the other side's copy is then stale and must not be freed.
-    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem) {
+    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
         for w in [MASTER, SLAVE] {
             let r = 1 - w;
             for i in 0..self.eps[w].tx.len() {
@@ -206,7 +207,7 @@ impl Adapter for PipePair {
                             &tv
                         };
                         match from.slot_buf_idx(k) {
-                            Ok(idx) => buf_free_checked(alloc, idx),
+                            Ok(idx) => buf_free_checked(alloc, keep, idx),
                             Err(e) => tracing::error!(%e, "reading a pipe slot at teardown"),
                         }
                     }

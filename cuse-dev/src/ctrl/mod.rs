@@ -20,7 +20,7 @@ mod usermem;
 pub use usermem::{NoMemory, ProcessMemory, UserMemory};
 
 use netmap_abi as abi;
-use netmap_netif::{Adapter, Dir, Wake};
+use netmap_netif::{Adapter, Dir, KeepSet, Wake};
 use netmap_pool::{Backing, MemAllocator, PoolConfig, Region, SharedMem};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -159,10 +159,11 @@ impl State {
         if !unused {
             return;
         }
+        let keep = self.keep_set(mem, Some(id));
         if let Some(mut slot) = self.adapters.remove(&id) {
             // Closing a port's sockets (krings_delete) also removes them from epoll.
             slot.watched.clear();
-            slot.ad.krings_delete(&mut self.alloc, mem);
+            slot.ad.krings_delete(&mut self.alloc, mem, &keep);
             match slot.key {
                 PortKey::Pipe(p, i) => {
                     if let Some(m) = self.pipes.get_mut(&p) {
@@ -178,6 +179,48 @@ impl State {
                 PortKey::None => {}
             }
         }
+    }
+
+    /// Every buffer index currently referenced by a live port's slots (except those of
+    /// `skip`) or by a registered descriptor's extra-buffer list: what a teardown must
+    /// not free, whatever the dying port's slots say.
+    pub fn keep_set(&self, mem: SharedMem, skip: Option<u64>) -> KeepSet {
+        let total = self.alloc.buf_pool.objtotal();
+        let mut keep = KeepSet::new(total);
+        for (id, slot) in &self.adapters {
+            if Some(*id) == skip {
+                continue;
+            }
+            for ep in slot.ad.endpoints() {
+                for d in Dir::BOTH {
+                    for k in ep.krings(d) {
+                        let Ok(v) = netmap_netif::adapter::view(mem, k) else {
+                            continue;
+                        };
+                        for s in 0..k.num_slots {
+                            if let Ok(i) = v.slot_buf_idx(s) {
+                                if (2..total).contains(&i) {
+                                    keep.insert(i);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let head_off = core::mem::offset_of!(abi::NetmapIf, ni_bufs_head);
+        for f in self.fds.values() {
+            let Some(b) = &f.binding else { continue };
+            let mut idx = mem.read_u32(b.nifp_off + head_off).unwrap_or(0);
+            // Each step marks a new index, so the walk ends even on a looping list.
+            while (2..total).contains(&idx) && keep.insert(idx) {
+                let Some(o) = self.alloc.buf_offset(idx) else {
+                    break;
+                };
+                idx = mem.read_u32(o).unwrap_or(0);
+            }
+        }
+        keep
     }
 
     /// Starts watching the event descriptors of a port whose rings now exist.

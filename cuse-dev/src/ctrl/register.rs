@@ -232,6 +232,7 @@ fn extra_bufs_alloc(st: &mut State, mem: SharedMem, n: u32) -> (u32, u32) {
 /// wrote the list, so every link is checked; the walk cannot loop since each step
 /// frees a buffer.
 fn extra_bufs_free(st: &mut State, mem: SharedMem, nifp_off: usize) {
+    let keep = st.keep_set(mem, None);
     let Ok(mut idx) = mem.read_u32(nifp_off + offset_of!(NetmapIf, ni_bufs_head)) else {
         return;
     };
@@ -241,6 +242,10 @@ fn extra_bufs_free(st: &mut State, mem: SharedMem, nifp_off: usize) {
             break;
         };
         let next = mem.read_u32(o).unwrap_or(0);
+        if keep.contains(idx) {
+            // Swapped into a live ring (or another list): still in use, stop here.
+            break;
+        }
         let _ = mem.write_u32(o, 0);
         if st.alloc.buf_pool.free(idx).is_err() {
             break;

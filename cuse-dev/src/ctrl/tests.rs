@@ -954,7 +954,10 @@ fn failing_register_leaves_counts_unchanged() {
     // Bad pipe names, unknown interface.
     assert_eq!(register(&cp, &um, fd, "{1", &pipe_req(0, 0)), Err(EINVAL));
     assert_eq!(register(&cp, &um, fd, "x{", &pipe_req(0, 0)), Err(EINVAL));
-    assert_eq!(register(&cp, &um, fd, "eth0", &pipe_req(0, 0)), Err(ENXIO));
+    assert_eq!(
+        register(&cp, &um, fd, "nosuchif0", &pipe_req(0, 0)),
+        Err(ENXIO)
+    );
     assert_eq!(cp.pool_counts(), before);
     assert!(cp.status().contains("ports=0\n"), "{}", cp.status());
 
@@ -1462,4 +1465,49 @@ fn failed_offsets_register_does_not_lose_a_peers_waker() {
     cp.release(fd);
     cp.release(m);
     cp.release(s);
+}
+
+/// A client that writes another client's buffer index into its own slots (and into its
+/// extra-buffer list) and then closes must not make the daemon free that buffer: the
+/// other client keeps using it, and no later registration may be handed it.
+#[test]
+fn scribbled_foreign_buffer_index_is_not_freed_at_teardown() {
+    let cp = new_cp();
+    let um = FakeMem::new();
+    let before = cp.pool_counts();
+    // The victim: a live pipe pair whose TX slot 0 buffer holds data.
+    let (vm, vmr) = open_reg(&cp, &um, "victim{1", &pipe_req(0, 0));
+    let vc = Client::new(&cp, &vmr);
+    let victim_buf = vc.tx(0).slot(0).buf_idx;
+    vc.tx(0).write_buf(victim_buf, b"precious");
+    // The scribbler: its own pipe, one extra buffer, and the victim's index in both a
+    // TX slot and its extra-buffer list.
+    let (sm, smr) = open_reg(&cp, &um, "scrib{1", &pipe_req(0, 1));
+    let sc = Client::new(&cp, &smr);
+    let mut s = sc.tx(0).slot(3);
+    s.buf_idx = victim_buf;
+    sc.tx(0).set_slot(3, &s);
+    sc.set_bufs_head(victim_buf);
+    cp.release(sm);
+    assert!(
+        cp.lock().alloc.buf_pool.is_allocated(victim_buf),
+        "the victim's buffer was freed by the scribbler's teardown"
+    );
+    // The victim's buffer is still allocated and untouched.
+    let (probe, _) = open_reg(&cp, &um, "probe{1", &pipe_req(0, 64));
+    let pc = Client::new(&cp, &open_reg(&cp, &um, "probe2{1", &pipe_req(0, 0)).1);
+    for k in 0..pc.tx(0).num_slots() {
+        assert_ne!(
+            pc.tx(0).slot(k).buf_idx,
+            victim_buf,
+            "victim's buffer was reallocated"
+        );
+    }
+    assert_eq!(vc.tx(0).read_buf(victim_buf, 8), b"precious");
+    cp.release(probe);
+    cp.release(vm);
+    // The scribbler lost its own slot-3 buffer and extra buffer (overwritten indices);
+    // nothing was freed twice.
+    let after = cp.pool_counts();
+    assert!(after.buf_free <= before.buf_free);
 }

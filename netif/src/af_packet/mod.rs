@@ -39,7 +39,8 @@ mod tests;
 pub mod tx;
 
 use crate::adapter::{
-    buf_free_checked, ring_free, view, Adapter, Endpoint, PortCounts, PortKind, Taken, Wake,
+    buf_free_checked, ring_free, view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Taken,
+    Wake,
 };
 use crate::kring::{Dir, Kring};
 use crate::NetifError;
@@ -421,7 +422,7 @@ impl Adapter for AfPacketPort {
 
     /// Closes the sockets (frames still queued in the kernel are abandoned) and frees
     /// every buffer found in a slot and every ring object.
-    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem) {
+    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
         if let Some(r) = self.rings.take() {
             self.harvest_kernel_drops(&r);
             drop(r);
@@ -431,7 +432,7 @@ impl Adapter for AfPacketPort {
                 if let Ok(v) = view(mem, k) {
                     for s in 0..k.num_slots {
                         if let Ok(idx) = v.slot_buf_idx(s) {
-                            buf_free_checked(alloc, idx);
+                            buf_free_checked(alloc, keep, idx);
                         }
                     }
                 }

@@ -264,7 +264,7 @@ impl Env {
     }
     fn delete(&mut self, p: &mut AfPacketPort) {
         let mem = self.region.shmem();
-        p.krings_delete(&mut self.alloc, mem);
+        p.krings_delete(&mut self.alloc, mem, &crate::KeepSet::default());
     }
 }
 
