@@ -393,6 +393,8 @@ impl ControlPlane {
             slots: self.cfg.nic_slots,
             tx_rings: self.cfg.nic_rings,
             rx_rings: self.cfg.nic_rings,
+            host_tx_rings: 0,
+            host_rx_rings: 0,
         }
     }
 

@@ -99,7 +99,14 @@ pub(crate) fn lookup(
         tracing::info!(name, "no such interface");
         return Err(Errno(libc::ENXIO));
     }
-    let port = AfPacketPort::open(name, nic, st.alloc.max_slots_per_ring()).map_err(|e| {
+    // Host ring counts asked for are honoured for a NIC nobody has open (§5.1); the
+    // port is created here, so this is its first user.
+    let nic = NicConfig {
+        host_tx_rings: u32::from(reg.nr_host_tx_rings),
+        host_rx_rings: u32::from(reg.nr_host_rx_rings),
+        ..*nic
+    };
+    let port = AfPacketPort::open(name, &nic, st.alloc.max_slots_per_ring()).map_err(|e| {
         tracing::info!(name, %e, "cannot open the interface");
         Errno::from(e)
     })?;

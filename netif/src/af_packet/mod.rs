@@ -70,6 +70,13 @@ pub struct NicConfig {
     pub tx_rings: u32,
     /// Hardware RX rings; 0 = the device's RX queue count.
     pub rx_rings: u32,
+    /// Host TX rings; 0 = 1. Only the first one has a meaning (see the module doc):
+    /// netmap lets an application ask for more on an idle NIC, so the extra ones exist
+    /// and behave like the first (frames written there are dropped).
+    pub host_tx_rings: u32,
+    /// Host RX rings; 0 = 1. Frames the stack sends arrive in the first; the others
+    /// exist but never receive (AF_PACKET gives one outgoing stream).
+    pub host_rx_rings: u32,
 }
 
 /// Traffic counters of a port (cumulative over its lifetime).
@@ -178,12 +185,16 @@ impl AfPacketPort {
             rx_rings: rings(cfg.rx_rings, info.rx_queues),
             tx_slots: slots,
             rx_slots: slots,
-            host_tx_rings: 1,
-            host_rx_rings: 1,
+            host_tx_rings: cfg.host_tx_rings.clamp(1, MAX_RINGS),
+            host_rx_rings: cfg.host_rx_rings.clamp(1, MAX_RINGS),
         };
         let mut ep = Endpoint::new(ifname.to_owned(), counts);
-        ep.tx.push(Kring::new(Dir::Tx, counts.tx_rings, slots));
-        ep.rx.push(Kring::new(Dir::Rx, counts.rx_rings, slots));
+        for j in 0..counts.host_tx_rings {
+            ep.tx.push(Kring::new(Dir::Tx, counts.tx_rings + j, slots));
+        }
+        for j in 0..counts.host_rx_rings {
+            ep.rx.push(Kring::new(Dir::Rx, counts.rx_rings + j, slots));
+        }
         tracing::info!(
             ifname,
             ifindex = info.ifindex,
@@ -463,7 +474,7 @@ impl Adapter for AfPacketPort {
             .get_mut(ring)
             .ok_or_else(|| NetifError::Inval(format!("no TX ring {ring}")))?;
         let rv = view(mem, k)?;
-        let res = if ring == host {
+        let res = if ring >= host {
             tx::host_txsync(k, &rv, head, stats)
         } else {
             rings.hw_tx[ring].txsync(k, &rv, mem, head, &rings.geom, stats)
@@ -498,6 +509,10 @@ impl Adapter for AfPacketPort {
         k.hwcur = head;
         let rv = view(mem, k)?;
         let geom = rings.geom;
+        if ring > host {
+            // An extra host RX ring: it only takes back released slots.
+            return Ok(Wake::none());
+        }
         let (res, sock) = if ring == host {
             let h = &mut rings.host_rx;
             (h.fill(k, &rv, mem, &geom, stats), &h.sock)

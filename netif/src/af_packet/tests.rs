@@ -644,6 +644,7 @@ fn veth_link_down_and_delete() {
             slots: 64,
             tx_rings: 2,
             rx_rings: 2,
+            ..Default::default()
         };
         let max = env.alloc.max_slots_per_ring();
         let mut va = AfPacketPort::open("va", &cfg, max).expect("open va");
