@@ -145,6 +145,19 @@ pub trait Adapter: Send {
         Vec::new()
     }
 
+    /// Endpoint `ep` lost its last user while the adapter lives on (ports that come and
+    /// go inside one adapter, such as the ports of a VALE switch): free what only that
+    /// endpoint used. Pipes and single-endpoint ports keep everything until
+    /// `krings_delete`.
+    fn endpoint_released(
+        &mut self,
+        _ep: usize,
+        _alloc: &mut MemAllocator,
+        _mem: SharedMem,
+        _keep: &KeepSet,
+    ) {
+    }
+
     /// Per-port counters for `netmapd status` (packets, bytes, drops, errors).
     fn stats(&self) -> Vec<(&'static str, u64)> {
         Vec::new()

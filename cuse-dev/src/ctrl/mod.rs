@@ -185,13 +185,27 @@ impl State {
     /// `skip`) or by a registered descriptor's extra-buffer list: what a teardown must
     /// not free, whatever the dying port's slots say.
     pub fn keep_set(&self, mem: SharedMem, skip: Option<u64>) -> KeepSet {
+        self.keep_set_except(mem, skip, None)
+    }
+
+    /// As [`State::keep_set`], skipping only endpoint `skip_ep` of adapter `skip` when
+    /// `skip_ep` is given.
+    pub fn keep_set_except(
+        &self,
+        mem: SharedMem,
+        skip: Option<u64>,
+        skip_ep: Option<usize>,
+    ) -> KeepSet {
         let total = self.alloc.buf_pool.objtotal();
         let mut keep = KeepSet::new(total);
         for (id, slot) in &self.adapters {
-            if Some(*id) == skip {
+            if Some(*id) == skip && skip_ep.is_none() {
                 continue;
             }
-            for ep in slot.ad.endpoints() {
+            for (e, ep) in slot.ad.endpoints().iter().enumerate() {
+                if Some(*id) == skip && Some(e) == skip_ep {
+                    continue;
+                }
                 for d in Dir::BOTH {
                     for k in ep.krings(d) {
                         let Ok(v) = netmap_netif::adapter::view(mem, k) else {

@@ -292,12 +292,22 @@ pub(crate) fn unbind(
             }
         }
         ep.users = ep.users.saturating_sub(1);
+        let ep_idle = ep.users == 0;
         // The peer of a closing pipe end may be waiting for slots that will now never
         // be released; wake everyone on the adapter so they re-evaluate.
         let wake_all = netmap_netif::Wake {
             list: [Some((0, Dir::Tx)), Some((1, Dir::Tx))],
         };
         st.collect_wakers(b.adapter, wake_all, wakers);
+        if ep_idle && st.adapters.get(&b.adapter).is_some_and(|s| s.ad.in_use()) {
+            let keep = st.keep_set_except(mem, Some(b.adapter), Some(b.ep));
+            let State {
+                alloc, adapters, ..
+            } = st;
+            if let Some(slot) = adapters.get_mut(&b.adapter) {
+                slot.ad.endpoint_released(b.ep, alloc, mem, &keep);
+            }
+        }
     }
     st.drop_adapter_if_unused(b.adapter, mem);
 }
