@@ -1,0 +1,84 @@
+//! The C ABI conformance suite (`conformance/`), built with make/gcc against the
+//! compat headers and run by `conformance/run.sh` against a fresh netmapd
+//! (`netmapd exec`). Needs root, /dev/fuse, gcc and make; nothing is skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use netmapd_tests::harness::{assert_success, netmapd_bin, netmapd_exec, run};
+
+const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `make -C <repo>/conformance`, once per test binary; fails loudly if gcc or make
+/// is missing.
+fn build_suite() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            for tool in ["make", "gcc"] {
+                let ok = Command::new(tool)
+                    .arg("--version")
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(false);
+                assert!(
+                    ok,
+                    "\n\n*** `{tool}` is missing: the conformance suite is C, built with \
+                     make + gcc. Install them (e.g. apt-get install build-essential). \
+                     NOT skipping. ***\n"
+                );
+            }
+            let dir = repo().join("conformance");
+            let mut cmd = Command::new("make");
+            cmd.arg("-C").arg(&dir);
+            let out = run(cmd, Duration::from_secs(300));
+            assert_success(&out);
+            dir.join("run.sh")
+        })
+        .clone()
+}
+
+#[test]
+fn conformance_suite() {
+    let runner = build_suite();
+    let out = netmapd_exec([runner.as_os_str()], SUITE_TIMEOUT);
+    println!("{}", out.stdout);
+    assert_success(&out);
+    assert!(
+        out.stdout.contains(" passed, 0 failed"),
+        "no summary line:\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn conformance_suite_with_veth() {
+    let runner = build_suite();
+    let script = format!(
+        "ip link add cA type veth peer name cB && ip link set cA up && ip link set cB up && \
+         sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && {} --nic cA --peer cB",
+        runner.display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.arg("-n")
+        .arg(netmapd_bin())
+        .args(["exec", "--", "sh", "-c", &script]);
+    netmapd_tests::harness::require_privileges();
+    let out = run(cmd, SUITE_TIMEOUT);
+    println!("{}", out.stdout);
+    assert_success(&out);
+    assert!(
+        !out.stdout.contains("NOT RUN"),
+        "some checks were not run although --nic/--peer were given:\n{}",
+        out.describe()
+    );
+}
