@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod cases;
 pub mod harness;
+pub mod nic;
 pub mod payload;
 pub mod port;
 pub mod stream;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use netmap_abi::NR_REG_ALL_NIC;
 
-use crate::payload::{Payload, MAX_LEN};
+use crate::payload::{is_ours, Payload, MAX_LEN};
 use crate::port::{Port, Ring};
 use crate::sys::poll_mask_name;
 
@@ -22,6 +22,8 @@ pub const RX_POLL_TIMEOUT_MS: i32 = 5000;
 pub struct Stats {
     pub packets: u64,
     pub elapsed: Duration,
+    /// Frames skipped by the receiver because they were not ours (`--ignore-foreign`).
+    pub foreign: u64,
 }
 
 impl Stats {
@@ -55,11 +57,52 @@ fn fill_slot(ring: &Ring<'_>, i: u32, seq: u64, payload: &Payload) {
 /// Sends packets `0..count` on TX ring 0 of `port`, then waits until the peer has
 /// released every slot (`next(tail) == head`, pkt-gen's end condition).
 pub fn send(port: &Port, count: u64, burst: u32, payload: &Payload) -> Result<Stats, String> {
+    send_paced(port, count, burst, payload, None)
+}
+
+/// Release schedule of a paced sender: packet `seq` may go out at `start + seq / rate`.
+struct Pacer {
+    start: Instant,
+    rate: u64,
+}
+
+impl Pacer {
+    /// How many of the packets from `seq` on are due now (at most `want`); sleeps until
+    /// packet `seq` is due if none is. Sleeping (not spinning) leaves the CPU to the
+    /// daemon and the receiver, which matters on small machines.
+    fn due(&self, seq: u64, want: u64) -> u64 {
+        loop {
+            let t = self.start.elapsed();
+            let allowed = (t.as_nanos() * self.rate as u128 / 1_000_000_000) as u64 + 1;
+            if allowed > seq {
+                return (allowed - seq).min(want);
+            }
+            let at = Duration::from_nanos((seq as u128 * 1_000_000_000 / self.rate as u128) as u64);
+            std::thread::sleep(at.saturating_sub(t).max(Duration::from_micros(20)));
+        }
+    }
+}
+
+/// [`send`] with optional pacing: with `rate = Some(pps)` packet `seq` is not queued
+/// before `seq / pps` seconds after the start, and each burst holds only the packets
+/// due so far (so the receiver sees a smooth stream, not line-rate bursts of `burst`).
+pub fn send_paced(
+    port: &Port,
+    count: u64,
+    burst: u32,
+    payload: &Payload,
+    rate: Option<u64>,
+) -> Result<Stats, String> {
     let ring = port.tx_ring(0).ok_or("TX ring 0 not bound")?;
     let start = Instant::now();
+    let pacer = rate.filter(|&r| r > 0).map(|rate| Pacer { start, rate });
     let mut last_progress = Instant::now();
     let mut seq = 0u64;
     while seq < count {
+        if let Some(p) = &pacer {
+            // Waits for the next due packet before polling, so poll() only flushes.
+            p.due(seq, 1);
+        }
         let rev = port
             .poll(libc::POLLOUT, 1000)
             .map_err(|e| format!("poll(POLLOUT): {e}"))?;
@@ -81,7 +124,11 @@ pub fn send(port: &Port, count: u64, burst: u32, payload: &Payload) -> Result<St
             }
             continue;
         }
-        let n = (space.min(burst) as u64).min(count - seq) as u32;
+        let mut n = (space.min(burst) as u64).min(count - seq);
+        if let Some(p) = &pacer {
+            n = p.due(seq, n);
+        }
+        let n = n as u32;
         let mut head = ring.head();
         for _ in 0..n {
             fill_slot(&ring, head, seq, payload);
@@ -105,15 +152,29 @@ pub fn send(port: &Port, count: u64, burst: u32, payload: &Payload) -> Result<St
     Ok(Stats {
         packets: count,
         elapsed: start.elapsed(),
+        foreign: 0,
     })
 }
 
 /// Receives exactly `count` packets on RX ring 0 of `port`, checking each against
 /// `payload` (no loss, no reordering, no corruption), then releases them.
 pub fn receive(port: &Port, count: u64, payload: &Payload) -> Result<Stats, String> {
+    receive_filtered(port, count, payload, false)
+}
+
+/// [`receive`]; with `ignore_foreign` frames that do not carry our marker
+/// ([`crate::payload::is_ours`]) are skipped and counted instead of failing the run
+/// (a kernel may put its own frames on a NIC).
+pub fn receive_filtered(
+    port: &Port,
+    count: u64,
+    payload: &Payload,
+    ignore_foreign: bool,
+) -> Result<Stats, String> {
     let ring = port.rx_ring(0).ok_or("RX ring 0 not bound")?;
     let mut buf = vec![0u8; MAX_LEN];
     let mut got = 0u64;
+    let mut foreign = 0u64;
     let mut start = None;
     while got < count {
         let rev = port
@@ -139,6 +200,15 @@ pub fn receive(port: &Port, count: u64, payload: &Payload) -> Result<Stats, Stri
             return Err(format!("RX tail out of range ({})", ring_state(&ring)));
         }
         while head != tail {
+            if ignore_foreign {
+                let len = (ring.slot_len(head) as usize).min(buf.len());
+                ring.read_buf(ring.slot_buf_idx(head), &mut buf[..len]);
+                if !is_ours(&buf[..len]) {
+                    foreign += 1;
+                    head = ring.next(head);
+                    continue;
+                }
+            }
             if got == count {
                 return Err(format!(
                     "more than {count} packets delivered ({})",
@@ -166,6 +236,7 @@ pub fn receive(port: &Port, count: u64, payload: &Payload) -> Result<Stats, Stri
     Ok(Stats {
         packets: got,
         elapsed: start.map(|s| s.elapsed()).unwrap_or_default(),
+        foreign,
     })
 }
 

@@ -2,28 +2,41 @@
 //! /dev/netmap ABI like pkt-gen or ctrl-api-test would.
 //!
 //! ```text
-//! nm-client pipe-tx --port NAME --count N [--burst 512] [--len L | --max-len M]
-//! nm-client pipe-rx --port NAME --count N [--len L | --max-len M]
+//! nm-client pipe-tx --port NAME --count N [--burst 512] [--len L | --max-len M] [--rate PPS]
+//! nm-client pipe-rx --port NAME --count N [--len L | --max-len M] [--ignore-foreign]
 //! nm-client pipe-kill-victim --port NAME
 //! nm-client errno CASE | --list | --all
 //! nm-client bench-rtt [--iters 200000] [--port 'rtt{0']
 //! nm-client bench-pipe [--count 20000000] [--burst 512] [--len 60] [--port 'pp{0']
+//! nm-client nic CASE --if IFNAME | nic --list
+//! nm-client flows-tx --if IFNAME --count N [--flows 256] [--rate PPS]
+//! nm-client mq-rx --if IFNAME --count N [--spread]
+//! nm-client hold --port NAME
+//! nm-client rx-count --port NAME [--count N] [--idle-ms 1000]
 //! ```
+//! `pipe-tx`/`pipe-rx` work on any port (pipe end or NIC such as "vA"); on a NIC use
+//! `--rate` to pace the sender below what the receiver sustains and
+//! `--ignore-foreign` to skip frames the kernel injects (they lack our marker).
 //! Exit status 0 means the scenario behaved exactly as NETMAP-ABI.md says.
 
 use std::process::{Command, ExitCode, Stdio};
 
 use netmapd_tests::cases::{self, CASES};
 use netmapd_tests::payload::{Payload, MAX_LEN, MIN_LEN};
-use netmapd_tests::{bench, stream};
+use netmapd_tests::{bench, nic, stream};
 
 const USAGE: &str = "usage:
-  nm-client pipe-tx --port NAME --count N [--burst 512] [--len L | --max-len M]
-  nm-client pipe-rx --port NAME --count N [--len L | --max-len M]
+  nm-client pipe-tx --port NAME --count N [--burst 512] [--len L | --max-len M] [--rate PPS]
+  nm-client pipe-rx --port NAME --count N [--len L | --max-len M] [--ignore-foreign]
   nm-client pipe-kill-victim --port NAME
   nm-client errno CASE | --list | --all
   nm-client bench-rtt [--iters 200000] [--port 'rtt{0']
-  nm-client bench-pipe [--count 20000000] [--burst 512] [--len 60] [--port 'pp{0']";
+  nm-client bench-pipe [--count 20000000] [--burst 512] [--len 60] [--port 'pp{0']
+  nm-client nic CASE --if IFNAME | nic --list
+  nm-client flows-tx --if IFNAME --count N [--flows 256] [--rate PPS]
+  nm-client mq-rx --if IFNAME --count N [--spread]
+  nm-client hold --port NAME
+  nm-client rx-count --port NAME [--count N] [--idle-ms 1000]";
 
 /// `--key value` options after the subcommand.
 struct Opts {
@@ -33,6 +46,13 @@ struct Opts {
     len: Option<usize>,
     max_len: usize,
     iters: Option<u64>,
+    /// Pacing of pipe-tx / flows-tx in packets per second (None or 0 = unpaced).
+    rate: Option<u64>,
+    ignore_foreign: bool,
+    ifname: Option<String>,
+    flows: u32,
+    spread: bool,
+    idle_ms: u64,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
@@ -43,9 +63,27 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         len: None,
         max_len: MAX_LEN,
         iters: None,
+        rate: None,
+        ignore_foreign: false,
+        ifname: None,
+        flows: 256,
+        spread: false,
+        idle_ms: 1000,
     };
     let mut it = args.iter();
     while let Some(k) = it.next() {
+        // Flags without a value.
+        match k.as_str() {
+            "--ignore-foreign" => {
+                o.ignore_foreign = true;
+                continue;
+            }
+            "--spread" => {
+                o.spread = true;
+                continue;
+            }
+            _ => {}
+        }
         let v = it.next().ok_or_else(|| format!("{k} needs a value"))?;
         let num = |v: &str| v.parse::<u64>().map_err(|e| format!("{k} {v}: {e}"));
         match k.as_str() {
@@ -55,6 +93,10 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--len" => o.len = Some(num(v)? as usize),
             "--max-len" => o.max_len = num(v)? as usize,
             "--iters" => o.iters = Some(num(v)?),
+            "--rate" => o.rate = Some(num(v)?),
+            "--idle-ms" => o.idle_ms = num(v)?,
+            "--if" => o.ifname = Some(v.clone()),
+            "--flows" => o.flows = num(v)?.clamp(1, 65_536) as u32,
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -70,9 +112,13 @@ fn pipe_tx(o: &Opts) -> Result<(), String> {
     let count = need(&o.count, "--count")?;
     let payload = Payload::new(o.len, o.max_len)?;
     let port = stream::open_end(&name)?;
-    let st = stream::send(&port, count, o.burst, &payload)?;
+    let st = stream::send_paced(&port, count, o.burst, &payload, o.rate)?;
+    let paced = match o.rate {
+        Some(r) if r > 0 => format!(", paced at {r} pps"),
+        _ => String::new(),
+    };
     println!(
-        "pipe-tx {name}: sent {} packets in {:.3} s ({:.3} Mpps)",
+        "pipe-tx {name}: sent {} packets in {:.3} s ({:.3} Mpps{paced})",
         st.packets,
         st.elapsed.as_secs_f64(),
         st.mpps()
@@ -85,12 +131,17 @@ fn pipe_rx(o: &Opts) -> Result<(), String> {
     let count = need(&o.count, "--count")?;
     let payload = Payload::new(o.len, o.max_len)?;
     let port = stream::open_end(&name)?;
-    let st = stream::receive(&port, count, &payload)?;
+    let st = stream::receive_filtered(&port, count, &payload, o.ignore_foreign)?;
     println!(
-        "pipe-rx {name}: received {} packets in {:.3} s ({:.3} Mpps), all in order and intact",
+        "pipe-rx {name}: received {} packets in {:.3} s ({:.3} Mpps), all in order and intact{}",
         st.packets,
         st.elapsed.as_secs_f64(),
-        st.mpps()
+        st.mpps(),
+        if o.ignore_foreign {
+            format!(" (ignored {} foreign frames)", st.foreign)
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }
@@ -239,6 +290,31 @@ fn errno_cmd(args: &[String]) -> Result<(), String> {
     }
 }
 
+fn nic_cmd(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("--list") => {
+            for c in nic::NIC_CASES {
+                println!("{}", c.name);
+            }
+            Ok(())
+        }
+        Some(name) => {
+            let c =
+                nic::find(name).ok_or_else(|| format!("unknown case {name:?} (see nic --list)"))?;
+            let o = parse_opts(&args[1..])?;
+            let ifname = need(&o.ifname, "--if")?;
+            match (c.run)(&ifname) {
+                Ok(()) => {
+                    println!("ok   {} on {ifname}: {}", c.name, c.what);
+                    Ok(())
+                }
+                Err(e) => Err(format!("FAIL {} on {ifname}: {}\n     {e}", c.name, c.what)),
+            }
+        }
+        None => Err("nic needs a CASE or --list".into()),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
@@ -253,6 +329,32 @@ fn main() -> ExitCode {
             .and_then(|o| need(&o.port, "--port"))
             .and_then(|p| stream::victim(&p)),
         "errno" => errno_cmd(rest),
+        "nic" => nic_cmd(rest),
+        "flows-tx" => parse_opts(rest).and_then(|o| {
+            nic::flows_tx(
+                &need(&o.ifname, "--if")?,
+                need(&o.count, "--count")?,
+                o.flows,
+                o.rate.unwrap_or(0),
+            )
+        }),
+        "mq-rx" => parse_opts(rest).and_then(|o| {
+            nic::mq_rx(
+                &need(&o.ifname, "--if")?,
+                need(&o.count, "--count")?,
+                o.spread,
+            )
+        }),
+        "rx-count" => parse_opts(rest).and_then(|o| {
+            nic::rx_count(
+                &need(&o.port, "--port")?,
+                o.count.unwrap_or(u64::MAX),
+                o.idle_ms,
+            )
+        }),
+        "hold" => parse_opts(rest)
+            .and_then(|o| need(&o.port, "--port"))
+            .and_then(|p| nic::hold(&p)),
         "bench-rtt" => parse_opts(rest).and_then(|o| bench_rtt(&o)),
         "bench-pipe" => parse_opts(rest).and_then(|o| bench_pipe(&o)),
         "bench-pipe-tx" => parse_opts(rest).and_then(|o| bench_pipe_side(&o, true)),
