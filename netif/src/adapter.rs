@@ -18,6 +18,8 @@ pub enum PortKind {
     Null,
     /// A host interface reached through AF_PACKET.
     Nic,
+    /// A port of a VALE software switch (one adapter per switch, one endpoint per port).
+    Vale,
 }
 
 /// Ring and slot counts of an endpoint as REGISTER and PORT_INFO_GET report them.
@@ -85,23 +87,63 @@ impl Endpoint {
 
 /// Which pollers a sync made progress for: `(endpoint, direction)` pairs whose
 /// waiters must be woken (pipe: the reader after a complete packet, the writer after
-/// released slots).
+/// released slots; VALE: the RX side of every port a packet was delivered to).
+///
+/// A fixed bitmask (one bit per endpoint and direction) so it stays `Copy` and needs no
+/// allocation on the data path; endpoints at or above [`Wake::MAX_EP`] are ignored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Wake {
-    pub list: [Option<(usize, Dir)>; 2],
+    bits: [u64; Wake::WORDS],
 }
 
 impl Wake {
+    const WORDS: usize = 8;
+    /// Endpoints a `Wake` can name (VALE switches have at most 254 ports).
+    pub const MAX_EP: usize = Self::WORDS * 64 / 2;
+
     pub fn none() -> Self {
         Self::default()
     }
     pub fn one(ep: usize, d: Dir) -> Self {
-        Self {
-            list: [Some((ep, d)), None],
+        Self::none().with(ep, d)
+    }
+    /// Adds `(ep, d)`; builder form.
+    pub fn with(mut self, ep: usize, d: Dir) -> Self {
+        self.add(ep, d);
+        self
+    }
+    /// Adds `(ep, d)`.
+    pub fn add(&mut self, ep: usize, d: Dir) {
+        if ep >= Self::MAX_EP {
+            tracing::debug!(ep, "wake: endpoint index beyond the mask");
+            return;
+        }
+        let bit = ep * 2 + usize::from(d == Dir::Rx);
+        self.bits[bit / 64] |= 1 << (bit % 64);
+    }
+    /// Adds everything in `other`.
+    pub fn merge(&mut self, other: Wake) {
+        for (a, b) in self.bits.iter_mut().zip(other.bits) {
+            *a |= b;
         }
     }
+    pub fn is_empty(&self) -> bool {
+        self.bits.iter().all(|&w| w == 0)
+    }
+    pub fn contains(&self, ep: usize, d: Dir) -> bool {
+        let bit = ep * 2 + usize::from(d == Dir::Rx);
+        ep < Self::MAX_EP && self.bits[bit / 64] & (1 << (bit % 64)) != 0
+    }
+    /// The pairs, by ascending endpoint, TX before RX.
     pub fn iter(&self) -> impl Iterator<Item = (usize, Dir)> + '_ {
-        self.list.iter().flatten().copied()
+        self.bits.iter().enumerate().flat_map(|(w, &word)| {
+            (0..64)
+                .filter(move |b| word & (1u64 << b) != 0)
+                .map(move |b| {
+                    let bit = w * 64 + b;
+                    (bit / 2, if bit % 2 == 0 { Dir::Tx } else { Dir::Rx })
+                })
+        })
     }
 }
 

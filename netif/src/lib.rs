@@ -10,7 +10,8 @@
 //! * [`sync`] — the generic sync path: prologue → port sync → finalize, used by the
 //!   sync ioctls and by poll;
 //! * [`pipe`] and [`null`] — the port kinds that need no NIC;
-//! * [`af_packet`] — host interfaces (`netmap:eth0`) through AF_PACKET sockets.
+//! * [`af_packet`] — host interfaces (`netmap:eth0`) through AF_PACKET sockets;
+//! * [`vale`] — VALE software switches (`valeX:Y`), one adapter per switch.
 //!
 //! Nothing here knows about file descriptors or transports: the control plane in
 //! `cuse-dev` decides which rings a descriptor binds and calls into this crate.
@@ -24,8 +25,10 @@ pub mod null;
 pub mod pipe;
 pub mod ringmem;
 pub mod sync;
+pub mod vale;
 
 pub use adapter::{Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
 pub use error::NetifError;
 pub use kring::{Dir, Kring};
 pub use ringmem::RingView;
+pub use vale::{parse_vale_name, ValeSwitch};

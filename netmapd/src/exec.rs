@@ -69,6 +69,11 @@ pub fn enter_private_namespace(opts: &DaemonOpts) -> io::Result<()> {
     ] {
         mknod(&format!("/dev/{name}"), major, minor)?;
     }
+    // /dev/cuse for the CUSE front end (opening it loads the module on demand); a
+    // kernel without CUSE makes this fail harmlessly.
+    if let Err(e) = mknod("/dev/cuse", 10, 203) {
+        tracing::debug!(%e, "no /dev/cuse in the private /dev");
+    }
     std::fs::create_dir("/dev/net")?;
     mknod("/dev/net/tun", 10, 200)?;
     // A private devpts instance, so programs can open pseudo-terminals.
@@ -131,6 +136,13 @@ pub fn wait_signal(set: &libc::sigset_t) -> i32 {
 /// Runs CMD against a fresh daemon and returns its exit status.
 pub fn run(opts: &DaemonOpts, command: &[String]) -> ExitCode {
     let _set = block_signals();
+    // A CUSE device name is global to the machine: use one of our own, so a daemon
+    // serving the host's /dev/netmap (or another exec) does not collide with us.
+    let mut opts = opts.clone();
+    if opts.cuse_name.is_none() {
+        opts.cuse_name = Some(format!("netmapd-exec-{}", std::process::id()));
+    }
+    let opts = &opts;
     let daemon = match crate::daemon::start(opts) {
         Ok(d) => d,
         Err(e) => {
@@ -141,8 +153,24 @@ pub fn run(opts: &DaemonOpts, command: &[String]) -> ExitCode {
     let Some((prog, args)) = command.split_first() else {
         return ExitCode::from(125);
     };
-    // std resets the signal mask of the child before exec.
-    let status = Command::new(prog).args(args).status();
+    let mut cmd = Command::new(prog);
+    cmd.args(args);
+    // The daemon blocks the termination signals to take them with sigwait; the child
+    // must start with them deliverable again.
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (sigemptyset, sigaddset, pthread_sigmask) on a local set.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::sigaddset(&mut set, s);
+            }
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let status = cmd.status();
     daemon.stop();
     match status {
         Ok(s) => match s.code() {

@@ -295,9 +295,7 @@ pub(crate) fn unbind(
         let ep_idle = ep.users == 0;
         // The peer of a closing pipe end may be waiting for slots that will now never
         // be released; wake everyone on the adapter so they re-evaluate.
-        let wake_all = netmap_netif::Wake {
-            list: [Some((0, Dir::Tx)), Some((1, Dir::Tx))],
-        };
+        let wake_all = netmap_netif::Wake::one(0, Dir::Tx).with(1, Dir::Tx);
         st.collect_wakers(b.adapter, wake_all, wakers);
         if ep_idle && st.adapters.get(&b.adapter).is_some_and(|s| s.ad.in_use()) {
             let keep = st.keep_set_except(mem, Some(b.adapter), Some(b.ep));
@@ -504,7 +502,8 @@ impl ControlPlane {
                 }
                 reg.nr_mode
             }
-            netmap_netif::PortKind::Nic => reg.nr_mode,
+            // VALE ports have no host rings: SW/NIC_SW/ONE_SW fail in interp_ringid.
+            netmap_netif::PortKind::Nic | netmap_netif::PortKind::Vale => reg.nr_mode,
         };
         let (tx, rx) = if both_only {
             (0..0, 0..0)

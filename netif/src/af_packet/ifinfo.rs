@@ -111,7 +111,13 @@ pub fn read(name: &str) -> Option<IfInfo> {
             "sysfs does not show this namespace's interface; using ioctls"
         );
     }
-    let (rx_queues, tx_queues) = if sys { sys_queues(name) } else { None }.unwrap_or((1, 1));
+    let (rx_queues, tx_queues) = if sys { sys_queues(name) } else { None }
+        .or_else(|| {
+            socket::ethtool_queues(name)
+                .ok()
+                .filter(|&(r, t)| r > 0 && t > 0)
+        })
+        .unwrap_or((1, 1));
     let mac = if sys {
         read_sys(name, "address").and_then(|s| parse_mac(&s))
     } else {

@@ -20,8 +20,9 @@ use std::io;
 
 /// Size of one TPACKET_V3 block.
 pub const BLOCK_SIZE: u32 = 64 * 1024;
-/// Blocks per RX ring (2 MiB of kernel memory per hardware RX ring).
-pub const BLOCK_NR: u32 = 64;
+/// Blocks per RX ring (16 MiB of kernel memory per hardware RX ring: tens of
+/// milliseconds of line rate, so a daemon briefly starved of CPU does not drop).
+pub const BLOCK_NR: u32 = 256;
 /// Nominal V3 frame size (only used for the kernel's frame accounting).
 pub const FRAME_SIZE: u32 = 2048;
 /// A partly filled block is handed over after this many milliseconds.

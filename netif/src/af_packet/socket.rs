@@ -401,3 +401,58 @@ pub fn ioctl_flags(name: &str) -> io::Result<u32> {
     // SAFETY: SIOCGIFFLAGS fills the ifru_flags member of the union.
     Ok(u32::from(unsafe { ifr.ifr_ifru.ifru_flags } as u16))
 }
+
+/// `struct ethtool_channels` (linux/ethtool.h).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+
+/// Queue counts `(rx, tx)` from ETHTOOL_GCHANNELS: what sysfs shows as `queues/rx-*`
+/// and `queues/tx-*`, available even when /sys belongs to another network namespace.
+/// Separate RX/TX channels plus combined ones each make a queue.
+pub fn ethtool_queues(name: &str) -> io::Result<(u32, u32)> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::ENODEV));
+    }
+    let mut ch = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..Default::default()
+    };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { zeroed() };
+    for (d, &s) in ifr.ifr_name.iter_mut().zip(bytes) {
+        *d = s as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
+    // SAFETY: plain syscall with constant arguments.
+    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd was just returned by socket() and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifr names the interface and points at `ch`, which outlives the call and
+    // has the layout the kernel fills for ETHTOOL_GCHANNELS.
+    cvt(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            SIOCETHTOOL as _,
+            &mut ifr as *mut libc::ifreq,
+        )
+    })?;
+    Ok((
+        ch.rx_count + ch.combined_count,
+        ch.tx_count + ch.combined_count,
+    ))
+}

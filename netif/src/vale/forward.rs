@@ -1,0 +1,224 @@
+//! Forwarding inside the sender's txsync (netmap_vale.c `nm_bdg_preflush` /
+//! `nm_bdg_flush`, NETMAP-ABI.md §10.2).
+//!
+//! The sender's `[hwcur, head)` is cut into packets (NS_MOREFRAG chains). A packet is
+//! dropped whole (counted in the sender's `tx_drops`) when one of its slots names a
+//! buffer outside the pool or a length beyond the buffer, uses NS_INDIRECT (user
+//! addresses cannot be reached from the daemon), spans more than [`MAX_FRAGS`] slots,
+//! is an unterminated trailing chain (§8.6), is shorter than the virtio-net header plus
+//! 14 bytes, or is unicast back to its sender. Otherwise the learning bridge picks the
+//! destinations and each fragment is copied into one slot of the destination's RX ring
+//! (same fragment layout; flags = fragment count << 8, NS_MOREFRAG on non-last). A
+//! destination without room for the whole packet drops it (its `rx_drops`). All TX
+//! slots are free again afterwards: `hwcur = head`, `hwtail = head - 1`.
+
+use super::switch::{is_group, Mac};
+use super::{BufGeom, ValeSwitch, MAX_FRAGS};
+use crate::adapter::{view, Wake};
+use crate::kring::Dir;
+use crate::ringmem::RingView;
+use crate::NetifError;
+use netmap_abi::{NS_BUF_CHANGED, NS_INDIRECT, NS_MOREFRAG, NS_PORT_MASK, NS_PORT_SHIFT};
+use netmap_pool::SharedMem;
+
+/// One validated source fragment: region offset of its data and its length.
+#[derive(Debug, Clone, Copy)]
+struct Frag {
+    off: usize,
+    len: u16,
+}
+
+/// Length of an Ethernet header.
+const ETH_HLEN: usize = 14;
+
+/// Reads bytes `[skip, skip + out.len())` of the packet made of `frags`; false if the
+/// packet is shorter.
+fn read_prefix(
+    mem: SharedMem,
+    frags: &[Frag],
+    skip: usize,
+    out: &mut [u8],
+) -> Result<bool, NetifError> {
+    let (want_lo, want_hi) = (skip, skip + out.len());
+    let mut pos = 0usize;
+    for f in frags {
+        let (lo, hi) = (pos, pos + usize::from(f.len));
+        let (a, b) = (lo.max(want_lo), hi.min(want_hi));
+        if a < b {
+            mem.read_bytes(f.off + (a - lo), &mut out[a - want_lo..b - want_lo])?;
+        }
+        pos = hi;
+        if pos >= want_hi {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Cuts the next packet starting at `*k` (not `head`) out of the TX ring, clearing
+/// NS_BUF_CHANGED on the consumed slots. Returns whether it is forwardable; `frags`
+/// holds its fragments then. `*k` ends past the packet (at most at `head`).
+fn next_packet(
+    tv: &RingView,
+    num_slots: u32,
+    k: &mut u32,
+    head: u32,
+    geom: &BufGeom,
+    frags: &mut Vec<Frag>,
+) -> Result<bool, NetifError> {
+    frags.clear();
+    let mut ok = true;
+    loop {
+        let s = tv.slot(*k)?;
+        if s.flags & NS_BUF_CHANGED != 0 {
+            tv.set_slot_flags(*k, s.flags & !NS_BUF_CHANGED)?;
+        }
+        *k = if *k + 1 >= num_slots { 0 } else { *k + 1 };
+        match geom.offset(s.buf_idx) {
+            _ if s.flags & NS_INDIRECT != 0 => ok = false,
+            Some(off) if u32::from(s.len) <= geom.size && frags.len() < MAX_FRAGS => {
+                frags.push(Frag { off, len: s.len })
+            }
+            _ => ok = false,
+        }
+        if s.flags & NS_MOREFRAG == 0 {
+            return Ok(ok);
+        }
+        if *k == head {
+            // Unterminated chain: truncated (§8.6).
+            return Ok(false);
+        }
+    }
+}
+
+/// Copies the packet into RX ring `r` of port `d`. Ports without rings are skipped
+/// silently; a full ring (or an invalid buffer in the slots to fill) is a drop.
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    sw: &mut ValeSwitch,
+    d: usize,
+    r: usize,
+    frags: &[Frag],
+    bytes: u64,
+    mem: SharedMem,
+    geom: &BufGeom,
+    wake: &mut Wake,
+) -> Result<(), NetifError> {
+    let Some(rk) = sw.eps.get(d).and_then(|e| e.rx.get(r)) else {
+        return Ok(());
+    };
+    if rk.ring_off.is_none() {
+        return Ok(());
+    }
+    let rv = view(mem, rk)?;
+    let n = rk.num_slots;
+    let hwcur = rk.hwcur;
+    let port = &mut sw.ports[d];
+    let fill = port.fill[r];
+    // Free slots: [fill, hwcur - 1), circularly.
+    let free = (u64::from(hwcur) + u64::from(n) - 1 - u64::from(fill)) % u64::from(n);
+    if free < frags.len() as u64 {
+        port.stats.rx_drops += 1;
+        return Ok(());
+    }
+    let next = |j: u32| if j + 1 >= n { 0 } else { j + 1 };
+    // Validate every destination buffer before touching anything.
+    let mut j = fill;
+    for _ in frags {
+        if geom.offset(rv.slot_buf_idx(j)?).is_none() {
+            tracing::debug!(
+                port = d,
+                ring = r,
+                slot = j,
+                "VALE RX slot with a bad buffer"
+            );
+            port.stats.rx_drops += 1;
+            return Ok(());
+        }
+        j = next(j);
+    }
+    let count = ((frags.len() as u32) << NS_PORT_SHIFT) as u16 & NS_PORT_MASK;
+    let mut j = fill;
+    for (i, f) in frags.iter().enumerate() {
+        let idx = rv.slot_buf_idx(j)?;
+        let dst = geom.offset(idx).ok_or_else(|| {
+            NetifError::Inval(format!("VALE RX buffer {idx} changed during a sync"))
+        })?;
+        mem.copy_within(f.off, dst, usize::from(f.len))?;
+        rv.set_slot_buf_len(j, idx, f.len)?;
+        let more = if i + 1 < frags.len() { NS_MOREFRAG } else { 0 };
+        rv.set_slot_flags(j, count | more)?;
+        j = next(j);
+    }
+    port.fill[r] = j;
+    port.stats.rx_packets += 1;
+    port.stats.rx_bytes += bytes;
+    wake.add(d, Dir::Rx);
+    Ok(())
+}
+
+/// The txsync of port `ep`, TX ring `ring`.
+pub(super) fn txsync(
+    sw: &mut ValeSwitch,
+    ep: usize,
+    ring: usize,
+    head: u32,
+    mem: SharedMem,
+    geom: BufGeom,
+) -> Result<Wake, NetifError> {
+    let t = sw
+        .eps
+        .get(ep)
+        .and_then(|e| e.tx.get(ring))
+        .ok_or_else(|| NetifError::NoPort(format!("VALE port {ep} TX ring {ring}")))?;
+    let tv = view(mem, t)?;
+    let num_slots = t.num_slots;
+    let mut k = t.hwcur;
+    let hdr_len = sw.ports[ep].hdr_len as usize;
+    let mut wake = Wake::none();
+    let mut frags = Vec::with_capacity(4);
+    while k != head {
+        let ok = next_packet(&tv, num_slots, &mut k, head, &geom, &mut frags)?;
+        let mut eth = [0u8; ETH_HLEN];
+        if !ok || !read_prefix(mem, &frags, hdr_len, &mut eth)? {
+            sw.ports[ep].stats.tx_drops += 1;
+            continue;
+        }
+        let bytes: u64 = frags.iter().map(|f| u64::from(f.len)).sum();
+        let mut dst: Mac = [0; 6];
+        let mut src: Mac = [0; 6];
+        dst.copy_from_slice(&eth[..6]);
+        src.copy_from_slice(&eth[6..12]);
+        sw.table.learn(&src, ep as u16);
+        let target = if is_group(&dst) {
+            None
+        } else {
+            sw.table.lookup(&dst).map(usize::from)
+        };
+        if target == Some(ep) {
+            sw.ports[ep].stats.tx_drops += 1;
+            continue;
+        }
+        let st = &mut sw.ports[ep].stats;
+        st.tx_packets += 1;
+        st.tx_bytes += bytes;
+        match target {
+            Some(d) => {
+                let rings = sw.eps[d].rx.len().max(1);
+                deliver(sw, d, ring % rings, &frags, bytes, mem, &geom, &mut wake)?;
+            }
+            None => {
+                // Unknown unicast, multicast and broadcast: every other port, RX ring 0.
+                for d in 0..sw.eps.len() {
+                    if d != ep && sw.ports[d].in_use {
+                        deliver(sw, d, 0, &frags, bytes, mem, &geom, &mut wake)?;
+                    }
+                }
+            }
+        }
+    }
+    let t = &mut sw.eps[ep].tx[ring];
+    t.hwcur = head;
+    t.hwtail = t.prev(head);
+    Ok(wake)
+}
