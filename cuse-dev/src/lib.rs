@@ -3,6 +3,8 @@
 //! * [`ctrl`] — the control plane: NIOCCTRL, the legacy ioctls, sync ioctls and poll,
 //!   implemented against a [`ctrl::UserMemory`] (the caller's address space) and a
 //!   [`ctrl::PollWaker`]. It knows nothing about FUSE, so tests drive it directly.
+//! * [`cuse`] — the CUSE front end: a real character device (libfuse3 CUSE API) with
+//!   unrestricted ioctls fetched through FUSE_IOCTL_RETRY; no mmap (see the shim).
 //! * [`fuse`] — the FUSE front end: one regular file opened with FOPEN_PASSTHROUGH onto
 //!   the region's backing file (so `mmap` maps the shared region directly), bind-mounted
 //!   over `/dev/netmap`; ioctl and poll requests are turned into control-plane calls.
@@ -21,4 +23,5 @@
 #![deny(unsafe_code)]
 
 pub mod ctrl;
+pub mod cuse;
 pub mod fuse;

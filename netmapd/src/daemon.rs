@@ -1,13 +1,20 @@
-//! Running the daemon: control plane, FUSE mount over the device path, status socket,
+//! Running the daemon: control plane, front end (FUSE mount over the device path, or a
+//! CUSE character device with its region published for the mmap shim), status socket,
 //! and a clean shutdown that leaves nothing behind.
+//!
+//! Front-end choice (`--frontend auto`): FUSE passthrough if the kernel is at least 6.9
+//! and accepts INIT with FUSE_PASSTHROUGH (a refused INIT is detected and the dead
+//! mount removed), else CUSE (`/dev/cuse`, after `modprobe cuse` if needed), else an
+//! error naming both missing pieces.
 
 use crate::status::StatusServer;
-use crate::DaemonOpts;
+use crate::{DaemonOpts, Frontend};
 use cuse_dev::ctrl::{ControlPlane, CtrlConfig, CtrlError};
+use cuse_dev::cuse::{self, CuseDevice, CuseError, CuseOptions};
 use cuse_dev::fuse::{mount, DeviceAttr, NetmapFs};
 use netmap_pool::PoolConfig;
 use std::fs::OpenOptions;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -23,6 +30,14 @@ pub enum DaemonError {
     },
     #[error("{0}")]
     Config(String),
+    #[error("{0}")]
+    Cuse(#[from] CuseError),
+    #[error("FUSE passthrough unavailable: {0}")]
+    NoPassthrough(String),
+    #[error(
+        "no usable front end: FUSE passthrough unavailable ({fuse}); CUSE unavailable ({cuse})"
+    )]
+    NoFrontend { fuse: String, cuse: String },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -52,12 +67,16 @@ pub struct Daemon {
     path: PathBuf,
     created_file: bool,
     session: Option<fuser::BackgroundSession>,
+    cuse: Option<CuseDevice>,
+    /// A device node we created ourselves (CUSE outside devtmpfs).
+    created_node: bool,
+    /// The published region file (CUSE).
+    region_path: Option<PathBuf>,
     status: Option<StatusServer>,
 }
 
-pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
-    let gid = resolve_group(&opts.group)?;
-    let cfg = CtrlConfig {
+fn ctrl_config(opts: &DaemonOpts) -> CtrlConfig {
+    CtrlConfig {
         pools: PoolConfig {
             if_size: opts.if_size,
             if_num: opts.if_num,
@@ -69,22 +88,112 @@ pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
         prefer_huge: !opts.no_huge,
         nic_slots: opts.nic_slots,
         nic_rings: opts.nic_rings,
+    }
+}
+
+/// `(major, minor)` of the running kernel.
+fn kernel_version() -> Option<(u32, u32)> {
+    let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut it = r.trim().split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
+    let gid = resolve_group(&opts.group)?;
+    let mut d = Daemon {
+        path: opts.path.clone(),
+        created_file: false,
+        session: None,
+        cuse: None,
+        created_node: false,
+        region_path: None,
+        status: None,
     };
+    let cp = match opts.frontend {
+        Frontend::Fuse => start_fuse(&mut d, opts, gid)?,
+        Frontend::Cuse => start_cuse(&mut d, opts, gid)?,
+        Frontend::Auto => {
+            let fuse_err = match kernel_version() {
+                Some(v) if v < (6, 9) => format!("kernel {}.{} < 6.9", v.0, v.1),
+                _ => match start_fuse(&mut d, opts, gid) {
+                    Ok(cp) => return finish(d, opts, cp, gid, "fuse"),
+                    Err(e) => {
+                        d.shutdown();
+                        e.to_string()
+                    }
+                },
+            };
+            tracing::info!("FUSE passthrough unavailable ({fuse_err}); trying CUSE");
+            match start_cuse(&mut d, opts, gid) {
+                Ok(cp) => cp,
+                Err(e) => {
+                    d.shutdown();
+                    return Err(DaemonError::NoFrontend {
+                        fuse: fuse_err,
+                        cuse: e.to_string(),
+                    });
+                }
+            }
+        }
+    };
+    let which = if d.cuse.is_some() { "cuse" } else { "fuse" };
+    finish(d, opts, cp, gid, which)
+}
+
+fn finish(
+    mut d: Daemon,
+    opts: &DaemonOpts,
+    cp: Arc<ControlPlane>,
+    gid: u32,
+    frontend: &str,
+) -> Result<Daemon, DaemonError> {
+    cp.start_event_thread()
+        .map_err(io("starting the port event thread"))?;
+    d.status = Some(
+        StatusServer::start(&opts.status_socket(), cp).map_err(io("starting the status socket"))?,
+    );
+    match &d.region_path {
+        Some(r) => tracing::info!(
+            frontend,
+            path = %d.path.display(),
+            region = %r.display(),
+            mode = format_args!("{:o}", opts.mode),
+            gid,
+            threads = opts.threads,
+            "serving; run programs with LD_PRELOAD=libnetmap-shim.so (CUSE has no mmap)"
+        ),
+        None => tracing::info!(
+            frontend,
+            path = %d.path.display(),
+            mode = format_args!("{:o}", opts.mode),
+            gid,
+            threads = opts.threads,
+            "serving"
+        ),
+    }
+    Ok(d)
+}
+
+/// The error for a live netmap device at the path (kernel module or another netmapd).
+fn live_device(path: &std::path::Path) -> DaemonError {
+    DaemonError::Config(format!(
+        "{} is a character device: the netmap kernel module or another netmapd seems to be serving it",
+        path.display()
+    ))
+}
+
+fn start_fuse(
+    d: &mut Daemon,
+    opts: &DaemonOpts,
+    gid: u32,
+) -> Result<Arc<ControlPlane>, DaemonError> {
     let path = opts.path.clone();
     mount::clean_stale(&path)
         .map_err(io(format!("removing stale mounts at {}", path.display())))?;
-    let cp = Arc::new(ControlPlane::new(&cfg)?);
-    cp.start_event_thread()
-        .map_err(io("starting the port event thread"))?;
-
-    let created_file = match std::fs::symlink_metadata(&path) {
+    let cp = Arc::new(ControlPlane::new(&ctrl_config(opts))?);
+    d.created_file = match std::fs::symlink_metadata(&path) {
         Ok(m) if m.file_type().is_file() => false,
-        Ok(m) if m.file_type().is_char_device() => {
-            return Err(DaemonError::Config(format!(
-                "{} is a character device: the netmap kernel module seems to be loaded",
-                path.display()
-            )))
-        }
+        Ok(m) if m.file_type().is_char_device() => return Err(live_device(&path)),
         Ok(_) => {
             return Err(DaemonError::Config(format!(
                 "{} exists and is not a regular file",
@@ -101,12 +210,7 @@ pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
             true
         }
     };
-    let mut d = Daemon {
-        path: path.clone(),
-        created_file,
-        session: None,
-        status: None,
-    };
+    let (tx, rx) = std::sync::mpsc::channel();
     let fs = NetmapFs::new(
         cp.clone(),
         DeviceAttr {
@@ -114,7 +218,8 @@ pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
             uid: 0,
             gid,
         },
-    );
+    )
+    .with_init_report(tx);
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::FSName("netmapd".into()),
@@ -127,11 +232,139 @@ pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
     let session = fuser::Session::new(fs, &path, &config)
         .map_err(io(format!("mounting FUSE at {}", path.display())))?;
     d.session = Some(session.spawn().map_err(io("starting FUSE workers"))?);
-    d.status = Some(
-        StatusServer::start(&opts.status_socket(), cp).map_err(io("starting the status socket"))?,
-    );
-    tracing::info!(path = %path.display(), mode = format_args!("{:o}", opts.mode), gid, threads = opts.threads, "serving");
-    Ok(d)
+    match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        Ok(true) => Ok(cp),
+        Ok(false) => Err(DaemonError::NoPassthrough(
+            "the kernel refused FUSE_PASSTHROUGH at INIT".into(),
+        )),
+        Err(_) => Err(DaemonError::NoPassthrough("no FUSE INIT within 5 s".into())),
+    }
+}
+
+fn start_cuse(
+    d: &mut Daemon,
+    opts: &DaemonOpts,
+    gid: u32,
+) -> Result<Arc<ControlPlane>, DaemonError> {
+    let path = opts.path.clone();
+    let devname = match &opts.cuse_name {
+        Some(n) => n.clone(),
+        None => path
+            .strip_prefix("/dev")
+            .ok()
+            .and_then(|p| p.to_str())
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                DaemonError::Config(format!(
+                    "{} is not under /dev: give the CUSE device a name with --cuse-name",
+                    path.display()
+                ))
+            })?,
+    };
+    if cuse::sysfs_dir(&devname).exists() {
+        return Err(CuseError::Exists(devname).into());
+    }
+    match std::fs::symlink_metadata(&path) {
+        Err(_) => {}
+        Ok(m) if m.file_type().is_char_device() => {
+            if std::path::Path::new("/sys/class/misc")
+                .join(&devname)
+                .exists()
+            {
+                return Err(live_device(&path));
+            }
+            // A node left by a netmapd that was killed (its CUSE device is gone).
+            tracing::warn!(path = %path.display(), "removing a stale device node");
+            std::fs::remove_file(&path).map_err(io(format!("removing {}", path.display())))?;
+        }
+        Ok(_) => {
+            return Err(DaemonError::Config(format!(
+                "{} exists and is not a character device (a FUSE netmapd?)",
+                path.display()
+            )))
+        }
+    }
+    let cuse_fd = cuse::open_cuse()?;
+    let region = opts.region_path.clone();
+    if std::fs::symlink_metadata(&region).is_ok() {
+        // No live device of this name exists (checked above): the region of a netmapd
+        // that was killed.
+        tracing::warn!(path = %region.display(), "removing a stale published region");
+        std::fs::remove_file(&region).map_err(io(format!("removing {}", region.display())))?;
+    }
+    let cp = Arc::new(ControlPlane::new_published(
+        &ctrl_config(opts),
+        &region,
+        u32::from(opts.mode),
+    )?);
+    d.region_path = Some(region.clone());
+    chown(&region, gid)?;
+    let dev = cuse::start(
+        cp.clone(),
+        cuse_fd,
+        &CuseOptions {
+            devname: devname.clone(),
+            threads: opts.threads.max(1),
+        },
+    )?;
+    let rdev = libc::makedev(dev.dev.0, dev.dev.1);
+    d.cuse = Some(dev);
+    // devtmpfs creates /dev/<devname> shortly after registration; elsewhere (a private
+    // /dev, or --path naming another place) we make the node ourselves.
+    let mut present = false;
+    for _ in 0..50 {
+        if let Ok(m) = std::fs::metadata(&path) {
+            use std::os::unix::fs::MetadataExt;
+            if m.file_type().is_char_device() && m.rdev() == rdev {
+                present = true;
+                break;
+            }
+        }
+        if cuse_node_expected(&path, &devname) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        } else {
+            break;
+        }
+    }
+    if !present {
+        mknod(&path, u32::from(opts.mode), rdev)?;
+        d.created_node = true;
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(u32::from(opts.mode)))
+        .map_err(io(format!("chmod {}", path.display())))?;
+    chown(&path, gid)?;
+    Ok(cp)
+}
+
+/// Whether devtmpfs will create `path` for a CUSE device named `devname`.
+fn cuse_node_expected(path: &std::path::Path, devname: &str) -> bool {
+    path == std::path::Path::new("/dev").join(devname)
+        && std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+            m.lines()
+                .any(|l| l.split(' ').nth(4) == Some("/dev") && l.contains(" - devtmpfs "))
+        })
+}
+
+#[allow(unsafe_code)]
+fn mknod(path: &std::path::Path, mode: u32, rdev: libc::dev_t) -> Result<(), DaemonError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| DaemonError::Config("path contains NUL".into()))?;
+    // SAFETY: c is a valid NUL-terminated path for the duration of the call.
+    let r = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | mode, rdev) };
+    if r != 0 {
+        return Err(DaemonError::Io {
+            what: format!("mknod {}", path.display()),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+fn chown(path: &std::path::Path, gid: u32) -> Result<(), DaemonError> {
+    std::os::unix::fs::chown(path, Some(0), Some(gid))
+        .map_err(io(format!("chown {}", path.display())))
 }
 
 impl Daemon {
@@ -141,7 +374,12 @@ impl Daemon {
     }
 
     fn shutdown(&mut self) {
-        if self.session.is_none() && self.status.is_none() && !self.created_file {
+        if self.session.is_none()
+            && self.status.is_none()
+            && !self.created_file
+            && self.cuse.is_none()
+            && self.region_path.is_none()
+        {
             return;
         }
         if let Some(s) = self.status.take() {
@@ -160,6 +398,21 @@ impl Daemon {
                 tracing::warn!(%e, "removing {}", self.path.display());
             }
             self.created_file = false;
+        }
+        if let Some(c) = self.cuse.take() {
+            // The device itself goes away when the process exits (closing /dev/cuse).
+            c.stop();
+            if self.created_node {
+                if let Err(e) = std::fs::remove_file(&self.path) {
+                    tracing::warn!(%e, "removing {}", self.path.display());
+                }
+                self.created_node = false;
+            }
+        }
+        if let Some(r) = self.region_path.take() {
+            if let Err(e) = std::fs::remove_file(&r) {
+                tracing::warn!(%e, "removing {}", r.display());
+            }
         }
         tracing::info!("stopped");
     }

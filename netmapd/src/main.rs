@@ -1,7 +1,8 @@
 //! netmapd — netmap without the kernel module.
 //!
 //! `netmapd` serves `/dev/netmap` from userspace with netmap's real ioctl/mmap ABI, so
-//! unmodified netmap programs run on any Linux box with FUSE passthrough (Linux ≥ 6.9).
+//! unmodified netmap programs run on any Linux box with FUSE passthrough (Linux ≥ 6.9);
+//! older kernels get a CUSE character device plus an LD_PRELOAD shim for `mmap`.
 //! See the `cuse-dev` crate for the request path and the control plane.
 #![deny(unsafe_code)]
 
@@ -9,11 +10,11 @@ mod daemon;
 mod exec;
 mod status;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Serve /dev/netmap from userspace (FUSE passthrough), so stock netmap binaries run
+/// Serve /dev/netmap from userspace (FUSE passthrough, or CUSE + mmap shim), so stock netmap binaries run
 /// without the netmap kernel module.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
@@ -37,6 +38,17 @@ enum Cmd {
     Status,
 }
 
+/// Which kernel interface serves the device.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frontend {
+    /// FUSE passthrough when the kernel offers it, else CUSE (+ the mmap shim).
+    Auto,
+    /// A FUSE regular file with passthrough (Linux >= 6.9, root).
+    Fuse,
+    /// A CUSE character device; programs need the LD_PRELOAD mmap shim.
+    Cuse,
+}
+
 /// Daemon options (also accepted by `exec`).
 #[derive(Args, Debug, Clone)]
 pub struct DaemonOpts {
@@ -49,7 +61,18 @@ pub struct DaemonOpts {
     /// Group owning the device file (name or numeric gid).
     #[arg(long, default_value = "0", global = true)]
     pub group: String,
-    /// FUSE worker threads (each with its own /dev/fuse clone).
+    /// Kernel interface: FUSE passthrough, CUSE (+ mmap shim), or auto (FUSE if the
+    /// kernel offers passthrough, else CUSE).
+    #[arg(long, value_enum, default_value_t = Frontend::Auto, global = true)]
+    pub frontend: Frontend,
+    /// CUSE: where the region is published for the mmap shim (the shim's default, or
+    /// its NETMAPD_REGION, must name the same file).
+    #[arg(long, default_value = "/dev/shm/netmapd-region", global = true)]
+    pub region_path: PathBuf,
+    /// CUSE: device name registered with the kernel [default: --path relative to /dev].
+    #[arg(long, global = true)]
+    pub cuse_name: Option<String>,
+    /// FUSE/CUSE worker threads (FUSE: each with its own /dev/fuse clone).
     #[arg(long, default_value_t = 2, global = true)]
     pub threads: usize,
     /// netmap_if objects in the global allocator.

@@ -29,6 +29,8 @@ pub enum Backing {
     HugeTmpfs,
     /// An anonymous `memfd_create` file (regular pages).
     Memfd,
+    /// A file at a path other processes open (the CUSE front end's mmap shim maps it).
+    Published,
 }
 
 /// Errors creating a [`Region`].
@@ -200,6 +202,11 @@ impl Region {
             Some(f) => (f, Backing::HugeTmpfs),
             None => (create_memfd(len)?, Backing::Memfd),
         };
+        Self::map(file, len, backing)
+    }
+
+    /// Maps `len` bytes of `file` shared and read/write.
+    fn map(file: File, len: usize, backing: Backing) -> Result<Region, RegionError> {
         // SAFETY: mapping a fresh region chosen by the kernel (addr NULL) cannot alias
         // existing Rust objects; file is a valid fd at least len bytes long.
         let p = unsafe {
@@ -225,6 +232,55 @@ impl Region {
             len,
             backing,
         })
+    }
+
+    /// Creates and maps a region of `len` bytes backed by a new file at `path` (which
+    /// must not exist), with permission bits `mode`. Unlike [`Region::create`] the file
+    /// stays reachable by name, so processes that cannot get the region through the
+    /// device (CUSE has no mmap) can open and map it; the caller removes it when done.
+    /// On a tmpfs whose `shmem_enabled` is `advise`, `prefer_huge` asks for huge pages
+    /// with `MADV_HUGEPAGE` on the daemon's mapping.
+    pub fn create_at(
+        len: usize,
+        path: &Path,
+        mode: u32,
+        prefer_huge: bool,
+    ) -> Result<Region, RegionError> {
+        use std::os::unix::fs::PermissionsExt;
+        if len == 0 {
+            return Err(RegionError::ZeroLength);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)?;
+        let setup = (|| {
+            // The umask may have cleared bits of `mode`.
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+            file.set_len(len as u64)
+        })();
+        if let Err(e) = setup {
+            let _ = fs::remove_file(path);
+            return Err(e.into());
+        }
+        let region = match Self::map(file, len, Backing::Published) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = fs::remove_file(path);
+                return Err(e);
+            }
+        };
+        if prefer_huge {
+            // SAFETY: ptr/len is the mapping just created; MADV_HUGEPAGE only changes
+            // the kernel's page-size policy for it, not its contents.
+            let rc = unsafe { libc::madvise(region.ptr.cast(), len, libc::MADV_HUGEPAGE) };
+            if rc != 0 {
+                tracing::debug!(error = %io::Error::last_os_error(), "MADV_HUGEPAGE refused");
+            }
+        }
+        Ok(region)
     }
 
     /// The backing file, handed to FUSE as the passthrough file so clients map the same
@@ -344,6 +400,24 @@ mod tests {
             })
             .collect();
         assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    }
+
+    #[test]
+    fn published_region_is_shared_through_its_path() {
+        let path = std::env::temp_dir().join(format!("netmapd-pub-test-{}", std::process::id()));
+        let _ = fs::remove_file(&path);
+        let r = Region::create_at(2 * 4096, &path, 0o640, true).expect("region");
+        assert_eq!(r.backing(), Backing::Published);
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::metadata(&path).expect("published file");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+        assert_eq!(meta.len(), 2 * 4096);
+        check_shared(&r);
+        assert!(
+            Region::create_at(4096, &path, 0o600, false).is_err(),
+            "must not reuse a file"
+        );
+        fs::remove_file(&path).expect("remove");
     }
 
     #[test]

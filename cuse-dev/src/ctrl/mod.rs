@@ -17,6 +17,7 @@ mod register;
 pub(crate) mod sys;
 mod usermem;
 
+pub use nmreq::{nmreq_user_regions, UserRegion};
 pub use usermem::{NoMemory, ProcessMemory, UserMemory};
 
 use netmap_abi as abi;
@@ -323,6 +324,28 @@ impl ControlPlane {
     pub fn new(cfg: &CtrlConfig) -> Result<Self, CtrlError> {
         let alloc = MemAllocator::new(1, &cfg.pools)?;
         let region = Region::create(alloc.memsize(), cfg.prefer_huge)?;
+        Self::with_region(cfg, alloc, region)
+    }
+
+    /// Like [`ControlPlane::new`], but the region is a file created at `path` (mode
+    /// `mode`) that other processes can open and map: the CUSE front end has no mmap,
+    /// so the mmap shim maps this file instead of the device. The caller removes the
+    /// file when it stops.
+    pub fn new_published(
+        cfg: &CtrlConfig,
+        path: &std::path::Path,
+        mode: u32,
+    ) -> Result<Self, CtrlError> {
+        let alloc = MemAllocator::new(1, &cfg.pools)?;
+        let region = Region::create_at(alloc.memsize(), path, mode, cfg.prefer_huge)?;
+        Self::with_region(cfg, alloc, region)
+    }
+
+    fn with_region(
+        cfg: &CtrlConfig,
+        alloc: MemAllocator,
+        region: Region,
+    ) -> Result<Self, CtrlError> {
         tracing::info!(
             memsize = alloc.memsize(),
             backing = ?region.backing(),
@@ -470,6 +493,7 @@ impl ControlPlane {
             match self.region.backing() {
                 Backing::HugeTmpfs => "huge-tmpfs",
                 Backing::Memfd => "memfd",
+                Backing::Published => "published-file",
             },
             st.alloc.memsize(),
             st.fds.len(),

@@ -146,6 +146,86 @@ fn copy_out(req: &Request, ok: bool, um: &dyn UserMemory) -> Result<(), Errno> {
     res
 }
 
+/// Header checks of §5 steps 1–3: returns the decoded header and the body size.
+fn check_header(fd: FdId, arg: &[u8]) -> Result<(NmreqHeader, usize), Errno> {
+    let Ok(hdr) = NmreqHeader::read_from_bytes(arg) else {
+        tracing::debug!(len = arg.len(), "NIOCCTRL argument of the wrong size");
+        return Err(Errno(libc::EINVAL));
+    };
+    let v = u32::from(hdr.nr_version);
+    if !(abi::NETMAP_MIN_API..=abi::NETMAP_MAX_API).contains(&v) {
+        tracing::debug!(fd, version = v, "NIOCCTRL: unsupported API version");
+        return Err(Errno(libc::EINVAL));
+    }
+    if hdr.nr_reserved != 0 {
+        tracing::debug!(fd, "NIOCCTRL: nr_reserved is not zero");
+        return Err(Errno(libc::EINVAL));
+    }
+    let bsz = abi::req_body_size(hdr.nr_reqtype);
+    if (bsz > 0) != (hdr.nr_body != 0) {
+        tracing::debug!(
+            fd,
+            reqtype = hdr.nr_reqtype,
+            body = hdr.nr_body,
+            "NIOCCTRL: body presence does not match the request type"
+        );
+        return Err(Errno(libc::EINVAL));
+    }
+    Ok((hdr, bsz))
+}
+
+/// A range of the caller's memory that NIOCCTRL reads during copy-in and may write
+/// during copy-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserRegion {
+    pub addr: u64,
+    pub len: usize,
+}
+
+/// Lets reads through and drops writes (planning must have no effect on the caller).
+struct ReadOnly<'a>(&'a dyn UserMemory);
+
+impl UserMemory for ReadOnly<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.0.read(addr, buf)
+    }
+    fn write(&self, _addr: u64, _data: &[u8]) -> Result<(), Errno> {
+        Ok(())
+    }
+}
+
+/// Plans a NIOCCTRL without executing it: runs the header checks and the copy-in of
+/// the body and the option chain exactly as [`ControlPlane::ioctl`] does (same reads,
+/// same order, same errors), with every write dropped and no request handled.
+///
+/// Every read of a NIOCCTRL happens during this copy-in, before any side effect, and
+/// the copy-out writes only into regions read here (header, body, each option header
+/// and known option body). A transport that must name the caller's memory in advance
+/// (CUSE's FUSE_IOCTL_RETRY) runs this over the memory it has so far, learns of the next
+/// region when a read misses, and executes the request once the plan completes.
+///
+/// Returns the regions read, in read order (the header itself, held in `arg`, is not
+/// among them), or the errno the request would fail with during copy-in.
+pub fn nmreq_user_regions(arg: &[u8], um: &dyn UserMemory) -> Result<Vec<UserRegion>, Errno> {
+    let (hdr, bsz) = check_header(0, arg)?;
+    let ro = ReadOnly(um);
+    let mut regions = Vec::new();
+    if bsz > 0 {
+        let mut body = vec![0u8; bsz];
+        ro.read(hdr.nr_body, &mut body)?;
+        regions.push(UserRegion {
+            addr: hdr.nr_body,
+            len: bsz,
+        });
+    }
+    let opts = copy_in_options(hdr.nr_options, bsz, &ro)?;
+    regions.extend(opts.iter().map(|o| UserRegion {
+        addr: o.uaddr,
+        len: abi::NMREQ_OPTION_SIZE + o.body.len(),
+    }));
+    Ok(regions)
+}
+
 impl ControlPlane {
     /// NIOCCTRL entry point: returns the 88-byte header to copy back.
     pub(crate) fn nmreq_ctrl(
@@ -154,29 +234,7 @@ impl ControlPlane {
         arg: &[u8],
         um: &dyn UserMemory,
     ) -> Result<Vec<u8>, Errno> {
-        let Ok(mut hdr) = NmreqHeader::read_from_bytes(arg) else {
-            tracing::debug!(len = arg.len(), "NIOCCTRL argument of the wrong size");
-            return Err(Errno(libc::EINVAL));
-        };
-        let v = u32::from(hdr.nr_version);
-        if !(abi::NETMAP_MIN_API..=abi::NETMAP_MAX_API).contains(&v) {
-            tracing::debug!(fd, version = v, "NIOCCTRL: unsupported API version");
-            return Err(Errno(libc::EINVAL));
-        }
-        if hdr.nr_reserved != 0 {
-            tracing::debug!(fd, "NIOCCTRL: nr_reserved is not zero");
-            return Err(Errno(libc::EINVAL));
-        }
-        let bsz = abi::req_body_size(hdr.nr_reqtype);
-        if (bsz > 0) != (hdr.nr_body != 0) {
-            tracing::debug!(
-                fd,
-                reqtype = hdr.nr_reqtype,
-                body = hdr.nr_body,
-                "NIOCCTRL: body presence does not match the request type"
-            );
-            return Err(Errno(libc::EINVAL));
-        }
+        let (mut hdr, bsz) = check_header(fd, arg)?;
         let mut body = vec![0u8; bsz];
         um.read(hdr.nr_body, &mut body)?;
         let mut opts = copy_in_options(hdr.nr_options, bsz, um)?;

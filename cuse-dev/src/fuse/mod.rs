@@ -52,6 +52,8 @@ pub struct NetmapFs {
     /// and kept for the daemon's lifetime (one backing per inode).
     backing: Mutex<Option<BackingId>>,
     started: SystemTime,
+    /// Told whether INIT succeeded (passthrough granted), if someone asked.
+    init_report: Option<std::sync::mpsc::Sender<bool>>,
 }
 
 struct FuseWaker(PollNotifier);
@@ -74,7 +76,16 @@ impl NetmapFs {
             attr,
             backing: Mutex::new(None),
             started: SystemTime::now(),
+            init_report: None,
         }
+    }
+
+    /// Sends `true` once the kernel's INIT was accepted with passthrough, `false` if
+    /// it was refused (the kernel does not offer FUSE_PASSTHROUGH): lets a caller fall
+    /// back to another front end.
+    pub fn with_init_report(mut self, tx: std::sync::mpsc::Sender<bool>) -> Self {
+        self.init_report = Some(tx);
+        self
     }
 
     fn file_attr(&self) -> FileAttr {
@@ -98,22 +109,31 @@ impl NetmapFs {
     }
 }
 
+/// INIT: passthrough with stack depth 1, or an error if the kernel cannot.
+fn init_passthrough(config: &mut KernelConfig) -> std::io::Result<()> {
+    config
+        .add_capabilities(InitFlags::FUSE_PASSTHROUGH)
+        .map_err(|missing| {
+            tracing::error!(
+                ?missing,
+                "the kernel does not offer FUSE passthrough (needs Linux >= 6.9)"
+            );
+            std::io::Error::from_raw_os_error(libc::ENOSYS)
+        })?;
+    if let Err(max) = config.set_max_stack_depth(1) {
+        tracing::error!(max, "cannot set the passthrough stack depth");
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    Ok(())
+}
+
 impl Filesystem for NetmapFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        config
-            .add_capabilities(InitFlags::FUSE_PASSTHROUGH)
-            .map_err(|missing| {
-                tracing::error!(
-                    ?missing,
-                    "the kernel does not offer FUSE passthrough (needs Linux >= 6.9)"
-                );
-                std::io::Error::from_raw_os_error(libc::ENOSYS)
-            })?;
-        if let Err(max) = config.set_max_stack_depth(1) {
-            tracing::error!(max, "cannot set the passthrough stack depth");
-            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        let res = init_passthrough(config);
+        if let Some(tx) = self.init_report.take() {
+            let _ = tx.send(res.is_ok());
         }
-        Ok(())
+        res
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
