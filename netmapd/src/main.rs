@@ -128,9 +128,11 @@ impl DaemonOpts {
 fn init_logging(filter: &str) {
     let f = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(f)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

@@ -73,3 +73,18 @@ echo recovered
     assert_success(&out);
     assert!(out.stdout.contains("recovered"), "{}", out.describe());
 }
+
+/// `--frontend auto` on this machine (Linux with FUSE passthrough) serves through FUSE.
+#[test]
+fn frontend_auto_picks_fuse_here() {
+    let mut cmd = Command::new(netmapd_bin());
+    cmd.args(["exec", "--frontend", "auto", "--", "true"]);
+    require_privileges();
+    let out = run(cmd, Duration::from_secs(60));
+    assert_success(&out);
+    assert!(
+        out.stderr.contains("frontend=\"fuse\""),
+        "expected the FUSE front end to be picked\n{}",
+        out.describe()
+    );
+}

@@ -33,4 +33,8 @@ netmapd exec -- nm-client errno --all
 rc=$?
 echo "== errno done: exit $rc (end $(uptime_s) s)"
 [ "$rc" -eq 0 ] || fail "nm-client errno --all exited $rc"
+echo "== --frontend auto on this kernel (FUSE passthrough expected)"
+netmapd exec --frontend auto -- true > /tmp/auto.log 2>&1 || fail "netmapd exec --frontend auto failed"
+grep -q 'frontend="fuse"' /tmp/auto.log || { cat /tmp/auto.log; fail "--frontend auto did not pick fuse"; }
+echo "auto picked fuse"
 echo "fuse-pipe: all passed"
