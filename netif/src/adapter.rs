@@ -200,6 +200,14 @@ pub trait Adapter: Send {
     ) {
     }
 
+    /// The VALE switch behind this adapter, for the requests that manage its ports.
+    fn as_vale(&self) -> Option<&crate::vale::ValeSwitch> {
+        None
+    }
+    fn as_vale_mut(&mut self) -> Option<&mut crate::vale::ValeSwitch> {
+        None
+    }
+
     /// Per-port counters for `netmapd status` (packets, bytes, drops, errors).
     fn stats(&self) -> Vec<(&'static str, u64)> {
         Vec::new()

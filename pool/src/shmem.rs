@@ -141,6 +141,17 @@ impl<'a> SharedMem<'a> {
         }
     }
 
+    /// A window of zero bytes: every access fails its bounds check. For code paths that
+    /// need a `SharedMem` but provably touch no memory (tearing down a port that never
+    /// had rings).
+    pub fn empty() -> SharedMem<'static> {
+        SharedMem {
+            ptr: std::ptr::NonNull::<u8>::dangling().as_ptr(),
+            len: 0,
+            _marker: PhantomData,
+        }
+    }
+
     /// Size of the window in bytes.
     pub fn len(&self) -> usize {
         self.len

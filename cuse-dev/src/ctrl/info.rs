@@ -6,7 +6,7 @@ use super::nmreq::Request;
 use super::register::{einval, lookup};
 use super::{ControlPlane, Errno, FdId};
 use netmap_abi as abi;
-use netmap_abi::{NmreqPoolsInfo, NmreqPortHdr, NmreqPortInfoGet, NmreqRegister};
+use netmap_abi::{NmreqPoolsInfo, NmreqPortHdr, NmreqPortInfoGet, NmreqRegister, NmreqValeList};
 use netmap_netif::PortCounts;
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -18,7 +18,7 @@ impl ControlPlane {
         let mut st = self.lock();
         let (aid, ep, _) = lookup(&mut st, &nic, name, reg, true)?;
         let counts = st.adapters.get(&aid).map(|s| s.ad.endpoints()[ep].counts);
-        st.drop_adapter_if_unused(aid, self.mem());
+        st.forget_unused_port(aid, ep, self.mem());
         counts.ok_or(Errno(libc::ENXIO))
     }
 
@@ -89,7 +89,8 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// PORT_HDR_GET never creates a port: an absent pipe pair is ENODEV.
+    /// PORT_HDR_GET never creates a port: an absent pipe pair is ENODEV, an absent
+    /// VALE port ENXIO. Only VALE ports have a header length.
     pub(crate) fn req_port_hdr_get(&self, req: &mut Request) -> Result<(), Errno> {
         let nic = self.nic_config();
         let mut st = self.lock();
@@ -97,18 +98,94 @@ impl ControlPlane {
             nr_mode: abi::NR_REG_ALL_NIC,
             ..Default::default()
         };
-        lookup(&mut st, &nic, &req.name, &reg, false)?;
-        req.body = NmreqPortHdr::default().as_bytes().to_vec();
+        let (aid, ep, _) = lookup(&mut st, &nic, &req.name, &reg, false)?;
+        let len = st
+            .adapters
+            .get(&aid)
+            .and_then(|s| s.ad.as_vale())
+            .map_or(0, |sw| sw.hdr_len(ep));
+        req.body = NmreqPortHdr {
+            nr_hdr_len: len,
+            pad1: 0,
+        }
+        .as_bytes()
+        .to_vec();
         Ok(())
     }
 
-    /// VALE_LIST with no switch in existence: a named port's switch is missing
-    /// (ENOENT), and an enumeration finds nothing (ENOENT).
+    /// PORT_HDR_SET: VALE ports only (others ENXIO), lengths 0, 10 or 12.
+    fn req_port_hdr_set(&self, req: &mut Request) -> Result<(), Errno> {
+        let b = NmreqPortHdr::read_from_bytes(&req.body).map_err(|_| Errno(libc::EINVAL))?;
+        let mut st = self.lock();
+        let Some((sw, port)) = netmap_netif::parse_vale_name(&req.name) else {
+            tracing::debug!(name = %req.name, "PORT_HDR_SET on a port that is not a VALE port");
+            return Err(Errno(libc::ENXIO));
+        };
+        let aid = st.switch_id(sw).ok_or(Errno(libc::ENXIO))?;
+        let sw_ad = st
+            .adapters
+            .get_mut(&aid)
+            .and_then(|s| s.ad.as_vale_mut())
+            .ok_or(Errno(libc::ENXIO))?;
+        let ep = sw_ad.find_port(port).ok_or(Errno(libc::ENXIO))?;
+        sw_ad.set_hdr_len(ep, b.nr_hdr_len)?;
+        Ok(())
+    }
+
+    /// VALE_LIST (§5.4): by name, the switch and port slots (port 255 if absent,
+    /// ENOENT if the switch is); with an empty name, the next port at or after the
+    /// body's (bridge, port) indices, whose full name goes into the header.
     pub(crate) fn req_vale_list(&self, req: &mut Request) -> Result<(), Errno> {
-        if !req.name.is_empty() && !req.name.starts_with("vale") {
-            return Err(einval("VALE_LIST on a name without the vale prefix"));
+        let mut b = NmreqValeList::read_from_bytes(&req.body).map_err(|_| Errno(libc::EINVAL))?;
+        let st = self.lock();
+        if !req.name.is_empty() {
+            if !req.name.starts_with("vale") {
+                return Err(einval("VALE_LIST on a name without the vale prefix"));
+            }
+            let (sw, port) = netmap_netif::parse_vale_name(&req.name).ok_or(Errno(libc::EINVAL))?;
+            let (bi, aid) = st
+                .switches
+                .iter()
+                .enumerate()
+                .find_map(|(i, s)| s.as_ref().filter(|(n, _)| n == sw).map(|(_, a)| (i, *a)))
+                .ok_or(Errno(libc::ENOENT))?;
+            let pi = st
+                .adapters
+                .get(&aid)
+                .and_then(|s| s.ad.as_vale())
+                .and_then(|v| v.find_port(port))
+                .map_or(255, |p| p as u32);
+            b.nr_bridge_idx = bi as u16;
+            b.nr_port_idx = pi;
+        } else {
+            let mut found = None;
+            for (bi, s) in st
+                .switches
+                .iter()
+                .enumerate()
+                .skip(usize::from(b.nr_bridge_idx))
+            {
+                let Some((_, aid)) = s else { continue };
+                let Some(v) = st.adapters.get(aid).and_then(|s| s.ad.as_vale()) else {
+                    continue;
+                };
+                let first = if bi == usize::from(b.nr_bridge_idx) {
+                    b.nr_port_idx
+                } else {
+                    0
+                };
+                if let Some((pi, name)) = v.list().into_iter().find(|(p, _)| *p >= first) {
+                    found = Some((bi, pi, name));
+                    break;
+                }
+            }
+            let (bi, pi, name) = found.ok_or(Errno(libc::ENOENT))?;
+            b.nr_bridge_idx = bi as u16;
+            b.nr_port_idx = pi;
+            abi::set_cname(&mut req.hdr.nr_name, &name);
         }
-        Err(Errno(libc::ENOENT))
+        req.body = b.as_bytes().to_vec();
+        Ok(())
     }
 
     /// The other VALE requests: names without the VALE prefix get the kernel's EINVAL,
@@ -130,10 +207,7 @@ impl ControlPlane {
                 tracing::debug!(name = %req.name, "VALE_DELIF: no such interface");
                 Err(Errno(libc::ENXIO))
             }
-            abi::NETMAP_REQ_PORT_HDR_SET if !req.name.starts_with("val") => {
-                tracing::debug!(name = %req.name, "PORT_HDR_SET on a port that is not a VALE port");
-                Err(Errno(libc::ENXIO))
-            }
+            abi::NETMAP_REQ_PORT_HDR_SET => self.req_port_hdr_set(req),
             _ => {
                 tracing::warn!(reqtype = t, name = %req.name, "VALE requests are not implemented yet");
                 Err(Errno(libc::EOPNOTSUPP))

@@ -112,7 +112,12 @@ pub(crate) enum PortKey {
     Pipe(String, String),
     /// A host interface.
     Nic(String),
+    /// A VALE switch.
+    Vale(String),
 }
+
+/// Most VALE switches at once (netmap's NM_BRIDGES).
+pub(crate) const MAX_SWITCHES: usize = 8;
 
 pub(crate) struct State {
     pub alloc: MemAllocator,
@@ -121,6 +126,8 @@ pub(crate) struct State {
     pub pipes: HashMap<String, HashMap<String, u64>>,
     /// interface name → adapter id
     pub nics: HashMap<String, u64>,
+    /// VALE switches by slot (netmap's bridge index, reported by VALE_LIST).
+    pub switches: [Option<(String, u64)>; MAX_SWITCHES],
     pub fds: HashMap<FdId, FdState>,
     next_fd: FdId,
     next_adapter: u64,
@@ -139,6 +146,11 @@ impl State {
             }
             PortKey::Nic(n) => {
                 self.nics.insert(n.clone(), id);
+            }
+            PortKey::Vale(n) => {
+                if let Some(slot) = self.switches.iter_mut().find(|s| s.is_none()) {
+                    *slot = Some((n.clone(), id));
+                }
             }
             PortKey::None => {}
         }
@@ -177,9 +189,39 @@ impl State {
                 PortKey::Nic(n) => {
                     self.nics.remove(&n);
                 }
+                PortKey::Vale(_) => {
+                    for s in &mut self.switches {
+                        if s.as_ref().is_some_and(|(_, a)| *a == id) {
+                            *s = None;
+                        }
+                    }
+                }
                 PortKey::None => {}
             }
         }
+    }
+
+    /// Forgets a port created only to answer a request (or by a REGISTER that failed):
+    /// a VALE port nobody uses leaves its switch, and an unused adapter goes away.
+    pub fn forget_unused_port(&mut self, id: u64, ep: usize, mem: SharedMem) {
+        if let Some(slot) = self.adapters.get_mut(&id) {
+            let idle = slot.ad.endpoints().get(ep).is_some_and(|e| e.users == 0);
+            if let (true, Some(sw)) = (idle, slot.ad.as_vale_mut()) {
+                if let Err(e) = sw.remove_port(ep) {
+                    tracing::debug!(%e, ep, "VALE port kept");
+                }
+            }
+        }
+        self.drop_adapter_if_unused(id, mem);
+    }
+
+    /// The adapter id of VALE switch `name`.
+    pub fn switch_id(&self, name: &str) -> Option<u64> {
+        self.switches
+            .iter()
+            .flatten()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
     }
 
     /// Every buffer index currently referenced by a live port's slots (except those of
@@ -363,6 +405,7 @@ impl ControlPlane {
                 adapters: HashMap::new(),
                 pipes: HashMap::new(),
                 nics: HashMap::new(),
+                switches: Default::default(),
                 fds: HashMap::new(),
                 next_fd: 0,
                 next_adapter: 0,
@@ -513,7 +556,7 @@ impl ControlPlane {
                 .iter()
                 .map(|(k, v)| format!(" {k}={v}"))
                 .collect();
-            for ep in slot.ad.endpoints() {
+            for ep in slot.ad.endpoints().iter().filter(|e| !e.name.is_empty()) {
                 s.push_str(&format!(
                     "port={} kind={:?} users={} tx_rings={} rx_rings={} tx_slots={} rx_slots={}{}\n",
                     ep.name,

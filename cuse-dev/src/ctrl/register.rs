@@ -89,8 +89,7 @@ pub(crate) fn lookup(
         return Ok((aid, ep, true));
     }
     if name.starts_with("val") {
-        tracing::warn!(name, "VALE switches are not implemented yet");
-        return Err(Errno(libc::EOPNOTSUPP));
+        return lookup_vale(st, name, reg, create);
     }
     if let Some(&aid) = st.nics.get(name) {
         return Ok((aid, 0, false));
@@ -112,6 +111,63 @@ pub(crate) fn lookup(
     })?;
     let aid = st.add_adapter(Box::new(port), PortKey::Nic(name.to_string()));
     Ok((aid, 0, true))
+}
+
+/// A VALE port `valeX:Y`: the switch is created on first use, the port (ephemeral)
+/// when absent (§10.2).
+fn lookup_vale(
+    st: &mut State,
+    name: &str,
+    reg: &NmreqRegister,
+    create: bool,
+) -> Result<(u64, usize, bool), Errno> {
+    let Some((sw, port)) = netmap_netif::parse_vale_name(name) else {
+        // The kernel routes every "val…" name to VALE and fails those without a valid
+        // "switch:" part while creating the port.
+        tracing::debug!(name, "not a valid VALE name");
+        return Err(Errno(libc::ENOMEM));
+    };
+    let aid = match st.switch_id(sw) {
+        Some(a) => a,
+        None => {
+            if !create {
+                return Err(Errno(libc::ENXIO));
+            }
+            if st.switches.iter().all(Option::is_some) {
+                tracing::info!(sw, "too many VALE switches");
+                return Err(Errno(libc::ENOMEM));
+            }
+            st.add_adapter(
+                Box::new(netmap_netif::ValeSwitch::new(sw)),
+                PortKey::Vale(sw.to_string()),
+            )
+        }
+    };
+    let max = st.alloc.max_slots_per_ring();
+    let sw_ad = st
+        .adapters
+        .get_mut(&aid)
+        .and_then(|s| s.ad.as_vale_mut())
+        .ok_or(Errno(libc::ENXIO))?;
+    if let Some(ep) = sw_ad.find_port(port) {
+        return Ok((aid, ep, false));
+    }
+    if create && interface_exists(port) {
+        tracing::info!(
+            name,
+            "an interface not attached to the switch (attach it with vale-ctl -a)"
+        );
+        st.drop_adapter_if_unused(aid, netmap_pool::SharedMem::empty());
+        return Err(Errno(libc::EINVAL));
+    }
+    let res = sw_ad.port(port, requested(reg), max, create);
+    match res {
+        Ok(ep) => Ok((aid, ep, true)),
+        Err(e) => {
+            st.drop_adapter_if_unused(aid, netmap_pool::SharedMem::empty());
+            Err(e.into())
+        }
+    }
 }
 
 /// Ring ranges a descriptor binds (netmap `netmap_interp_ringid`).
@@ -450,7 +506,7 @@ impl ControlPlane {
         };
         let res = self.bind_new(st, fd, aid, ep, reg, opts, mem, wakers);
         if res.is_err() {
-            st.drop_adapter_if_unused(aid, mem);
+            st.forget_unused_port(aid, ep, mem);
         }
         let b = res?;
         // Leftover options nobody consumed make the whole registration fail.
@@ -491,6 +547,15 @@ impl ControlPlane {
         } = st;
         let slot: &mut AdapterSlot = adapters.get_mut(&aid).ok_or(Errno(libc::ENXIO))?;
         let kind = slot.ad.kind();
+        if slot.ad.as_vale().is_some_and(|v| v.hdr_len(ep) != 0)
+            && reg.nr_flags & abi::NR_ACCEPT_VNET_HDR == 0
+        {
+            tracing::debug!(
+                fd,
+                "port has a virtio-net header and the client does not accept it"
+            );
+            return Err(Errno(libc::EIO));
+        }
         let counts = slot.ad.endpoints()[ep].counts;
         let both_only = reg.nr_flags & (abi::NR_TX_RINGS_ONLY | abi::NR_RX_RINGS_ONLY)
             == (abi::NR_TX_RINGS_ONLY | abi::NR_RX_RINGS_ONLY);

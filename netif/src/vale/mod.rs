@@ -313,6 +313,13 @@ impl ValeSwitch {
 }
 
 impl Adapter for ValeSwitch {
+    fn as_vale(&self) -> Option<&ValeSwitch> {
+        Some(self)
+    }
+    fn as_vale_mut(&mut self) -> Option<&mut ValeSwitch> {
+        Some(self)
+    }
+
     fn kind(&self) -> PortKind {
         PortKind::Vale
     }
