@@ -49,6 +49,7 @@ run_mode() {
 	if ! timeout "$TIMEOUT" "$@" "$NETMAPD" exec -- sh -c '
 		set -e
 		"$1" bench-pipe --port "pp{0" --count "$2" --burst "$3" --len "$4"
+		"$1" bench-pipe --port "vale0:a" --peer "vale0:b" --count "$2" --burst "$3" --len "$4" | sed "s/^bench-pipe /bench-vale /"
 		"$1" bench-rtt --port "rtt{0" --iters "$5"
 	' sh "$NMC" "$PACKETS" "$BURST" "$LEN" "$ITERS" >"$LOG/$name.out" 2>"$LOG/$name.err"; then
 		echo "--- stdout ($name) ---" >&2
@@ -76,6 +77,14 @@ for m in unpinned pinned; do
 	[ "$m" = pinned ] && label="1 CPU"
 	printf 'pipe throughput, %d B, burst %d, %-8s : %.2f Mpps\n' \
 		"$LEN" "$BURST" "$label" "$(kv $m bench-pipe rx_mpps)"
+done
+for m in unpinned pinned; do
+	label=$m
+	[ "$m" = pinned ] && label="1 CPU"
+	pipe=$(kv $m bench-pipe rx_mpps)
+	vale=$(kv $m bench-vale rx_mpps)
+	printf 'VALE 2-port forwarding, %d B, burst %d, %-8s : %.2f Mpps  (pipe %.2f Mpps, ratio %.2f)\n' \
+		"$LEN" "$BURST" "$label" "$vale" "$pipe" "$(awk -v a="$vale" -v b="$pipe" 'BEGIN { printf "%.3f", a / b }')"
 done
 for m in unpinned pinned; do
 	label=$m

@@ -157,6 +157,8 @@ pub struct PipeStats {
     pub packets: u64,
     pub elapsed: Duration,
     pub polls: u64,
+    /// Sequence numbers that never arrived (lossy receive only).
+    pub lost: u64,
 }
 
 impl PipeStats {
@@ -241,22 +243,34 @@ pub fn send(port: &Port, count: u64, burst: u32, len: usize) -> Result<PipeStats
         packets: count,
         elapsed,
         polls,
+        lost: 0,
     })
 }
 
 /// Receives `count` packets on RX ring 0, consuming everything available per poll
 /// and checking only the sequence number and length of each packet. The clock starts
-/// when the first poll returns.
-pub fn receive(port: &Port, count: u64, len: usize) -> Result<PipeStats, String> {
+/// when the first poll returns. With `lossy` (a switch between sender and receiver),
+/// sequence gaps are counted as lost instead of failing, and the receive ends at the
+/// last sequence number or after a second without traffic.
+pub fn receive(port: &Port, count: u64, len: usize, lossy: bool) -> Result<PipeStats, String> {
     let ring = port.rx_ring(0).ok_or("RX ring 0 not bound")?;
     let mut hdr = [0u8; SEQ_AT + 8];
     let (mut got, mut polls) = (0u64, 0u64);
-    let mut start = None;
-    while got < count {
+    let (mut next_seq, mut lost) = (0u64, 0u64);
+    let mut start: Option<Instant> = None;
+    let mut last = Instant::now();
+    while next_seq < count {
         let rev = port
-            .poll(libc::POLLIN, 5000)
+            .poll(
+                libc::POLLIN,
+                if lossy && start.is_some() { 1000 } else { 5000 },
+            )
             .map_err(|e| format!("poll(POLLIN): {e}"))?;
         polls += 1;
+        if lossy && rev == 0 && start.is_some() {
+            lost += count - next_seq;
+            break;
+        }
         if rev == 0 || rev & libc::POLLERR != 0 {
             return Err(format!(
                 "poll(POLLIN) returned {} after {got} of {count} packets ({})",
@@ -278,15 +292,18 @@ pub fn receive(port: &Port, count: u64, len: usize) -> Result<PipeStats, String>
             }
             ring.read_buf(ring.slot_buf_idx(head), &mut hdr);
             let s = u64::from_le_bytes(hdr[SEQ_AT..].try_into().expect("8 bytes"));
-            if s != got {
+            if s != next_seq && !(lossy && s > next_seq && s < count) {
                 return Err(format!("packet #{got}: carries sequence number {s}"));
             }
+            lost += s - next_seq;
+            next_seq = s + 1;
             got += 1;
             head = ring.next(head);
+            last = Instant::now();
         }
         ring.advance(head);
     }
-    let elapsed = start.map(|s| s.elapsed()).unwrap_or_default();
+    let elapsed = start.map(|s| last.duration_since(s)).unwrap_or_default();
     // Hand the last batch back so the sender's drain loop completes.
     port.rxsync()
         .map_err(|e| format!("final NIOCRXSYNC: {e}"))?;
@@ -294,5 +311,6 @@ pub fn receive(port: &Port, count: u64, len: usize) -> Result<PipeStats, String>
         packets: got,
         elapsed,
         polls,
+        lost,
     })
 }

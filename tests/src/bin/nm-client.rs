@@ -31,7 +31,7 @@ const USAGE: &str = "usage:
   nm-client pipe-kill-victim --port NAME
   nm-client errno CASE | --list | --all
   nm-client bench-rtt [--iters 200000] [--port 'rtt{0']
-  nm-client bench-pipe [--count 20000000] [--burst 512] [--len 60] [--port 'pp{0']
+  nm-client bench-pipe [--count 20000000] [--burst 512] [--len 60] [--port 'pp{0'] [--peer NAME]
   nm-client nic CASE --if IFNAME | nic --list
   nm-client flows-tx --if IFNAME --count N [--flows 256] [--rate PPS]
   nm-client mq-rx --if IFNAME --count N [--spread]
@@ -41,6 +41,11 @@ const USAGE: &str = "usage:
 /// `--key value` options after the subcommand.
 struct Opts {
     port: Option<String>,
+    /// bench-pipe: the receiving port when it is not the pipe peer of --port
+    /// (e.g. two VALE ports); the receiver then tolerates (and counts) loss, since a
+    /// switch drops when the destination ring is full instead of blocking the sender.
+    peer: Option<String>,
+    lossy: bool,
     count: Option<u64>,
     burst: u32,
     len: Option<usize>,
@@ -58,6 +63,8 @@ struct Opts {
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         port: None,
+        peer: None,
+        lossy: false,
         count: None,
         burst: 512,
         len: None,
@@ -82,12 +89,17 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
                 o.spread = true;
                 continue;
             }
+            "--lossy" => {
+                o.lossy = true;
+                continue;
+            }
             _ => {}
         }
         let v = it.next().ok_or_else(|| format!("{k} needs a value"))?;
         let num = |v: &str| v.parse::<u64>().map_err(|e| format!("{k} {v}: {e}"));
         match k.as_str() {
             "--port" => o.port = Some(v.clone()),
+            "--peer" => o.peer = Some(v.clone()),
             "--count" => o.count = Some(num(v)?),
             "--burst" => o.burst = num(v)?.clamp(1, u32::MAX as u64) as u32,
             "--len" => o.len = Some(num(v)? as usize),
@@ -171,15 +183,16 @@ fn bench_pipe_side(o: &Opts, tx: bool) -> Result<(), String> {
     let st = if tx {
         bench::send(&port, count, o.burst, len)?
     } else {
-        bench::receive(&port, count, len)?
+        bench::receive(&port, count, len, o.lossy)?
     };
     println!(
-        "{} packets={} secs={:.6} mpps={:.4} polls={}",
+        "{} packets={} secs={:.6} mpps={:.4} polls={} lost={}",
         if tx { "bench-pipe-tx" } else { "bench-pipe-rx" },
         st.packets,
         st.elapsed.as_secs_f64(),
         st.mpps(),
-        st.polls
+        st.polls,
+        st.lost
     );
     Ok(())
 }
@@ -194,13 +207,18 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 /// `bench-pipe-rx` / `bench-pipe-tx`) on the two ends of one pipe.
 fn bench_pipe(o: &Opts) -> Result<(), String> {
     let name = o.port.clone().unwrap_or_else(|| "pp{0".into());
-    let peer = stream::peer_name(&name)?;
+    let peer = match &o.peer {
+        Some(p) => p.clone(),
+        None => stream::peer_name(&name)?,
+    };
     let count = o.count.unwrap_or(20_000_000);
     let len = bench_len(o)?;
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let lossy = o.peer.is_some();
     let spawn = |sub: &str, port: &str| {
         Command::new(&exe)
             .args([sub, "--port", port, "--count", &count.to_string()])
+            .args(if lossy { &["--lossy"][..] } else { &[][..] })
             .args(["--burst", &o.burst.to_string(), "--len", &len.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -228,13 +246,14 @@ fn bench_pipe(o: &Opts) -> Result<(), String> {
     let get = |l: &str, k: &str| field(l, k).unwrap_or("?").to_string();
     println!(
         "bench-pipe packets={count} len={len} burst={} rx_mpps={} tx_mpps={} rx_secs={} \
-         rx_polls={} tx_polls={}",
+         rx_polls={} tx_polls={} rx_lost={}",
         o.burst,
         get(&rx_line, "mpps"),
         get(&tx_line, "mpps"),
         get(&rx_line, "secs"),
         get(&rx_line, "polls"),
         get(&tx_line, "polls"),
+        get(&rx_line, "lost"),
     );
     Ok(())
 }
