@@ -37,6 +37,18 @@ impl Payload {
     /// `fixed_len` = every packet that long; otherwise lengths vary in
     /// `[MIN_LEN, max_len]`.
     pub fn new(fixed_len: Option<usize>, max_len: usize) -> Result<Payload, String> {
+        Self::for_stream(fixed_len, max_len, 0)
+    }
+
+    /// Like [`Payload::new`] with a pattern specific to `stream` (stream 0 is the
+    /// pattern of [`Payload::new`]): concurrent streams with distinct ids carry
+    /// different bodies, so a packet delivered to the wrong stream fails the check
+    /// even when its sequence number happens to match.
+    pub fn for_stream(
+        fixed_len: Option<usize>,
+        max_len: usize,
+        stream: u32,
+    ) -> Result<Payload, String> {
         let check = |l: usize, what: &str| {
             if (MIN_LEN..=MAX_LEN).contains(&l) {
                 Ok(())
@@ -49,7 +61,11 @@ impl Payload {
         }
         check(max_len, "--max-len")?;
         let n = MAX_LEN + PATTERN_SHIFT as usize;
-        let mut x: u32 = 0x1234_5678;
+        // xorshift needs a non-zero state (0 is its fixed point).
+        let mut x: u32 = 0x1234_5678 ^ stream.wrapping_mul(0x9e37_79b9);
+        if x == 0 {
+            x = 0x1234_5678;
+        }
         let pattern = (0..n)
             .map(|_| {
                 // xorshift32: cheap, deterministic, no repeating short period.
@@ -172,5 +188,20 @@ mod tests {
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         assert!(!is_ours(&arp));
         assert!(f.check(7, &arp).is_err(), "foreign frame not rejected");
+    }
+
+    #[test]
+    fn streams_differ() {
+        let a = Payload::for_stream(None, MAX_LEN, 1).unwrap();
+        let b = Payload::for_stream(None, MAX_LEN, 2).unwrap();
+        let z = Payload::for_stream(None, MAX_LEN, 0).unwrap();
+        let n = Payload::new(None, MAX_LEN).unwrap();
+        for seq in 0..1000u64 {
+            let (h, body) = a.parts(seq);
+            let pkt: Vec<u8> = h.iter().chain(body).copied().collect();
+            a.check(seq, &pkt).unwrap();
+            assert!(b.check(seq, &pkt).is_err(), "cross-stream packet accepted");
+            assert_eq!(z.parts(seq).1, n.parts(seq).1);
+        }
     }
 }

@@ -93,12 +93,29 @@ pub fn send_paced(
     payload: &Payload,
     rate: Option<u64>,
 ) -> Result<Stats, String> {
+    send_until(port, count, None, burst, payload, rate)
+}
+
+/// [`send_paced`] that also stops queueing new packets once `duration` (if any) has
+/// passed since the start; then, as always, waits until the peer has released every
+/// slot. `Stats::packets` is the number actually sent (packets `0..packets`).
+pub fn send_until(
+    port: &Port,
+    count: u64,
+    duration: Option<Duration>,
+    burst: u32,
+    payload: &Payload,
+    rate: Option<u64>,
+) -> Result<Stats, String> {
     let ring = port.tx_ring(0).ok_or("TX ring 0 not bound")?;
     let start = Instant::now();
     let pacer = rate.filter(|&r| r > 0).map(|rate| Pacer { start, rate });
     let mut last_progress = Instant::now();
     let mut seq = 0u64;
     while seq < count {
+        if duration.is_some_and(|d| start.elapsed() >= d) {
+            break;
+        }
         if let Some(p) = &pacer {
             // Waits for the next due packet before polling, so poll() only flushes.
             p.due(seq, 1);
@@ -150,7 +167,7 @@ pub fn send_paced(
         std::thread::sleep(Duration::from_micros(50));
     }
     Ok(Stats {
-        packets: count,
+        packets: seq,
         elapsed: start.elapsed(),
         foreign: 0,
     })
@@ -237,6 +254,86 @@ pub fn receive_filtered(
         packets: got,
         elapsed: start.map(|s| s.elapsed()).unwrap_or_default(),
         foreign,
+    })
+}
+
+/// Receives and checks packets `0, 1, …` on RX ring 0 of `port` until no new packet
+/// has arrived for `idle` after at least one did (the end of a [`send_until`] stream
+/// whose length the receiver does not know), then releases them. Fails if nothing
+/// arrives within `first_wait`, or on any loss, reordering or corruption.
+pub fn receive_until_idle(
+    port: &Port,
+    payload: &Payload,
+    idle: Duration,
+    first_wait: Duration,
+) -> Result<Stats, String> {
+    let ring = port.rx_ring(0).ok_or("RX ring 0 not bound")?;
+    let mut buf = vec![0u8; MAX_LEN];
+    let mut got = 0u64;
+    let waited = Instant::now();
+    let mut first = None::<Instant>;
+    let mut last = Instant::now();
+    loop {
+        let budget = if first.is_some() {
+            idle.saturating_sub(last.elapsed())
+        } else {
+            first_wait.saturating_sub(waited.elapsed())
+        };
+        if budget.is_zero() {
+            if first.is_some() {
+                break;
+            }
+            return Err(format!(
+                "no packet within {first_wait:?} ({})",
+                ring_state(&ring)
+            ));
+        }
+        let ms = budget.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let rev = port
+            .poll(libc::POLLIN, ms)
+            .map_err(|e| format!("poll(POLLIN): {e}"))?;
+        if rev & libc::POLLERR != 0 {
+            return Err(format!(
+                "poll(POLLIN) returned {} after {got} packets ({})",
+                poll_mask_name(rev),
+                ring_state(&ring)
+            ));
+        }
+        if rev == 0 {
+            continue;
+        }
+        let tail = ring.tail();
+        let mut head = ring.head();
+        if tail >= ring.num_slots() {
+            return Err(format!("RX tail out of range ({})", ring_state(&ring)));
+        }
+        let before = got;
+        while head != tail {
+            let len = ring.slot_len(head) as usize;
+            let flags = ring.slot_flags(head);
+            if len > buf.len() {
+                return Err(format!("packet #{got}: slot {head} len {len} > {MAX_LEN}"));
+            }
+            if flags & netmap_abi::NS_MOREFRAG != 0 {
+                return Err(format!("packet #{got}: unexpected NS_MOREFRAG"));
+            }
+            ring.read_buf(ring.slot_buf_idx(head), &mut buf[..len]);
+            payload.check(got, &buf[..len])?;
+            got += 1;
+            head = ring.next(head);
+        }
+        ring.advance(head);
+        if got > before {
+            last = Instant::now();
+            first.get_or_insert(last);
+        }
+    }
+    port.rxsync()
+        .map_err(|e| format!("final NIOCRXSYNC: {e}"))?;
+    Ok(Stats {
+        packets: got,
+        elapsed: first.map(|f| last.duration_since(f)).unwrap_or_default(),
+        foreign: 0,
     })
 }
 

@@ -2,8 +2,8 @@
 //! /dev/netmap ABI like pkt-gen or ctrl-api-test would.
 //!
 //! ```text
-//! nm-client pipe-tx --port NAME --count N [--burst 512] [--len L | --max-len M] [--rate PPS]
-//! nm-client pipe-rx --port NAME --count N [--len L | --max-len M] [--ignore-foreign]
+//! nm-client pipe-tx --port NAME (--count N | --duration SECS) [--burst 512] [--len L | --max-len M] [--rate PPS] [--stream ID]
+//! nm-client pipe-rx --port NAME (--count N | --until-idle MS) [--len L | --max-len M] [--ignore-foreign] [--stream ID]
 //! nm-client pipe-kill-victim --port NAME
 //! nm-client errno CASE | --list | --all
 //! nm-client bench-rtt [--iters 200000] [--port 'rtt{0']
@@ -13,6 +13,7 @@
 //! nm-client mq-rx --if IFNAME --count N [--spread]
 //! nm-client hold --port NAME
 //! nm-client rx-count --port NAME [--count N] [--idle-ms 1000]
+//! nm-client monitor-rx --port NAME --flags r|t|rt|z --count N [--len L | --max-len M] [--stream ID]
 //! ```
 //! `pipe-tx`/`pipe-rx` work on any port (pipe end or NIC such as "vA"); on a NIC use
 //! `--rate` to pace the sender below what the receiver sustains and
@@ -20,14 +21,15 @@
 //! Exit status 0 means the scenario behaved exactly as NETMAP-ABI.md says.
 
 use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
 
 use netmapd_tests::cases::{self, CASES};
 use netmapd_tests::payload::{Payload, MAX_LEN, MIN_LEN};
-use netmapd_tests::{bench, nic, stream};
+use netmapd_tests::{bench, monitor, nic, stream};
 
 const USAGE: &str = "usage:
-  nm-client pipe-tx --port NAME --count N [--burst 512] [--len L | --max-len M] [--rate PPS]
-  nm-client pipe-rx --port NAME --count N [--len L | --max-len M] [--ignore-foreign]
+  nm-client pipe-tx --port NAME (--count N | --duration SECS) [--burst 512] [--len L | --max-len M] [--rate PPS] [--stream ID]
+  nm-client pipe-rx --port NAME (--count N | --until-idle MS) [--len L | --max-len M] [--ignore-foreign] [--stream ID]
   nm-client pipe-kill-victim --port NAME
   nm-client errno CASE | --list | --all
   nm-client bench-rtt [--iters 200000] [--port 'rtt{0']
@@ -36,7 +38,14 @@ const USAGE: &str = "usage:
   nm-client flows-tx --if IFNAME --count N [--flows 256] [--rate PPS]
   nm-client mq-rx --if IFNAME --count N [--spread]
   nm-client hold --port NAME
-  nm-client rx-count --port NAME [--count N] [--idle-ms 1000]";
+  nm-client rx-count --port NAME [--count N] [--idle-ms 1000]
+  nm-client vale-ctl -n NAME | -a|-h|-d valeX:NAME | -r NAME | -l [valeX:port] | -p|-P valeX:IF | -o NAME
+  nm-client vale-learn [SWITCH]
+  nm-client monitor-rx --port NAME --flags r|t|rt|z --count N [--len L | --max-len M] [--stream ID]";
+
+/// `pipe-rx --until-idle`: how long to wait for the first packet (many clients may be
+/// starting at once on a small machine).
+const UNTIL_IDLE_FIRST_WAIT: Duration = Duration::from_secs(30);
 
 /// `--key value` options after the subcommand.
 struct Opts {
@@ -58,6 +67,14 @@ struct Opts {
     flows: u32,
     spread: bool,
     idle_ms: u64,
+    /// pipe-tx: stop queueing after this many seconds (the count is printed).
+    duration: Option<u64>,
+    /// pipe-rx: stop after this many ms without a new packet (once one arrived).
+    until_idle: Option<u64>,
+    /// Payload stream id (sender and receiver must agree).
+    stream: u32,
+    /// monitor-rx: the `/FLAGS` letters (r, t, z).
+    flags: Option<String>,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
@@ -76,6 +93,10 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         flows: 256,
         spread: false,
         idle_ms: 1000,
+        duration: None,
+        until_idle: None,
+        stream: 0,
+        flags: None,
     };
     let mut it = args.iter();
     while let Some(k) = it.next() {
@@ -99,6 +120,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         let num = |v: &str| v.parse::<u64>().map_err(|e| format!("{k} {v}: {e}"));
         match k.as_str() {
             "--port" => o.port = Some(v.clone()),
+            "--flags" => o.flags = Some(v.clone()),
             "--peer" => o.peer = Some(v.clone()),
             "--count" => o.count = Some(num(v)?),
             "--burst" => o.burst = num(v)?.clamp(1, u32::MAX as u64) as u32,
@@ -107,6 +129,9 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--iters" => o.iters = Some(num(v)?),
             "--rate" => o.rate = Some(num(v)?),
             "--idle-ms" => o.idle_ms = num(v)?,
+            "--duration" => o.duration = Some(num(v)?),
+            "--until-idle" => o.until_idle = Some(num(v)?),
+            "--stream" => o.stream = u32::try_from(num(v)?).map_err(|e| format!("{k}: {e}"))?,
             "--if" => o.ifname = Some(v.clone()),
             "--flows" => o.flows = num(v)?.clamp(1, 65_536) as u32,
             _ => return Err(format!("unknown option {k}")),
@@ -121,10 +146,14 @@ fn need<T: Clone>(v: &Option<T>, what: &str) -> Result<T, String> {
 
 fn pipe_tx(o: &Opts) -> Result<(), String> {
     let name = need(&o.port, "--port")?;
-    let count = need(&o.count, "--count")?;
-    let payload = Payload::new(o.len, o.max_len)?;
+    let duration = o.duration.map(Duration::from_secs);
+    let count = match duration {
+        Some(_) => o.count.unwrap_or(u64::MAX),
+        None => need(&o.count, "--count or --duration")?,
+    };
+    let payload = Payload::for_stream(o.len, o.max_len, o.stream)?;
     let port = stream::open_end(&name)?;
-    let st = stream::send_paced(&port, count, o.burst, &payload, o.rate)?;
+    let st = stream::send_until(&port, count, duration, o.burst, &payload, o.rate)?;
     let paced = match o.rate {
         Some(r) if r > 0 => format!(", paced at {r} pps"),
         _ => String::new(),
@@ -140,10 +169,26 @@ fn pipe_tx(o: &Opts) -> Result<(), String> {
 
 fn pipe_rx(o: &Opts) -> Result<(), String> {
     let name = need(&o.port, "--port")?;
-    let count = need(&o.count, "--count")?;
-    let payload = Payload::new(o.len, o.max_len)?;
-    let port = stream::open_end(&name)?;
-    let st = stream::receive_filtered(&port, count, &payload, o.ignore_foreign)?;
+    let payload = Payload::for_stream(o.len, o.max_len, o.stream)?;
+    let st = match o.until_idle {
+        Some(ms) => {
+            if o.ignore_foreign {
+                return Err("--until-idle does not support --ignore-foreign".into());
+            }
+            let port = stream::open_end(&name)?;
+            stream::receive_until_idle(
+                &port,
+                &payload,
+                Duration::from_millis(ms),
+                UNTIL_IDLE_FIRST_WAIT,
+            )?
+        }
+        None => {
+            let count = need(&o.count, "--count or --until-idle")?;
+            let port = stream::open_end(&name)?;
+            stream::receive_filtered(&port, count, &payload, o.ignore_foreign)?
+        }
+    };
     println!(
         "pipe-rx {name}: received {} packets in {:.3} s ({:.3} Mpps), all in order and intact{}",
         st.packets,
@@ -155,6 +200,16 @@ fn pipe_rx(o: &Opts) -> Result<(), String> {
             String::new()
         }
     );
+    Ok(())
+}
+
+fn monitor_rx(o: &Opts) -> Result<(), String> {
+    let name = need(&o.port, "--port")?;
+    let letters = need(&o.flags, "--flags")?;
+    let count = need(&o.count, "--count")?;
+    let payload = Payload::for_stream(o.len, o.max_len, o.stream)?;
+    let line = monitor::monitor_rx(&name, &letters, count, &payload)?;
+    println!("{line}");
     Ok(())
 }
 
@@ -371,6 +426,7 @@ fn main() -> ExitCode {
                 o.idle_ms,
             )
         }),
+        "monitor-rx" => parse_opts(rest).and_then(|o| monitor_rx(&o)),
         "hold" => parse_opts(rest)
             .and_then(|o| need(&o.port, "--port"))
             .and_then(|p| nic::hold(&p)),
@@ -378,6 +434,8 @@ fn main() -> ExitCode {
         "bench-pipe" => parse_opts(rest).and_then(|o| bench_pipe(&o)),
         "bench-pipe-tx" => parse_opts(rest).and_then(|o| bench_pipe_side(&o, true)),
         "bench-pipe-rx" => parse_opts(rest).and_then(|o| bench_pipe_side(&o, false)),
+        "vale-ctl" => netmapd_tests::valectl::vale_ctl(rest),
+        "vale-learn" => netmapd_tests::valectl::vale_learn(rest.first().map_or("vale0", |s| s)),
         "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,430 @@
+//! Fault isolation (issue 4): many concurrent clients without loss or leaks, a client
+//! scribbling over its own rings and netmap_if without affecting anybody else, and
+//! clients of a daemon killed mid-traffic failing fast instead of hanging.
+//!
+//! Needs root and /dev/fuse, and `netmapd` built in the same profile (see e2e.rs).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use netmapd_tests::harness::Output;
+use netmapd_tests::harness::{assert_success, netmapd_bin, netmapd_exec, require_privileges, run};
+
+const NM_CLIENT: &str = env!("CARGO_BIN_EXE_nm-client");
+const NM_STRESS: &str = env!("CARGO_BIN_EXE_nm-stress");
+
+/// Parses `key=value` lines (the `netmapd status` format); per-port lines are skipped.
+fn parse_status(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with("port="))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// The text between `=== name` and the next `===` line of the script's output.
+fn section<'a>(out: &'a Output, name: &str) -> &'a str {
+    let start = format!("=== {name}\n");
+    let s = out
+        .stdout
+        .split_once(&start)
+        .unwrap_or_else(|| panic!("no {start:?} in output\n{}", out.describe()))
+        .1;
+    s.split("\n===").next().unwrap_or("")
+}
+
+fn status_num(out: &Output, m: &BTreeMap<String, String>, k: &str) -> u64 {
+    m.get(k)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("status lacks numeric {k}=\n{}", out.describe()))
+}
+
+/// The number after `word` in `text` ("sent 123 packets" → 123 for "sent").
+fn count_after(text: &str, word: &str) -> Option<u64> {
+    let mut it = text.split_whitespace();
+    while let Some(w) = it.next() {
+        if w == word {
+            return it.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// Checks the sections `tx{k}` / `rx{k}` of a stream of pairs: both exited 0, the
+/// receiver got exactly what the sender sent (and something). Returns the counts.
+fn check_pairs(out: &Output, pairs: usize) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for k in 0..pairs {
+        let tx = section(out, &format!("tx{k}"));
+        let rx = section(out, &format!("rx{k}"));
+        assert!(
+            tx.contains("exit=0") && rx.contains("exit=0"),
+            "pair {k} failed:\n--- tx ---\n{tx}\n--- rx ---\n{rx}\n{}",
+            out.describe()
+        );
+        let sent = count_after(tx, "sent")
+            .unwrap_or_else(|| panic!("pair {k}: no sender count in {tx:?}"));
+        let got = count_after(rx, "received")
+            .unwrap_or_else(|| panic!("pair {k}: no receiver count in {rx:?}"));
+        assert!(sent > 0, "pair {k}: nothing sent\n{tx}");
+        assert_eq!(
+            got, sent,
+            "pair {k}: receiver got {got} packets, sender sent {sent}\n{tx}\n{rx}"
+        );
+        counts.push(sent);
+    }
+    counts
+}
+
+/// Shell helpers shared by the scripts below (`$d` = netmapd, `$c` = nm-client).
+const SH_LIB: &str = r#"
+snap() { "$d" status > "$1" 2>&1 || { echo "netmapd status failed:"; cat "$1"; exit 3; }; }
+frees() { grep -E '^(if|ring|buf)_free=' "$1"; }
+# pair K PREFIX STREAM TXARGS RXARGS: receiver on PREFIX}K and sender on PREFIX{K in the
+# background, outputs (with the exit status appended) in $t/rxK and $t/txK.
+pair() {
+  ( "$c" pipe-rx --port "$2}$1" --stream "$3" $5 > "$t/rx$1" 2>&1; echo "exit=$?" >> "$t/rx$1" ) &
+  ( "$c" pipe-tx --port "$2{$1" --stream "$3" $4 > "$t/tx$1" 2>&1; echo "exit=$?" >> "$t/tx$1" ) &
+}
+dump() { for f in "$@"; do echo "=== $f"; cat "$t/$f"; done; echo "=== end"; }
+"#;
+
+/// 64 clients on 32 pipes, all streaming at once for 60 s with per-pipe payloads;
+/// every receiver gets exactly what its sender sent, and afterwards the pools are
+/// back where they started with nothing registered.
+#[test]
+fn many_clients_on_pipes_60s() {
+    const PIPES: usize = 32;
+    const SECS: u64 = 60;
+    let script = format!(
+        r#"d="$1"; c="$2"; n={PIPES}
+{SH_LIB}
+t=$(mktemp -d) || exit 5
+trap 'rm -rf "$t"' EXIT
+snap "$t/before"
+k=0
+while [ $k -lt $n ]; do
+  pair $k s $k "--duration {SECS} --burst 512" "--until-idle 3000"
+  k=$((k+1))
+done
+sleep 5
+snap "$t/during"
+wait
+frees "$t/before" > "$t/bf"
+i=0
+while :; do
+  snap "$t/after"; frees "$t/after" > "$t/af"
+  cmp -s "$t/bf" "$t/af" && grep -qx 'registered=0' "$t/after" && break
+  i=$((i+1)); [ $i -gt 50 ] && break
+  sleep 0.1
+done
+k=0; list=""
+while [ $k -lt $n ]; do list="$list tx$k rx$k"; k=$((k+1)); done
+dump before during after $list
+"#
+    );
+    let netmapd = netmapd_bin();
+    let start = Instant::now();
+    let out = netmapd_exec(
+        [
+            "sh".as_ref(),
+            "-c".as_ref(),
+            script.as_ref(),
+            "sh".as_ref(),
+            netmapd.as_os_str(),
+            NM_CLIENT.as_ref(),
+        ],
+        // The whole test must stay under two minutes.
+        Duration::from_secs(120),
+    );
+    let took = start.elapsed();
+    assert_success(&out);
+    let counts = check_pairs(&out, PIPES);
+
+    let before = parse_status(section(&out, "before"));
+    let during = parse_status(section(&out, "during"));
+    let after = parse_status(section(&out, "after"));
+    assert_eq!(
+        status_num(&out, &during, "registered"),
+        2 * PIPES as u64,
+        "not all {} clients were registered at once\n{}",
+        2 * PIPES,
+        section(&out, "during")
+    );
+    for k in ["if_free", "ring_free", "buf_free"] {
+        assert!(
+            status_num(&out, &during, k) < status_num(&out, &before, k),
+            "{k} did not drop while the clients ran\n{}",
+            out.describe()
+        );
+        assert_eq!(
+            status_num(&out, &after, k),
+            status_num(&out, &before, k),
+            "{k} leaked\n--- before ---\n{}\n--- after ---\n{}",
+            section(&out, "before"),
+            section(&out, "after")
+        );
+    }
+    for k in ["registered", "ports", "clients"] {
+        assert_eq!(
+            status_num(&out, &after, k),
+            0,
+            "{k} not 0 afterwards\n{}",
+            section(&out, "after")
+        );
+    }
+    let total: u64 = counts.iter().sum();
+    println!(
+        "{PIPES} pipes x {SECS} s: {total} packets ({:.3} Mpps aggregate), per pipe min {} max {}; \
+         test took {:.1} s",
+        total as f64 / SECS as f64 / 1e6,
+        counts.iter().min().unwrap(),
+        counts.iter().max().unwrap(),
+        took.as_secs_f64()
+    );
+}
+
+/// Four well-behaved pairs stream while `nm-stress scribble` abuses its own rings and
+/// netmap_if (with other clients' buffer indices) for 10 s, then exits normally or
+/// (`kill`) is SIGKILLed half-way. The pairs must see no loss or corruption and the
+/// daemon must keep serving.
+fn scribble_scenario(kill: bool) {
+    const PAIRS: usize = 4;
+    let script = format!(
+        r#"d="$1"; c="$2"; s="$3"; mode="$4"; n={PAIRS}
+{SH_LIB}
+t=$(mktemp -d) || exit 5
+trap 'rm -rf "$t"' EXIT
+snap "$t/before"
+k=0
+while [ $k -lt $n ]; do
+  pair $k w $((100+k)) "--duration 16 --burst 512" "--until-idle 3000"
+  k=$((k+1))
+done
+sleep 1
+"$s" scribble --port 'scr{{0' --secs 10 > "$t/scr" 2>&1 & sp=$!
+if [ "$mode" = kill ]; then
+  i=0
+  until grep -q 'scribble start' "$t/scr"; do
+    i=$((i+1)); [ $i -gt 200 ] && break
+    sleep 0.05
+  done
+  sleep 5
+  kill -KILL $sp
+fi
+wait $sp; echo "exit=$?" >> "$t/scr"
+snap "$t/during"
+wait
+"$c" errno register_pipe_defaults > "$t/post" 2>&1; echo "exit=$?" >> "$t/post"
+pair 9 post 9 "--count 200000" "--count 200000"
+wait
+snap "$t/after"
+dump before during after scr post tx0 rx0 tx1 rx1 tx2 rx2 tx3 rx3 tx9 rx9
+"#
+    );
+    let netmapd = netmapd_bin();
+    let start = Instant::now();
+    let out = netmapd_exec(
+        [
+            "sh".as_ref(),
+            "-c".as_ref(),
+            script.as_ref(),
+            "sh".as_ref(),
+            netmapd.as_os_str(),
+            NM_CLIENT.as_ref(),
+            NM_STRESS.as_ref(),
+            if kill { "kill" } else { "exit" }.as_ref(),
+        ],
+        Duration::from_secs(120),
+    );
+    let took = start.elapsed();
+    assert_success(&out);
+
+    let scr = section(&out, "scr");
+    let field = |key: &str| -> Option<u64> {
+        scr.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+    };
+    let started = scr
+        .lines()
+        .find(|l| l.starts_with("scribble start"))
+        .unwrap_or_else(|| panic!("scribbler did not start\n{}", out.describe()));
+    let foreign_rings: u64 = started
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("foreign_rings=")?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        foreign_rings >= 4 * PAIRS as u64,
+        "scribbler found only {foreign_rings} rings of other clients: {started}"
+    );
+    if kill {
+        assert!(
+            scr.contains("exit=137"),
+            "scribbler was not SIGKILLed\n{scr}\n{}",
+            out.describe()
+        );
+    } else {
+        assert!(
+            scr.contains("exit=0") && scr.contains("scribble done"),
+            "scribbler failed\n{scr}\n{}",
+            out.describe()
+        );
+        assert!(
+            field("syncs").unwrap_or(0) > 1000 && field("foreign_idx_used").unwrap_or(0) > 0,
+            "scribbler did too little: {scr}"
+        );
+    }
+
+    // The well-behaved pairs.
+    let counts = check_pairs(&out, PAIRS);
+    // The daemon still serves: an errno case and a fresh stream after the scribbler.
+    let post = section(&out, "post");
+    assert!(
+        post.contains("exit=0"),
+        "errno register_pipe_defaults failed after the scribbler\n{post}\n{}",
+        out.describe()
+    );
+    for (d, word) in [("tx9", "sent"), ("rx9", "received")] {
+        let s = section(&out, d);
+        assert!(
+            s.contains("exit=0") && count_after(s, word) == Some(200_000),
+            "post-scribbler stream failed ({d})\n{s}\n{}",
+            out.describe()
+        );
+    }
+    let after = parse_status(section(&out, "after"));
+    for k in ["registered", "ports"] {
+        assert_eq!(
+            status_num(&out, &after, k),
+            0,
+            "{k} not 0 at the end\n{}",
+            section(&out, "after")
+        );
+    }
+    assert!(
+        !out.stderr.contains("panicked"),
+        "daemon panicked\n{}",
+        out.describe()
+    );
+    let before = parse_status(section(&out, "before"));
+    println!(
+        "scribbler ({}): {}\npairs sent/received {counts:?}; buf_free before {} after {} \
+         (buffers whose indices the scribbler overwrote in its own slots are lost to it); \
+         test took {:.1} s",
+        if kill {
+            "SIGKILLed after ~5 s"
+        } else {
+            "exited after 10 s"
+        },
+        scr.trim(),
+        status_num(&out, &before, "buf_free"),
+        status_num(&out, &after, "buf_free"),
+        took.as_secs_f64()
+    );
+}
+
+#[test]
+fn scribbler_does_not_affect_others() {
+    scribble_scenario(false);
+}
+
+#[test]
+fn scribbler_killed_does_not_affect_others() {
+    scribble_scenario(true);
+}
+
+/// Runs `script` with `$1` = netmapd, `$2` = nm-client in a new private mount
+/// namespace whose `/dev` holds only null, zero, urandom and fuse (as lifecycle.rs).
+fn in_private_ns(script: &str) -> Output {
+    require_privileges();
+    let prologue = r#"set -u
+mount --make-rprivate / && mount -t tmpfs tmpfs /dev || exit 90
+mknod -m 666 /dev/null c 1 3 && mknod -m 666 /dev/zero c 1 5 && mknod -m 666 /dev/urandom c 1 9 && mknod -m 600 /dev/fuse c 10 229 || exit 91
+d="$1"; c="$2"; export NETMAPD_STATUS_SOCKET=/dev/.st.sock
+mounted() { grep -q ' /dev/netmap .* - fuse' /proc/self/mountinfo; }
+wait_mounted() { i=0; until mounted && "$d" status >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 200 ] && { echo "daemon did not come up"; return 1; }; sleep 0.05; done; }
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+"#;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "sh", "-c"])
+        .arg(format!("{prologue}{script}"))
+        .arg("sh")
+        .arg(netmapd_bin())
+        .arg(NM_CLIENT);
+    run(cmd, Duration::from_secs(120))
+}
+
+/// A sender and a receiver stream through a daemon that is SIGKILLed mid-traffic:
+/// both must exit with an error within a few seconds, and a new daemon must serve
+/// /dev/netmap again at once.
+#[test]
+fn daemon_killed_clients_get_errors() {
+    let out = in_private_ns(
+        r#"
+t=/dev/.faults; mkdir "$t" || exit 92
+"$d" 2> "$t/daemon1" & p=$!
+wait_mounted || exit 1
+# Each client in a subshell that records its exit status and end time.
+( "$c" pipe-rx --port 'dk}0' --count 1000000000000 > "$t/rx" 2>&1; echo $? > "$t/rx.st"; ms > "$t/rx.end" ) &
+( "$c" pipe-tx --port 'dk{0' --count 1000000000000 > "$t/tx" 2>&1; echo $? > "$t/tx.st"; ms > "$t/tx.end" ) &
+sleep 2
+[ -e "$t/rx.st" ] || [ -e "$t/tx.st" ] && { echo "a client ended before the daemon was killed"; cat "$t/rx" "$t/tx"; exit 2; }
+"$d" status | grep '^port=dk' || { echo "pipe dk not registered"; exit 2; }
+t0=$(ms)
+kill -KILL $p; wait $p 2>/dev/null
+until [ -e "$t/rx.end" ] && [ -e "$t/tx.end" ]; do
+  [ $(( $(ms) - t0 )) -gt 15000 ] && { echo "clients hung after the daemon's SIGKILL"; cat "$t/rx" "$t/tx"; exit 3; }
+  sleep 0.02
+done
+echo "rx_status=$(cat "$t/rx.st") rx_ms=$(( $(cat "$t/rx.end") - t0 ))"
+echo "tx_status=$(cat "$t/tx.st") tx_ms=$(( $(cat "$t/tx.end") - t0 ))"
+echo "--- rx output"; cat "$t/rx"; echo "--- tx output"; cat "$t/tx"; echo "---"
+mounted || { echo "expected the dead mount to remain after SIGKILL"; exit 4; }
+t1=$(ms)
+"$d" 2> "$t/daemon2" & p=$!
+wait_mounted || exit 5
+echo "restart_ms=$(( $(ms) - t1 ))"
+n=$(grep -c ' /dev/netmap .* - fuse' /proc/self/mountinfo)
+[ "$n" -eq 1 ] || { echo "expected exactly one mount, found $n"; exit 6; }
+"$c" errno register_pipe_defaults || { echo "client failed after recovery"; exit 7; }
+"$c" pipe-rx --port 'dk}0' --count 100000 & r=$!
+"$c" pipe-tx --port 'dk{0' --count 100000 || { echo "stream failed after recovery"; exit 8; }
+wait $r || { echo "receiver failed after recovery"; exit 8; }
+kill -TERM $p; wait $p
+echo recovered
+"#,
+    );
+    assert_success(&out);
+    assert!(out.stdout.contains("recovered"), "{}", out.describe());
+    let num = |k: &str| -> i64 {
+        out.stdout
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {k}= in output\n{}", out.describe()))
+    };
+    for side in ["rx", "tx"] {
+        let st = num(&format!("{side}_status"));
+        let ms = num(&format!("{side}_ms"));
+        assert!(
+            st != 0,
+            "{side} client exited 0 after the daemon died\n{}",
+            out.describe()
+        );
+        assert!(
+            ms <= 5000,
+            "{side} client took {ms} ms to fail after the daemon died\n{}",
+            out.describe()
+        );
+    }
+    println!(
+        "rx failed (status {}) after {} ms, tx failed (status {}) after {} ms; \
+         restart took {} ms",
+        num("rx_status"),
+        num("rx_ms"),
+        num("tx_status"),
+        num("tx_ms"),
+        num("restart_ms")
+    );
+    println!("{}", out.stdout);
+}
