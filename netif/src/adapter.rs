@@ -20,6 +20,8 @@ pub enum PortKind {
     Nic,
     /// A port of a VALE software switch (one adapter per switch, one endpoint per port).
     Vale,
+    /// A copy monitor of another port (`NAME/r`, `/t`, `/rt`, `/z`).
+    Monitor,
 }
 
 /// Ring and slot counts of an endpoint as REGISTER and PORT_INFO_GET report them.
@@ -205,6 +207,11 @@ pub trait Adapter: Send {
         None
     }
     fn as_vale_mut(&mut self) -> Option<&mut crate::vale::ValeSwitch> {
+        None
+    }
+
+    /// The copy monitor behind this adapter, for the control plane to feed it.
+    fn as_monitor_mut(&mut self) -> Option<&mut crate::monitor::MonitorPort> {
         None
     }
 

@@ -10,6 +10,7 @@
 //! * [`sync`] — the generic sync path: prologue → port sync → finalize, used by the
 //!   sync ioctls and by poll;
 //! * [`pipe`] and [`null`] — the port kinds that need no NIC;
+//! * [`monitor`] — copy monitors of other ports (`NAME/r`, `/t`, `/rt`, `/z`);
 //! * [`af_packet`] — host interfaces (`netmap:eth0`) through AF_PACKET sockets;
 //! * [`vale`] — VALE software switches (`valeX:Y`), one adapter per switch.
 //!
@@ -21,6 +22,7 @@ pub mod adapter;
 pub mod af_packet;
 pub mod error;
 pub mod kring;
+pub mod monitor;
 pub mod null;
 pub mod pipe;
 pub mod ringmem;

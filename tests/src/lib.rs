@@ -10,11 +10,13 @@
 pub mod bench;
 pub mod cases;
 pub mod harness;
+pub mod monitor;
 pub mod nic;
 pub mod payload;
 pub mod port;
 pub mod stream;
 pub mod sys;
+pub mod valectl;
 
 pub use port::{Port, Ring};
 pub use sys::{errno_of, Errno};

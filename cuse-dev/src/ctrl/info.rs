@@ -188,8 +188,8 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// The other VALE requests: names without the VALE prefix get the kernel's EINVAL,
-    /// the rest EOPNOTSUPP until VALE switches exist.
+    /// The other VALE requests: names without the VALE prefix get the kernel's EINVAL;
+    /// PORT_HDR_SET is answered here, the rest in vale.rs.
     pub(crate) fn req_vale_other(&self, req: &mut Request) -> Result<(), Errno> {
         let t = req.hdr.nr_reqtype;
         let vale_named = matches!(
@@ -203,15 +203,8 @@ impl ControlPlane {
             return Err(einval("VALE request on a name without the vale prefix"));
         }
         match t {
-            abi::NETMAP_REQ_VALE_DELIF => {
-                tracing::debug!(name = %req.name, "VALE_DELIF: no such interface");
-                Err(Errno(libc::ENXIO))
-            }
             abi::NETMAP_REQ_PORT_HDR_SET => self.req_port_hdr_set(req),
-            _ => {
-                tracing::warn!(reqtype = t, name = %req.name, "VALE requests are not implemented yet");
-                Err(Errno(libc::EOPNOTSUPP))
-            }
+            _ => self.req_vale_manage(req),
         }
     }
 

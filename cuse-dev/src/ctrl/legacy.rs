@@ -29,14 +29,7 @@ impl ControlPlane {
             abi::NETMAP_PT_HOST_CREATE | abi::NETMAP_PT_HOST_DELETE => Err(Errno(libc::ENOMEM)),
             abi::NETMAP_BDG_REGOPS | abi::NETMAP_BDG_LIST => Err(Errno(libc::EINVAL)),
             c if c > abi::NETMAP_VNET_HDR_GET => Err(Errno(libc::EINVAL)),
-            c => {
-                tracing::warn!(
-                    fd,
-                    nr_cmd = c,
-                    "legacy VALE commands are not implemented yet"
-                );
-                Err(Errno(libc::EOPNOTSUPP))
-            }
+            _ => self.legacy_vale(r, &name),
         }
     }
 

@@ -11,11 +11,13 @@
 
 mod info;
 mod legacy;
+mod monitor;
 mod nmreq;
 mod poll;
 mod register;
 pub(crate) mod sys;
 mod usermem;
+mod vale;
 
 pub use nmreq::{nmreq_user_regions, UserRegion};
 pub use usermem::{NoMemory, ProcessMemory, UserMemory};
@@ -129,6 +131,10 @@ pub(crate) struct State {
     /// VALE switches by slot (netmap's bridge index, reported by VALE_LIST).
     pub switches: [Option<(String, u64)>; MAX_SWITCHES],
     pub fds: HashMap<FdId, FdState>,
+    /// Persistent VALE ports and NICs attached to switches.
+    pub vale: vale::ValeState,
+    /// Which monitor ports watch which port.
+    pub monitors: monitor::Monitors,
     next_fd: FdId,
     next_adapter: u64,
 }
@@ -173,6 +179,7 @@ impl State {
             return;
         }
         let keep = self.keep_set(mem, Some(id));
+        self.monitors.adapter_gone(id);
         if let Some(mut slot) = self.adapters.remove(&id) {
             // Closing a port's sockets (krings_delete) also removes them from epoll.
             slot.watched.clear();
@@ -359,6 +366,9 @@ pub struct ControlPlane {
     /// Readiness of kernel-fed ports' descriptors (see [`ControlPlane::start_event_thread`]).
     events: sys::Epoll,
     state: Mutex<State>,
+    /// The `Arc` this control plane lives in, once known (see
+    /// [`ControlPlane::enable_workers`]): threads of NICs attached to VALE switches use it.
+    me: std::sync::OnceLock<std::sync::Weak<ControlPlane>>,
 }
 
 impl ControlPlane {
@@ -400,6 +410,7 @@ impl ControlPlane {
             cfg: *cfg,
             region,
             events: sys::Epoll::new().map_err(netmap_pool::RegionError::from)?,
+            me: std::sync::OnceLock::new(),
             state: Mutex::new(State {
                 alloc,
                 adapters: HashMap::new(),
@@ -407,6 +418,8 @@ impl ControlPlane {
                 nics: HashMap::new(),
                 switches: Default::default(),
                 fds: HashMap::new(),
+                vale: vale::ValeState::default(),
+                monitors: monitor::Monitors::default(),
                 next_fd: 0,
                 next_adapter: 0,
             }),
@@ -441,6 +454,7 @@ impl ControlPlane {
     pub fn start_event_thread(
         self: &std::sync::Arc<Self>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        self.enable_workers();
         let weak = std::sync::Arc::downgrade(self);
         std::thread::Builder::new()
             .name("port-events".into())

@@ -24,7 +24,11 @@ fn sync_one(
         total: st.alloc.buf_pool.objtotal(),
         size: st.alloc.buf_size(),
     };
+    let watched = st.monitors.watched(b.adapter, b.ep);
     let slot = st.adapters.get_mut(&b.adapter)?;
+    let mark = watched
+        .then(|| super::monitor::mark(slot.ad.as_ref(), b.ep, d, i))
+        .flatten();
     let r = match sync_ring(slot.ad.as_mut(), b.ep, d, i, mem, lim) {
         Ok(r) => r,
         Err(e) => {
@@ -37,6 +41,9 @@ fn sync_one(
             });
         }
     };
+    if let Some(old) = mark {
+        super::monitor::feed(st, b.adapter, b.ep, d, i, old, mem, wakers);
+    }
     st.collect_wakers(b.adapter, r.wake, wakers);
     Some(r)
 }

@@ -55,16 +55,16 @@ pub(crate) fn lookup(
     reg: &NmreqRegister,
     create: bool,
 ) -> Result<(u64, usize, bool), Errno> {
-    if reg.nr_flags & (abi::NR_MONITOR_TX | abi::NR_MONITOR_RX | abi::NR_ZCOPY_MON) != 0 {
-        tracing::warn!(name, "monitor ports are not implemented yet");
-        return Err(Errno(libc::EOPNOTSUPP));
+    if reg.nr_flags & super::monitor::MONITOR_FLAGS != 0 {
+        // A new monitor of an existing, registered port (§10.5).
+        return super::monitor::lookup_monitor(st, nic, name, reg);
     }
+    // NICs attached to a switch (and their pipes) belong to the daemon (§10.3).
+    super::vale::check_not_attached(st, name)?;
     if let Some(parsed) = parse_pipe_name(name) {
+        // The parent (a NIC, a VALE port, or nothing) only provides a name here: the
+        // pair has its own rings, with DEFAULT_PIPE_SLOTS when the request says 0.
         let (parent, master, id) = parsed?;
-        if parent.starts_with("val") {
-            tracing::warn!(name, "pipes of VALE ports are not implemented yet");
-            return Err(Errno(libc::EOPNOTSUPP));
-        }
         let ep = if master { 0 } else { 1 };
         if let Some(&aid) = st.pipes.get(parent).and_then(|m| m.get(id)) {
             return Ok((aid, ep, false));
@@ -90,6 +90,9 @@ pub(crate) fn lookup(
     }
     if name.starts_with("val") {
         return lookup_vale(st, name, reg, create);
+    }
+    if let Some(found) = super::vale::lookup_persistent(st, name) {
+        return found;
     }
     if let Some(&aid) = st.nics.get(name) {
         return Ok((aid, 0, false));
@@ -152,7 +155,8 @@ fn lookup_vale(
     if let Some(ep) = sw_ad.find_port(port) {
         return Ok((aid, ep, false));
     }
-    if create && interface_exists(port) {
+    // A persistent port not attached here stands for a kernel netdev (vale.rs).
+    if create && (interface_exists(port) || st.vale.persistent.contains_key(port)) {
         tracing::info!(
             name,
             "an interface not attached to the switch (attach it with vale-ctl -a)"
@@ -349,6 +353,9 @@ pub(crate) fn unbind(
         }
         ep.users = ep.users.saturating_sub(1);
         let ep_idle = ep.users == 0;
+        if ep_idle {
+            st.monitors.parent_released(b.adapter, b.ep);
+        }
         // The peer of a closing pipe end may be waiting for slots that will now never
         // be released; wake everyone on the adapter so they re-evaluate.
         let wake_all = netmap_netif::Wake::one(0, Dir::Tx).with(1, Dir::Tx);
@@ -525,13 +532,17 @@ impl ControlPlane {
             unbind(st, &b, fd, mem, wakers);
             return Err(Errno(libc::EOPNOTSUPP));
         }
+        // As the kernel, a zero-copy monitor request reports both directions (§5.1).
+        if reg.nr_mode != abi::NR_REG_NULL && reg.nr_flags & abi::NR_ZCOPY_MON != 0 {
+            reg.nr_flags |= abi::NR_MONITOR_TX | abi::NR_MONITOR_RX;
+        }
         Ok(())
     }
 
     /// Everything from ring selection to the reply fields; on error nothing of the
     /// descriptor's stays allocated (the caller drops a port created for it).
     #[allow(clippy::too_many_arguments)]
-    fn bind_new(
+    pub(crate) fn bind_new(
         &self,
         st: &mut State,
         fd: FdId,
@@ -568,7 +579,10 @@ impl ControlPlane {
                 reg.nr_mode
             }
             // VALE ports have no host rings: SW/NIC_SW/ONE_SW fail in interp_ringid.
-            netmap_netif::PortKind::Nic | netmap_netif::PortKind::Vale => reg.nr_mode,
+            // Monitors have no host rings either (SW modes fail the same way).
+            netmap_netif::PortKind::Nic
+            | netmap_netif::PortKind::Vale
+            | netmap_netif::PortKind::Monitor => reg.nr_mode,
         };
         let (tx, rx) = if both_only {
             (0..0, 0..0)

@@ -1511,3 +1511,331 @@ fn scribbled_foreign_buffer_index_is_not_freed_at_teardown() {
     let after = cp.pool_counts();
     assert!(after.buf_free <= before.buf_free);
 }
+
+// ---------------------------------------------------------------------------------
+// Monitor ports (§10.5)
+// ---------------------------------------------------------------------------------
+
+const MON_TX: u64 = netmap_abi::NR_MONITOR_TX;
+const MON_RX: u64 = netmap_abi::NR_MONITOR_RX;
+const TXMON: u16 = netmap_abi::NS_TXMON;
+
+/// Client side of an RX ring: rxsync, take every visible slot (payload, flags),
+/// release them.
+fn take_rx(cp: &ControlPlane, fd: FdId, r: Ring) -> Vec<(Vec<u8>, u16)> {
+    rxsync(cp, fd);
+    let n = r.num_slots();
+    let (mut k, t) = (r.head(), r.tail());
+    let mut out = Vec::new();
+    while k != t {
+        let s = r.slot(k);
+        out.push((r.read_buf(s.buf_idx, s.len.into()), s.flags));
+        k = (k + 1) % n;
+    }
+    r.advance(k);
+    rxsync(cp, fd);
+    out
+}
+
+fn send_pkts(cp: &ControlPlane, fd: FdId, t: Ring, pkts: &[Vec<u8>]) {
+    t.fill(&pkts.iter().map(|p| (p.as_slice(), 0)).collect::<Vec<_>>());
+    txsync(cp, fd);
+}
+
+fn flagged(pkts: &[Vec<u8>], flags: u16) -> Vec<(Vec<u8>, u16)> {
+    pkts.iter().map(|p| (p.clone(), flags)).collect()
+}
+
+#[test]
+fn tx_monitor_of_a_pipe_master_sees_exactly_what_it_sends() {
+    let cp = new_cp();
+    let um = FakeMem::new();
+    let before = cp.pool_counts();
+    let (m, mc, s, sc) = pipe_pair(&cp, &um, "m", 0);
+    let (mon, mr) = open_reg(&cp, &um, "m{1", &pipe_req(MON_TX, 0));
+    assert_eq!(mr.nr_flags, MON_TX, "flags echoed unchanged");
+    assert_eq!((mr.nr_tx_rings, mr.nr_rx_rings), (1, 1));
+    assert_eq!((mr.nr_tx_slots, mr.nr_rx_slots), (SLOTS, SLOTS));
+    assert_eq!(mr.nr_mem_id, 1);
+    let moc = Client::new(&cp, &mr);
+    let name = moc.nifp().ni_name;
+    let name = std::ffi::CStr::from_bytes_until_nul(&name).unwrap();
+    assert_eq!(name.to_str().unwrap(), "m{1/t#0");
+    let mrx = moc.rx(0);
+
+    let pkts: Vec<Vec<u8>> = (0..3).map(payload).collect();
+    send_pkts(&cp, m, mc.tx(0), &pkts);
+    assert_eq!(take_rx(&cp, mon, mrx), flagged(&pkts, TXMON));
+    assert_eq!(take_rx(&cp, s, sc.rx(0)), flagged(&pkts, 0));
+    // What the master receives is not its TX: a /t monitor ignores it.
+    send_pkts(&cp, s, sc.tx(0), &[b"from the slave".to_vec()]);
+    assert_eq!(take_rx(&cp, m, mc.rx(0)).len(), 1);
+    assert!(take_rx(&cp, mon, mrx).is_empty());
+    // More than the ring holds over several rounds, with wrap-around.
+    txsync(&cp, m);
+    for round in 0..4 {
+        let pkts: Vec<Vec<u8>> = (0..5).map(|i| payload(round * 10 + i)).collect();
+        send_pkts(&cp, m, mc.tx(0), &pkts);
+        assert_eq!(
+            take_rx(&cp, mon, mrx),
+            flagged(&pkts, TXMON),
+            "round {round}"
+        );
+        assert_eq!(take_rx(&cp, s, sc.rx(0)).len(), 5);
+        txsync(&cp, m);
+    }
+    assert!(cp.status().contains("kind=Monitor"), "{}", cp.status());
+    for fd in [mon, m, s] {
+        cp.release(fd);
+    }
+    assert_eq!(cp.pool_counts(), before);
+    assert!(cp.status().contains("ports=0\n"), "{}", cp.status());
+}
+
+#[test]
+fn rx_monitor_of_a_pipe_slave_sees_exactly_what_it_receives() {
+    let cp = new_cp();
+    let um = FakeMem::new();
+    let before = cp.pool_counts();
+    let (m, mc, s, sc) = pipe_pair(&cp, &um, "r", 0);
+    let (mon, mr) = open_reg(&cp, &um, "r}1", &pipe_req(MON_RX, 0));
+    let mrx = Client::new(&cp, &mr).rx(0);
+    let pkts: Vec<Vec<u8>> = (0..4).map(payload).collect();
+    send_pkts(&cp, m, mc.tx(0), &pkts);
+    assert!(
+        take_rx(&cp, mon, mrx).is_empty(),
+        "nothing before the slave's rxsync"
+    );
+    assert_eq!(take_rx(&cp, s, sc.rx(0)), flagged(&pkts, 0));
+    assert_eq!(take_rx(&cp, mon, mrx), flagged(&pkts, 0));
+    // The slave's own TX is not RX.
+    send_pkts(&cp, s, sc.tx(0), &[b"slave tx".to_vec()]);
+    assert!(take_rx(&cp, mon, mrx).is_empty());
+    // A waiting monitor poller is woken by the parent's rxsync.
+    let (count, w) = waker();
+    assert_eq!(cp.poll(mon, POLLIN, Some(w)), 0);
+    send_pkts(&cp, m, mc.tx(0), &[payload(9)]);
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        0,
+        "not visible to the slave yet"
+    );
+    assert_eq!(cp.poll(s, POLLIN, None), POLLIN);
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "the slave's rxsync wakes it"
+    );
+    assert_eq!(cp.poll(mon, POLLIN, None), POLLIN);
+    assert_eq!(take_rx(&cp, mon, mrx), flagged(&[payload(9)], 0));
+    for fd in [m, s, mon] {
+        cp.release(fd);
+    }
+    assert_eq!(cp.pool_counts(), before);
+}
+
+#[test]
+fn rt_and_z_monitors_see_both_directions() {
+    let cp = new_cp();
+    let um = FakeMem::new();
+    let before = cp.pool_counts();
+    let (m, mc, s, sc) = pipe_pair(&cp, &um, "b", 0);
+    let (rt, rtr) = open_reg(&cp, &um, "b{1", &pipe_req(MON_TX | MON_RX, 0));
+    let zreq = pipe_req(netmap_abi::NR_ZCOPY_MON, 0);
+    let (z, zr) = open_reg(&cp, &um, "b{1", &zreq);
+    assert_eq!(
+        zr.nr_flags,
+        netmap_abi::NR_ZCOPY_MON | MON_TX | MON_RX,
+        "ZCOPY reports both directions"
+    );
+    let name = Client::new(&cp, &zr).nifp().ni_name;
+    let name = std::ffi::CStr::from_bytes_until_nul(&name).unwrap();
+    assert_eq!(name.to_str().unwrap(), "b{1/zrt#1");
+    let (rtrx, zrx) = (Client::new(&cp, &rtr).rx(0), Client::new(&cp, &zr).rx(0));
+    let out: Vec<Vec<u8>> = (0..2).map(payload).collect();
+    send_pkts(&cp, m, mc.tx(0), &out);
+    let back = vec![b"reply one".to_vec(), b"reply two, longer".to_vec()];
+    send_pkts(&cp, s, sc.tx(0), &back);
+    assert_eq!(take_rx(&cp, m, mc.rx(0)), flagged(&back, 0));
+    let mut want = flagged(&out, TXMON);
+    want.extend(flagged(&back, 0));
+    assert_eq!(take_rx(&cp, rt, rtrx), want);
+    assert_eq!(take_rx(&cp, z, zrx), want);
+    // A chain of fragments arrives whole, with its NS_MOREFRAG marks.
+    mc.tx(0)
+        .fill(&[(b"f0", netmap_abi::NS_MOREFRAG), (b"f1", 0)]);
+    txsync(&cp, m);
+    assert_eq!(
+        take_rx(&cp, rt, rtrx),
+        vec![
+            (b"f0".to_vec(), TXMON | netmap_abi::NS_MOREFRAG),
+            (b"f1".to_vec(), TXMON)
+        ]
+    );
+    for fd in [z, rt, m, s] {
+        cp.release(fd);
+    }
+    assert_eq!(cp.pool_counts(), before);
+}
+
+#[test]
+fn monitor_ring_selection_picks_the_parent_ring() {
+    let cp = new_cp();
+    let um = FakeMem::new();
+    let two = NmreqRegister {
+        nr_tx_rings: 2,
+        nr_rx_rings: 2,
+        ..pipe_req(0, 0)
+    };
+    let (m, mr) = open_reg(&cp, &um, "two{1", &two);
+    let (s, _) = open_reg(&cp, &um, "two}1", &two);
+    let mc = Client::new(&cp, &mr);
+    let one = NmreqRegister {
+        nr_mode: netmap_abi::NR_REG_ONE_NIC,
+        nr_ringid: 1,
+        ..pipe_req(MON_TX, 0)
+    };
+    let (mon, monr) = open_reg(&cp, &um, "two{1", &one);
+    assert_eq!((monr.nr_tx_rings, monr.nr_rx_rings), (1, 2));
+    let moc = Client::new(&cp, &monr);
+    assert_eq!(moc.ring_ofs(2), 0, "monitor RX ring 0 not bound");
+    // Ring 0 traffic is not watched; ring 1 lands in monitor RX ring 1.
+    let (m0, _) = open_reg(
+        &cp,
+        &um,
+        "two{1",
+        &NmreqRegister {
+            nr_mode: netmap_abi::NR_REG_ONE_NIC,
+            nr_ringid: 0,
+            ..pipe_req(0, 0)
+        },
+    );
+    send_pkts(&cp, m0, mc.tx(0), &[payload(0)]);
+    let (m1, _) = open_reg(
+        &cp,
+        &um,
+        "two{1",
+        &NmreqRegister {
+            nr_mode: netmap_abi::NR_REG_ONE_NIC,
+            nr_ringid: 1,
+            ..pipe_req(0, 0)
+        },
+    );
+    send_pkts(&cp, m1, mc.tx(1), &[payload(1)]);
+    assert_eq!(take_rx(&cp, mon, moc.rx(1)), flagged(&[payload(1)], TXMON));
+    for fd in [mon, m0, m1, m, s] {
+        cp.release(fd);
+    }
+}
+
+#[test]
+fn monitor_of_an_unregistered_port_is_einval() {
+    let cp = new_cp();
+    let um = FakeMem::new();
+    let before = cp.pool_counts();
+    let fd = cp.open();
+    // A malformed VALE name fails as in the kernel's parent lookup.
+    assert_eq!(
+        register(&cp, &um, fd, "vale0:", &pipe_req(MON_RX, 0)),
+        Err(Errno(libc::ENOMEM))
+    );
+    for name in ["none{1", "none}1", "vale0:nobody", "x}"] {
+        assert_eq!(
+            register(&cp, &um, fd, name, &pipe_req(MON_RX, 0)),
+            Err(EINVAL),
+            "{name}"
+        );
+    }
+    // One end of a pair open: the other end is not registered.
+    let (m, _) = open_reg(&cp, &um, "half{1", &pipe_req(0, 0));
+    assert_eq!(
+        register(&cp, &um, fd, "half}1", &pipe_req(MON_TX, 0)),
+        Err(EINVAL)
+    );
+    // A host interface that does not exist stays ENXIO.
+    assert_eq!(
+        register(&cp, &um, fd, "nosuchif0", &pipe_req(MON_TX, 0)),
+        Err(ENXIO)
+    );
+    // A bad ring selection on the parent.
+    let bad = NmreqRegister {
+        nr_mode: netmap_abi::NR_REG_ONE_NIC,
+        nr_ringid: 5,
+        ..pipe_req(MON_TX, 0)
+    };
+    assert_eq!(register(&cp, &um, fd, "half{1", &bad), Err(EINVAL));
+    assert_unregistered(&cp, fd);
+    cp.release(m);
+    // The failed attempts left nothing behind; the descriptor is still usable.
+    assert_eq!(cp.pool_counts(), before);
+    assert!(cp.status().contains("ports=0\n"), "{}", cp.status());
+    cp.release(fd);
+}
+
+#[test]
+fn closing_the_parent_under_an_open_monitor() {
+    let cp = new_cp();
+    let um = FakeMem::new();
+    let before = cp.pool_counts();
+    let (m, mc, s, _sc) = pipe_pair(&cp, &um, "gone", 0);
+    let (mon, mr) = open_reg(&cp, &um, "gone{1", &pipe_req(MON_TX | MON_RX, 0));
+    let mrx = Client::new(&cp, &mr).rx(0);
+    send_pkts(&cp, m, mc.tx(0), &[payload(0), payload(1)]);
+    let (count, w) = waker();
+    assert_eq!(cp.poll(mon, POLLIN, Some(w)), POLLIN, "copies pending");
+    drop(count);
+    cp.release(m);
+    cp.release(s);
+    // The copies made before stay readable; nothing new ever arrives.
+    assert_eq!(take_rx(&cp, mon, mrx).len(), 2);
+    let (count, w) = waker();
+    assert_eq!(cp.poll(mon, POLLIN, Some(w)), 0);
+    // A new pair of the same name is not watched by the old monitor.
+    let (m2, mc2, s2, _) = pipe_pair(&cp, &um, "gone", 0);
+    send_pkts(&cp, m2, mc2.tx(0), &[payload(7)]);
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    assert!(take_rx(&cp, mon, mrx).is_empty());
+    txsync(&cp, mon);
+    cp.release(m2);
+    cp.release(s2);
+    // Monitor closed first, parent later: also clean.
+    let (m3, mc3, s3, _) = pipe_pair(&cp, &um, "gone", 0);
+    let (mon2, _) = open_reg(&cp, &um, "gone}1", &pipe_req(MON_RX, 0));
+    cp.release(mon2);
+    send_pkts(&cp, m3, mc3.tx(0), &[payload(8)]);
+    cp.release(mon);
+    cp.release(m3);
+    cp.release(s3);
+    assert_eq!(cp.pool_counts(), before);
+    assert!(cp.status().contains("ports=0\n"), "{}", cp.status());
+}
+
+#[path = "vale_tests.rs"]
+mod vale_tests;
+
+#[test]
+fn monitors_of_vale_ports() {
+    let cp = new_cp();
+    let um = FakeMem::new();
+    let before = cp.pool_counts();
+    let (a, ar) = open_reg(&cp, &um, "vale9:a", &pipe_req(0, 0));
+    let (b, br) = open_reg(&cp, &um, "vale9:b", &pipe_req(0, 0));
+    let (ta, tar) = open_reg(&cp, &um, "vale9:a", &pipe_req(MON_TX, 0));
+    let (rb, rbr) = open_reg(&cp, &um, "vale9:b", &pipe_req(MON_RX, 0));
+    let (ac, bc) = (Client::new(&cp, &ar), Client::new(&cp, &br));
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    frame.extend_from_slice(b"broadcast payload");
+    send_pkts(&cp, a, ac.tx(0), std::slice::from_ref(&frame));
+    let tx_seen = take_rx(&cp, ta, Client::new(&cp, &tar).rx(0));
+    assert_eq!(tx_seen, flagged(std::slice::from_ref(&frame), TXMON));
+    let rbrx = Client::new(&cp, &rbr).rx(0);
+    assert!(take_rx(&cp, rb, rbrx).is_empty(), "b has not rxsynced yet");
+    assert_eq!(take_rx(&cp, b, bc.rx(0)).len(), 1);
+    assert_eq!(take_rx(&cp, rb, rbrx), flagged(&[frame], 0));
+    for fd in [a, ta, b, rb] {
+        cp.release(fd);
+    }
+    assert_eq!(cp.pool_counts(), before);
+    assert!(cp.status().contains("ports=0\n"), "{}", cp.status());
+}

@@ -16,6 +16,7 @@
 //! emulated).
 
 mod forward;
+mod persistent;
 pub mod switch;
 #[cfg(test)]
 mod tests;
@@ -255,7 +256,8 @@ impl ValeSwitch {
 
     /// Frees the slot of a port that has no users and no rings (e.g. created by
     /// [`ValeSwitch::port`] for a REGISTER that then failed, or a detached persistent
-    /// port). `Busy` while it has users or rings.
+    /// port). `Busy` while it has users or rings, or while it is persistent (clear
+    /// that first with [`ValeSwitch::set_persistent`]).
     pub fn remove_port(&mut self, ep: usize) -> Result<(), NetifError> {
         let e = self
             .eps
@@ -263,6 +265,12 @@ impl ValeSwitch {
             .filter(|_| self.ports[ep].in_use)
             .ok_or_else(|| no_port("VALE port slot"))?;
         let has_mem = e.tx.iter().chain(e.rx.iter()).any(|k| k.ring_off.is_some());
+        if self.ports[ep].persistent {
+            return Err(NetifError::Busy(format!(
+                "VALE port {} is persistent",
+                e.name
+            )));
+        }
         if e.users > 0 || has_mem {
             return Err(NetifError::Busy(format!("VALE port {} in use", e.name)));
         }
@@ -438,6 +446,11 @@ impl Adapter for ValeSwitch {
         k.hwcur = head;
         k.hwtail = fill;
         Ok(Wake::none())
+    }
+
+    /// A switch with a persistent port lives on without users.
+    fn in_use(&self) -> bool {
+        self.eps.iter().any(|e| e.users > 0) || self.has_persistent()
     }
 
     /// Totals over all ports ([`ValeSwitch::port_stats`] has them per port).

@@ -552,8 +552,23 @@ fn persistent_port_keeps_its_slot() {
     env.close(&mut sw, p);
     env.close(&mut sw, a);
     assert_eq!(env.counts(), base);
+    assert!(
+        sw.remove_port(p).is_err(),
+        "persistent ports are not removed"
+    );
+    sw.set_persistent(p, false).unwrap();
     sw.remove_port(p).unwrap();
     assert!(sw.list().is_empty());
+}
+
+#[test]
+fn standalone_persistent_port() {
+    let sw = ValeSwitch::standalone("per0", PortCounts::default(), 4096).unwrap();
+    assert_eq!(sw.endpoints()[0].name, "per0");
+    assert_eq!(sw.endpoints()[0].counts.tx_slots, 1024);
+    assert_eq!(sw.endpoints()[0].counts.rx_rings, 1);
+    assert!(sw.is_persistent(0) && sw.in_use());
+    assert!(ValeSwitch::standalone("0123456789abcdef", PortCounts::default(), 4096).is_err());
 }
 
 #[test]
