@@ -78,6 +78,66 @@ impl Endpoint {
         }
     }
 
+    /// Gives every ring of the endpoint a ring object and fresh buffers, written as
+    /// netmap presents a new ring (TX: head 0, tail N-1; RX: empty), RX rings first as
+    /// the kernel allocates them. All or nothing: on error nothing stays taken.
+    pub fn create_rings(
+        &mut self,
+        alloc: &mut MemAllocator,
+        mem: SharedMem,
+    ) -> Result<(), NetifError> {
+        let pool_offset = alloc.buf_pool.offset();
+        let buf_size = alloc.buf_size();
+        let mut taken = Taken::new(alloc);
+        let mut placed = Vec::new();
+        for d in [Dir::Rx, Dir::Tx] {
+            for (i, k) in self.krings(d).iter().enumerate() {
+                let off = taken.ring()?;
+                let bufs = taken.bufs(k.num_slots as usize)?;
+                let tail = match d {
+                    Dir::Tx => k.num_slots.saturating_sub(1),
+                    Dir::Rx => 0,
+                };
+                RingView::new(mem, off, k.num_slots).init(
+                    pool_offset,
+                    buf_size,
+                    k.id as u16,
+                    d.ring_dir(),
+                    0,
+                    tail,
+                    &bufs,
+                )?;
+                placed.push((d, i, off));
+            }
+        }
+        taken.commit();
+        for (d, i, off) in placed {
+            let k = &mut self.krings_mut(d)[i];
+            k.reset_indices();
+            k.ring_off = Some(off);
+        }
+        Ok(())
+    }
+
+    /// Returns the buffer of every slot (except those in `keep`, see [`buf_free_checked`])
+    /// and every ring object to the pool, and resets the krings to a fresh state.
+    pub fn delete_rings(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
+        for d in Dir::BOTH {
+            for k in self.krings_mut(d) {
+                if let Ok(v) = view(mem, k) {
+                    for s in 0..k.num_slots {
+                        match v.slot_buf_idx(s) {
+                            Ok(idx) => buf_free_checked(alloc, keep, idx),
+                            Err(e) => tracing::error!(%e, "reading a slot at teardown"),
+                        }
+                    }
+                }
+                ring_free(alloc, k);
+                k.reset_indices();
+            }
+        }
+    }
+
     /// True when every ring of the endpoint is materialised in the region.
     pub fn has_rings(&self) -> bool {
         self.tx

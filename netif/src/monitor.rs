@@ -33,10 +33,7 @@
 //!   with `/rt`;
 //! * host rings are not monitored (the monitor has none).
 
-use crate::adapter::{
-    buf_free_checked, ring_free, view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Taken,
-    Wake,
-};
+use crate::adapter::{view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
 use crate::kring::Dir;
 use crate::ringmem::RingView;
 use crate::vale::{BufGeom, MAX_FRAGS};
@@ -342,34 +339,7 @@ impl Adapter for MonitorPort {
             size: alloc.buf_size(),
             total: alloc.buf_pool.objtotal(),
         };
-        let mut taken = Taken::new(alloc);
-        let mut placed = Vec::new();
-        for d in Dir::BOTH {
-            for k in self.eps[0].krings(d) {
-                let off = taken.ring()?;
-                let bufs = taken.bufs(k.num_slots as usize)?;
-                let tail = match d {
-                    Dir::Tx => k.num_slots.saturating_sub(1),
-                    Dir::Rx => 0,
-                };
-                RingView::new(mem, off, k.num_slots).init(
-                    geom.pool_offset,
-                    geom.size,
-                    k.id as u16,
-                    d.ring_dir(),
-                    0,
-                    tail,
-                    &bufs,
-                )?;
-                placed.push((d, k.id as usize, off));
-            }
-        }
-        taken.commit();
-        for (d, i, off) in placed {
-            let k = &mut self.eps[0].krings_mut(d)[i];
-            k.reset_indices();
-            k.ring_off = Some(off);
-        }
+        self.eps[0].create_rings(alloc, mem)?;
         self.fill.iter_mut().for_each(|f| *f = 0);
         for s in self.staged.iter_mut().flatten() {
             *s = Staged::default();
@@ -379,19 +349,7 @@ impl Adapter for MonitorPort {
     }
 
     fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
-        for d in Dir::BOTH {
-            for k in self.eps[0].krings_mut(d) {
-                if let Ok(v) = view(mem, k) {
-                    for s in 0..k.num_slots {
-                        if let Ok(idx) = v.slot_buf_idx(s) {
-                            buf_free_checked(alloc, keep, idx);
-                        }
-                    }
-                }
-                ring_free(alloc, k);
-                k.reset_indices();
-            }
-        }
+        self.eps[0].delete_rings(alloc, mem, keep);
         self.geom = None;
     }
 

@@ -38,10 +38,7 @@ mod socket;
 mod tests;
 pub mod tx;
 
-use crate::adapter::{
-    buf_free_checked, ring_free, view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Taken,
-    Wake,
-};
+use crate::adapter::{view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
 use crate::kring::{Dir, Kring};
 use crate::NetifError;
 pub use ifinfo::IfInfo;
@@ -396,34 +393,7 @@ impl Adapter for AfPacketPort {
             total: alloc.buf_pool.objtotal(),
         };
         let rings = self.open_sockets(&info, geom)?;
-        let mut taken = Taken::new(alloc);
-        let mut placed = Vec::new();
-        for d in [Dir::Rx, Dir::Tx] {
-            for k in self.eps[0].krings(d) {
-                let off = taken.ring()?;
-                let bufs = taken.bufs(k.num_slots as usize)?;
-                let tail = match d {
-                    Dir::Tx => k.num_slots - 1,
-                    Dir::Rx => 0,
-                };
-                crate::RingView::new(mem, off, k.num_slots).init(
-                    geom.pool_offset,
-                    geom.size,
-                    k.id as u16,
-                    d.ring_dir(),
-                    0,
-                    tail,
-                    &bufs,
-                )?;
-                placed.push((d, k.id as usize, off));
-            }
-        }
-        taken.commit();
-        for (d, i, off) in placed {
-            let k = &mut self.eps[0].krings_mut(d)[i];
-            k.reset_indices();
-            k.ring_off = Some(off);
-        }
+        self.eps[0].create_rings(alloc, mem)?;
         self.info = info;
         self.rings = Some(rings);
         self.gone = false;
@@ -438,18 +408,7 @@ impl Adapter for AfPacketPort {
             self.harvest_kernel_drops(&r);
             drop(r);
         }
-        for d in Dir::BOTH {
-            for k in self.eps[0].krings_mut(d) {
-                if let Ok(v) = view(mem, k) {
-                    for s in 0..k.num_slots {
-                        if let Ok(idx) = v.slot_buf_idx(s) {
-                            buf_free_checked(alloc, keep, idx);
-                        }
-                    }
-                }
-                ring_free(alloc, k);
-            }
-        }
+        self.eps[0].delete_rings(alloc, mem, keep);
     }
 
     fn txsync(

@@ -23,11 +23,7 @@ mod tests;
 
 pub use switch::{parse_vale_name, LearnTable};
 
-use crate::adapter::{
-    buf_free_checked, ring_free, view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Taken,
-    Wake,
-};
-use crate::kring::Dir;
+use crate::adapter::{Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
 use crate::NetifError;
 use netmap_pool::{MemAllocator, PoolError, SharedMem};
 
@@ -300,20 +296,7 @@ impl ValeSwitch {
         let Some(e) = self.eps.get_mut(ep) else {
             return;
         };
-        for d in Dir::BOTH {
-            for k in e.krings_mut(d) {
-                if let Ok(v) = view(mem, k) {
-                    for s in 0..k.num_slots {
-                        match v.slot_buf_idx(s) {
-                            Ok(idx) => buf_free_checked(alloc, keep, idx),
-                            Err(e) => tracing::error!(%e, "reading a VALE slot at teardown"),
-                        }
-                    }
-                }
-                ring_free(alloc, k);
-                k.reset_indices();
-            }
-        }
+        e.delete_rings(alloc, mem, keep);
         if let Some(p) = self.ports.get_mut(ep) {
             p.fill.iter_mut().for_each(|f| *f = 0);
         }
@@ -355,34 +338,7 @@ impl Adapter for ValeSwitch {
             return Ok(());
         }
         let geom = BufGeom::of(alloc);
-        let mut taken = Taken::new(alloc);
-        let mut placed = Vec::new();
-        for d in Dir::BOTH {
-            for k in self.eps[ep].krings(d) {
-                let off = taken.ring()?;
-                let bufs = taken.bufs(k.num_slots as usize)?;
-                let tail = match d {
-                    Dir::Tx => k.num_slots.saturating_sub(1),
-                    Dir::Rx => 0,
-                };
-                crate::RingView::new(mem, off, k.num_slots).init(
-                    geom.pool_offset,
-                    geom.size,
-                    k.id as u16,
-                    d.ring_dir(),
-                    0,
-                    tail,
-                    &bufs,
-                )?;
-                placed.push((d, k.id as usize, off));
-            }
-        }
-        taken.commit();
-        for (d, i, off) in placed {
-            let k = &mut self.eps[ep].krings_mut(d)[i];
-            k.reset_indices();
-            k.ring_off = Some(off);
-        }
+        self.eps[ep].create_rings(alloc, mem)?;
         self.ports[ep].fill.iter_mut().for_each(|f| *f = 0);
         self.geom = Some(geom);
         Ok(())

@@ -2,6 +2,8 @@
 //! [`RingView`], running the generic sync path like the control plane does.
 
 use super::*;
+use crate::adapter::view;
+use crate::kring::Dir;
 use crate::ringmem::RingView;
 use crate::sync::{rxsync_ring, txsync_ring, BufLimits};
 use netmap_abi::{NS_BUF_CHANGED, NS_INDIRECT, NS_MOREFRAG};
