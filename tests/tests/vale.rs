@@ -24,6 +24,8 @@ fn learning_and_flooding_across_three_ports() {
 fn persistent_port_with_vale_ctl_requests() {
     let script = r#"c="$1"
 x() { echo "+ $*"; "$c" vale-ctl "$@"; }
+# Frames sent before the receiver has registered are lost (as on a wire): wait for it.
+up() { i=0; until "$d" status | grep -q "^$1"; do i=$((i+1)); [ $i -gt 400 ] && { echo "receiver $1 never registered"; return 1; }; sleep 0.05; done; }
 x -n per0 || exit 1
 x -n per0 && exit 2
 x -a vale0:per0 || exit 3
@@ -79,6 +81,8 @@ fn veth_attached_to_a_switch() {
     let script = r#"set -u
 d="$1"; c="$2"; t=$(mktemp -d); N=3000
 x() { echo "+ $*"; "$c" vale-ctl "$@"; }
+# Frames sent before the receiver has registered are lost (as on a wire): wait for it.
+up() { i=0; until "$d" status | grep -q "^$1"; do i=$((i+1)); [ $i -gt 400 ] && { echo "receiver $1 never registered"; return 1; }; sleep 0.05; done; }
 "$d" status > "$t/st0"
 x -h vale0:vA || exit 1
 x -a vale0:vA && exit 2
@@ -93,12 +97,12 @@ x -P vale0:vA || exit 9
 x -P vale0:vA && exit 10
 else echo "polling checks skipped: one CPU"; fi
 "$c" pipe-rx --port vB --count $N --len 60 --ignore-foreign > "$t/rx1" 2>&1 & rx=$!
-sleep 1
+up "port=vB " || exit 19
 "$c" pipe-tx --port vale0:p --count $N --len 60 --burst 16 --rate 20000 || exit 11
 wait $rx || { cat "$t/rx1"; exit 12; }
 cat "$t/rx1"
 "$c" pipe-rx --port vale0:q --count $N --len 60 --ignore-foreign > "$t/rx2" 2>&1 & rx=$!
-sleep 1
+up "port=vale0:q " || exit 20
 "$c" pipe-tx --port vB --count $N --len 60 --burst 16 --rate 20000 || exit 13
 wait $rx || { cat "$t/rx2"; exit 14; }
 cat "$t/rx2"
