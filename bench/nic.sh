@@ -111,7 +111,8 @@ sleep 1
 # so that SIGINT makes netsniff-ng stop and print its statistics.
 perl -MPOSIX -e "sigprocmask(SIG_UNBLOCK, POSIX::SigSet->new(SIGINT, SIGTERM, SIGHUP)) or die; exec @ARGV or die" \
 	netsniff-ng --in vB --out /dev/null --silent -A -Q -N >"$L/b2.txt" 2>&1 & s=$!
-sleep 2
+i=0; until grep -q "Running" "$L/b2.txt"; do i=$((i+1)); [ $i -gt 200 ] && { cat "$L/b2.txt"; exit 19; }; sleep 0.05; done
+sleep 1
 b=$(stat vB rx_packets); t0=$(now)
 $TG >"$L/b2-tg.txt" 2>&1 || { cat "$L/b2-tg.txt"; exit 17; }
 t1=$(now); a=$(stat vB rx_packets)

@@ -274,7 +274,8 @@ impl HwTx {
         let mut total = 0usize;
         let mut ok = true;
         let mut truncated = false;
-        let mut chunk = [0u8; 2048];
+        // A small bounce buffer: zeroing it is paid per packet.
+        let mut chunk = [0u8; 256];
         let mut s = start;
         while s != end {
             let slot = rv.slot(s)?;
