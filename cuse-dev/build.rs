@@ -16,8 +16,13 @@ fn main() {
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
+    println!("cargo::rustc-check-cfg=cfg(netmapd_no_libfuse3)");
     let Some(libs) = pc(&["--libs", "fuse3"]) else {
-        panic!("{MISSING} (pkg-config could not find fuse3)");
+        // The FUSE front end needs no library; build without the CUSE one rather than
+        // fail on a fresh machine. CI installs libfuse3-dev and tests CUSE in a VM.
+        println!("cargo:warning={MISSING}; building WITHOUT the CUSE front end");
+        println!("cargo:rustc-cfg=netmapd_no_libfuse3");
+        return;
     };
     let cflags = pc(&["--cflags", "fuse3"]).unwrap_or_default();
     for tok in libs.split_whitespace() {

@@ -23,18 +23,25 @@
 //! hand in [`ffi`]; `build.rs` links it through pkg-config and checks the few struct
 //! offsets we use against the installed headers.
 
+#[cfg(not(netmapd_no_libfuse3))]
 mod ffi;
+#[cfg(not(netmapd_no_libfuse3))]
+mod session;
+#[cfg(not(netmapd_no_libfuse3))]
+pub use session::{start, CuseDevice};
+#[cfg(netmapd_no_libfuse3)]
+mod unavailable;
+#[cfg(netmapd_no_libfuse3)]
+pub use unavailable::{start, CuseDevice};
 pub mod retry;
 
-use crate::ctrl::{ControlPlane, PollWaker, ProcessMemory};
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[cfg(not(netmapd_no_libfuse3))]
 pub use ffi::PollHandle;
 
 /// Path of the CUSE control device.
@@ -51,6 +58,9 @@ pub enum CuseError {
     Session(io::Error),
     #[error("the kernel did not register the CUSE device {0:?} (no answer to CUSE_INIT)")]
     NotRegistered(String),
+    /// This build has no CUSE front end: libfuse3 was not found when it was compiled.
+    #[error("this netmapd was built without libfuse3: install libfuse3-dev and pkg-config, then rebuild")]
+    NotBuilt,
 }
 
 /// How the device is registered.
@@ -110,116 +120,4 @@ pub fn device_number(devname: &str) -> io::Result<(u32, u32)> {
             .map_err(|_| io::Error::other(format!("bad dev file {s:?}")))
     };
     Ok((p(a)?, p(b)?))
-}
-
-/// A registered device. Dropping it does not unregister the device: that happens when
-/// the process exits (and closes `/dev/cuse`); [`CuseDevice::stop`] stops serving.
-pub struct CuseDevice {
-    session: ffi::Session,
-    pub devname: String,
-    pub dev: (u32, u32),
-}
-
-impl CuseDevice {
-    pub fn stop(&self) {
-        self.session.exit();
-    }
-}
-
-/// Registers the netmap character device and serves it (at most once per process).
-pub fn start(
-    cp: Arc<ControlPlane>,
-    cuse: OwnedFd,
-    opts: &CuseOptions,
-) -> Result<CuseDevice, CuseError> {
-    if sysfs_dir(&opts.devname).exists() {
-        return Err(CuseError::Exists(opts.devname.clone()));
-    }
-    let (tx, rx) = mpsc::channel();
-    let h = Arc::new(NetmapCuse {
-        cp,
-        init_tx: Mutex::new(Some(tx)),
-    });
-    let session =
-        ffi::Session::start(h, cuse, &opts.devname, opts.threads).map_err(CuseError::Session)?;
-    let not_registered = || CuseError::NotRegistered(opts.devname.clone());
-    rx.recv_timeout(Duration::from_secs(5))
-        .map_err(|_| not_registered())?;
-    // init_done runs after the reply was written, whether or not the kernel accepted it.
-    let mut dev = None;
-    for _ in 0..50 {
-        if let Ok(d) = device_number(&opts.devname) {
-            dev = Some(d);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let dev = dev.ok_or_else(not_registered)?;
-    tracing::info!(
-        devname = %opts.devname,
-        major = dev.0,
-        minor = dev.1,
-        "CUSE device registered"
-    );
-    Ok(CuseDevice {
-        session,
-        devname: opts.devname.clone(),
-        dev,
-    })
-}
-
-/// The policy: CUSE requests as control-plane calls.
-struct NetmapCuse {
-    cp: Arc<ControlPlane>,
-    init_tx: Mutex<Option<mpsc::Sender<()>>>,
-}
-
-struct CuseWaker(PollHandle);
-
-impl PollWaker for CuseWaker {
-    fn wake(self: Box<Self>) {
-        self.0.notify();
-    }
-}
-
-impl ffi::Handler for NetmapCuse {
-    fn init_done(&self) {
-        if let Some(tx) = self
-            .init_tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            let _ = tx.send(());
-        }
-    }
-
-    fn open(&self) -> u64 {
-        let fd = self.cp.open();
-        tracing::debug!(fd, "open (CUSE)");
-        fd
-    }
-
-    fn release(&self, fh: u64) {
-        tracing::debug!(fd = fh, "release (CUSE)");
-        self.cp.release(fh);
-    }
-
-    fn ioctl(
-        &self,
-        pid: u32,
-        fh: u64,
-        cmd: u32,
-        arg: u64,
-        in_buf: &[u8],
-        out_size: usize,
-    ) -> retry::Step {
-        let caller = ProcessMemory::new(pid);
-        retry::step(self.cp.as_ref(), fh, cmd, arg, in_buf, out_size, &caller)
-    }
-
-    fn poll(&self, fh: u64, events: u32, ph: Option<PollHandle>) -> u32 {
-        let waker = ph.map(|p| Box::new(CuseWaker(p)) as Box<dyn PollWaker>);
-        self.cp.poll(fh, events, waker)
-    }
 }
