@@ -16,7 +16,10 @@
 //!   one PACKET_FANOUT group (QM if the device has several RX queues, else HASH).
 //!   rxsync copies retired blocks' frames into netmap buffers.
 //! * **hardware TX ring i** — [`tx::HwTx`]: a socket with a TPACKET_V2 TX ring and
-//!   PACKET_QDISC_BYPASS; txsync copies packets into frames and kicks once.
+//!   PACKET_QDISC_BYPASS; txsync copies packets into frames and asks the ring's
+//!   kicker thread for the `sendto` that transmits them (so transmission overlaps the
+//!   next batch); the kicker signals an eventfd after each kick and on later
+//!   completions.
 //! * **host RX ring (index R)** — [`rx::HostRx`]: a socket whose BPF filter passes
 //!   only frames the host stack sends through the interface (PACKET_OUTGOING, and not
 //!   carrying [`TX_MARK`], the SO_MARK of this port's own TX sockets).
@@ -24,7 +27,8 @@
 //!   AF_PACKET cannot inject into the host stack (see there why not transmit instead).
 //!
 //! The host stack stays attached: AF_PACKET taps the interface, it does not take it
-//! over. Readiness comes from the sockets ([`Adapter::event_fds`]), which the control
+//! over. Readiness comes from the RX sockets and the TX kickers' eventfds
+//! ([`Adapter::event_fds`]), which the control
 //! plane watches and turns into wake-ups; the syncs themselves never block.
 //!
 //! Link down or interface deleted: the failing system call (or, for an idle RX ring,
@@ -505,15 +509,17 @@ impl Adapter for AfPacketPort {
         ]
     }
 
-    /// RX sockets (hardware and host) wake RX pollers, TX sockets TX pollers.
+    /// RX sockets (hardware and host) wake RX pollers; the TX kickers' eventfds
+    /// (signalled after each kick and on later completions) wake TX pollers. The TX
+    /// sockets are not watched: they would wake the control plane for every frame.
     fn event_fds(&self) -> Vec<(std::os::fd::RawFd, usize, Dir)> {
         let Some(r) = &self.rings else {
             return Vec::new();
         };
         let rx = r.hw_rx.iter().map(|h| &h.sock).chain([&r.host_rx.sock]);
-        let tx = r.hw_tx.iter().map(|h| &h.sock);
+        let tx = r.hw_tx.iter().map(|h| (h.done_fd(), 0, Dir::Tx));
         rx.map(|s: &PacketSocket| (s.as_raw_fd(), 0, Dir::Rx))
-            .chain(tx.map(|s| (s.as_raw_fd(), 0, Dir::Tx)))
+            .chain(tx)
             .collect()
     }
 }

@@ -332,6 +332,10 @@ pub struct MmapRing {
 // SAFETY: the mapping is owned by this value alone and only reached through SharedMem
 // (volatile, bounds-checked); moving it to another thread changes nothing.
 unsafe impl Send for MmapRing {}
+// SAFETY: `&MmapRing` only hands out SharedMem (itself Sync): volatile, bounds-checked
+// accesses made for memory that another party (the kernel) writes concurrently, so
+// several threads using it at once is no different from the kernel doing so.
+unsafe impl Sync for MmapRing {}
 
 impl MmapRing {
     /// Bounds-checked volatile access to the ring (the kernel writes it concurrently).
@@ -353,6 +357,69 @@ impl Drop for MmapRing {
         if unsafe { libc::munmap(self.ptr.cast(), self.len) } != 0 {
             tracing::error!(err = %io::Error::last_os_error(), "munmap of a packet ring");
         }
+    }
+}
+
+/// A non-blocking, close-on-exec eventfd used as a doorbell: each
+/// [`EventFd::signal`] makes it readable (and wakes edge-triggered epoll watchers).
+#[derive(Debug)]
+pub struct EventFd {
+    fd: OwnedFd,
+}
+
+impl AsRawFd for EventFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl EventFd {
+    /// `eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)`.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall with constant arguments.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+        // SAFETY: fd was just returned by eventfd() and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Self { fd })
+    }
+
+    /// Adds 1 to the counter (EAGAIN only if it is about to overflow).
+    pub fn signal(&self) -> io::Result<()> {
+        let v: u64 = 1;
+        // SAFETY: v is a readable u64 of the 8 bytes passed, as eventfd requires.
+        let r = unsafe {
+            libc::write(
+                self.fd.as_raw_fd(),
+                (&v as *const u64).cast(),
+                size_of::<u64>(),
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads and resets the counter; 0 if it was already 0.
+    pub fn drain(&self) -> io::Result<u64> {
+        let mut v: u64 = 0;
+        // SAFETY: v is a writable u64 of the 8 bytes passed, as eventfd requires.
+        let r = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                (&mut v as *mut u64).cast(),
+                size_of::<u64>(),
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock => Ok(0),
+                _ => Err(e),
+            };
+        }
+        Ok(v)
     }
 }
 

@@ -363,6 +363,19 @@ fn txsync(env: &Env, p: &mut AfPacketPort, i: usize) -> crate::sync::RingSync {
     txsync_ring(p, 0, i, env.mem(), env.lim()).expect("txsync_ring")
 }
 
+/// Syncs TX ring `i` until a sync reports an error (true) or 5 s passed: the kick
+/// runs in the ring's kicker thread, so its failure shows in a later txsync.
+fn txsync_fails(env: &Env, p: &mut AfPacketPort, i: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if txsync(env, p, i).error {
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    false
+}
+
 fn rxsync(env: &Env, p: &mut AfPacketPort, i: usize) -> crate::sync::RingSync {
     rxsync_ring(p, 0, i, env.mem(), env.lim()).expect("rxsync_ring")
 }
@@ -457,6 +470,7 @@ fn veth_traffic() {
         assert!(va.endpoints()[0].has_rings());
         let fds = va.event_fds();
         assert_eq!(fds.iter().filter(|f| f.2 == Dir::Rx).count(), 2);
+        // The TX kicker's eventfd (the TX socket itself is not watched).
         assert_eq!(fds.iter().filter(|f| f.2 == Dir::Tx).count(), 1);
         // Every ring took a ring object and 1024 buffers.
         let c = env.counts();
@@ -689,7 +703,7 @@ fn veth_link_down_and_delete() {
         sh("ip link set va down");
         let rv = ring(&env, &va, Dir::Tx, 0);
         assert!(put_tx(&env, &rv, 64, &frame(100, 100)));
-        assert!(txsync(&env, &mut va, 0).error, "txsync on a down link");
+        assert!(txsync_fails(&env, &mut va, 0), "txsync on a down link");
         assert!(rxsync(&env, &mut va, 0).error, "rxsync on a down link");
         assert!(rxsync(&env, &mut va, 0).error, "still down");
         sh("ip link set va up");
@@ -703,7 +717,7 @@ fn veth_link_down_and_delete() {
         sh("ip link del va");
         let rv = ring(&env, &va, Dir::Tx, 0);
         assert!(put_tx(&env, &rv, 64, &frame(101, 100)));
-        assert!(txsync(&env, &mut va, 0).error, "txsync after delete");
+        assert!(txsync_fails(&env, &mut va, 0), "txsync after delete");
         assert!(
             txsync(&env, &mut va, 1).error,
             "every ring fails once the interface is gone"

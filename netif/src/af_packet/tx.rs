@@ -1,13 +1,24 @@
 //! Transmit side: hardware TX rings backed by a TPACKET_V2 PACKET_MMAP TX ring.
 //!
 //! Each packet (one slot, or several chained with NS_MOREFRAG) is copied into the next
-//! TX frame, which is marked TP_STATUS_SEND_REQUEST; one `sendto(NULL, 0)` per txsync
-//! makes the kernel send every requested frame. The kernel puts a frame back to
-//! TP_STATUS_AVAILABLE when the driver is done with it; only then does `hwtail` move
-//! over the packet's slots. A FIFO maps in-flight packets to their frame and to the
-//! netmap index just past their last slot.
+//! TX frame, which is marked TP_STATUS_SEND_REQUEST. The `sendto(NULL, 0)` that makes
+//! the kernel send every requested frame is not made by txsync itself: the ring's
+//! kicker thread makes it, so the kernel's transmission of one batch (sendto does the
+//! driver's work in the calling thread) overlaps the client filling, and txsync
+//! copying, the next one. After each kick, and whenever frames the kernel still held
+//! after it complete later (a NIC's TX completions, softirq work deferred to
+//! ksoftirqd; the kicker then checks with a backoff from `MIN_WAIT` to
+//! `MAX_WAIT`), the kicker signals an eventfd, the port's TX event descriptor, so
+//! TX pollers wake and reclaim. The socket itself is not an event descriptor: it
+//! would wake the control plane for every transmitted frame. A kick that fails for
+//! good (link down, interface gone) is recorded and reported by the next txsync, which
+//! then repeats the kick itself to see whether the condition persists.
+//!
+//! The kernel puts a frame back to TP_STATUS_AVAILABLE when the driver is done with
+//! it; only then does `hwtail` move over the packet's slots. A FIFO maps in-flight
+//! packets to their frame and to the netmap index just past their last slot.
 
-use super::socket::{MmapRing, PacketSocket, TpacketReq, TPACKET_V2};
+use super::socket::{EventFd, MmapRing, PacketSocket, TpacketReq, TPACKET_V2};
 use super::{BufGeom, Stats};
 use crate::kring::Kring;
 use crate::ringmem::RingView;
@@ -16,6 +27,11 @@ use netmap_abi::{NS_BUF_CHANGED, NS_MOREFRAG};
 use netmap_pool::SharedMem;
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Offset of the frame data in a TPACKET_V2 TX frame (TPACKET2_HDRLEN - sizeof(sockaddr_ll)).
 pub const DATA_OFF: usize = 32;
@@ -29,6 +45,13 @@ const MIN_PAYLOAD: u32 = 2048;
 const MAX_RING_BYTES: u32 = 16 << 20;
 const MIN_BLOCK: u32 = 128 * 1024;
 const PAGE: u32 = 4096;
+/// Most `sendto` calls of one kick that hit a transient error (each must make progress).
+const MAX_KICK_TRIES: u32 = 16;
+/// The kicker drains its eventfd after this many signals (keeps the counter small).
+const DRAIN_EVERY: u32 = 1024;
+/// First and longest pause of the kicker while it waits for in-flight frames.
+const MIN_WAIT: Duration = Duration::from_micros(20);
+const MAX_WAIT: Duration = Duration::from_millis(1);
 
 /// Geometry of a TX frame ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,11 +123,131 @@ pub fn packet_extent(
     }
 }
 
+/// True for `sendto` errors after which the frames simply stay requested.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN | libc::ENOBUFS | libc::EINTR)
+    )
+}
+
+/// What a TX ring shares with its kicker thread.
+#[derive(Debug)]
+struct TxShared {
+    sock: PacketSocket,
+    map: MmapRing,
+    geom: TxGeom,
+    /// Signalled after every kick and on later completions: wakes TX pollers (the
+    /// port's TX event descriptor).
+    done: EventFd,
+    /// A kick was asked for since the kicker last took the request.
+    pending: AtomicBool,
+    stop: AtomicBool,
+    /// errno of a kick that failed for good, 0 if none since txsync last looked.
+    error: AtomicI32,
+}
+
+impl TxShared {
+    /// Frames whose status has any of the bits of `mask`.
+    fn count(&self, mask: u32) -> u32 {
+        let ring = self.map.mem();
+        (0..self.geom.frame_nr())
+            .filter(|&i| {
+                ring.load_u32_acquire(self.geom.frame_off(i) + H2_STATUS)
+                    .is_ok_and(|s| s & mask != 0)
+            })
+            .count() as u32
+    }
+
+    /// Frames still waiting for a `sendto`.
+    fn requested(&self) -> u32 {
+        self.count(libc::TP_STATUS_SEND_REQUEST)
+    }
+
+    /// Frames the kernel has not finished with.
+    fn busy(&self) -> u32 {
+        self.count(libc::TP_STATUS_SEND_REQUEST | libc::TP_STATUS_SENDING)
+    }
+
+    fn signal_done(&self, signals: &mut u32) {
+        *signals += 1;
+        if *signals == DRAIN_EVERY {
+            *signals = 0;
+            if let Err(e) = self.done.drain() {
+                tracing::warn!(%e, "tx kicker: eventfd read");
+            }
+        }
+        if let Err(e) = self.done.signal() {
+            tracing::warn!(%e, "tx kicker: eventfd write");
+        }
+    }
+
+    /// One kick: `sendto` until it succeeds, fails for good (recorded in `error`), or
+    /// a transient failure leaves requested frames without progress since the last try
+    /// (the next txsync asks again; the `done` signal makes pollers call it).
+    fn kick(&self) {
+        let mut left = u32::MAX;
+        for _ in 0..MAX_KICK_TRIES {
+            match self.sock.kick() {
+                Ok(()) => return,
+                Err(e) if transient(&e) => {
+                    let n = self.requested();
+                    tracing::trace!(%e, n, "tx kick deferred");
+                    if n == 0 || n >= left {
+                        return;
+                    }
+                    left = n;
+                }
+                Err(e) => {
+                    tracing::debug!(%e, "tx kick failed");
+                    self.error
+                        .store(e.raw_os_error().unwrap_or(libc::EIO), Ordering::Release);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The kicker thread: kicks whenever asked, then signals `done`; while frames stay
+/// in flight after a kick, checks on them with a backoff and signals `done` whenever
+/// some completed.
+fn kicker(sh: Arc<TxShared>) {
+    let mut signals = 0u32;
+    // (frames in flight, next pause) while waiting for completions.
+    let mut waiting: Option<(u32, Duration)> = None;
+    while !sh.stop.load(Ordering::Acquire) {
+        if sh.pending.swap(false, Ordering::AcqRel) {
+            sh.kick();
+            sh.signal_done(&mut signals);
+            let busy = sh.busy();
+            waiting = (busy > 0).then_some((busy, MIN_WAIT));
+            continue;
+        }
+        let Some((before, pause)) = waiting else {
+            std::thread::park();
+            continue;
+        };
+        std::thread::park_timeout(pause);
+        if sh.pending.load(Ordering::Acquire) {
+            continue;
+        }
+        let busy = sh.busy();
+        if busy < before {
+            sh.signal_done(&mut signals);
+            waiting = (busy > 0).then_some((busy, MIN_WAIT));
+        } else {
+            waiting = Some((busy, (pause * 2).min(MAX_WAIT)));
+        }
+    }
+}
+
 /// One hardware TX ring.
 #[derive(Debug)]
 pub struct HwTx {
-    map: MmapRing,
-    pub sock: PacketSocket,
+    shared: Arc<TxShared>,
+    /// The kicker thread, joined on drop (before the ring is unmapped).
+    kicker: Option<JoinHandle<()>>,
     geom: TxGeom,
     /// Next frame to fill.
     next: u32,
@@ -133,9 +276,23 @@ impl HwTx {
         })?;
         let map = sock.mmap(geom.block_size as usize * geom.block_nr as usize)?;
         sock.bind(ifindex, 0)?;
-        Ok(Self {
-            map,
+        let shared = Arc::new(TxShared {
             sock,
+            map,
+            geom,
+            done: EventFd::new()?,
+            pending: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            error: AtomicI32::new(0),
+        });
+        let sh = shared.clone();
+        let kicker = std::thread::Builder::new()
+            .name(format!("nm-txkick-{ifindex}"))
+            .stack_size(64 << 10)
+            .spawn(move || kicker(sh))?;
+        Ok(Self {
+            shared,
+            kicker: Some(kicker),
             geom,
             next: 0,
             frames_used: 0,
@@ -147,9 +304,43 @@ impl HwTx {
         self.geom
     }
 
+    /// The eventfd the kicker signals after each kick.
+    pub fn done_fd(&self) -> RawFd {
+        self.shared.done.as_raw_fd()
+    }
+
+    /// Asks the kicker for a kick (cheap when it is already busy or asked).
+    fn request_kick(&self) {
+        if !self.shared.pending.swap(true, Ordering::AcqRel) {
+            if let Some(k) = &self.kicker {
+                k.thread().unpark();
+            }
+        }
+    }
+
+    /// Reports a kick that failed for good since the last txsync, unless a kick made
+    /// now succeeds (the condition went away) or fails only transiently.
+    fn check_kick_error(&self) -> Result<(), NetifError> {
+        let errno = self.shared.error.swap(0, Ordering::AcqRel);
+        if errno == 0 {
+            return Ok(());
+        }
+        match self.shared.sock.kick() {
+            Ok(()) => Ok(()),
+            Err(e) if transient(&e) => {
+                tracing::trace!(%e, "tx kick deferred");
+                Ok(())
+            }
+            Err(e) => Err(NetifError::Io {
+                op: "tx sendto",
+                source: e,
+            }),
+        }
+    }
+
     /// Moves hwtail over every packet the kernel has finished with.
     pub fn reclaim(&mut self, k: &mut Kring, st: &mut Stats) -> Result<(), NetifError> {
-        let ring = self.map.mem();
+        let ring = self.shared.map.mem();
         while let Some(p) = self.inflight.front().copied() {
             if let Some(f) = p.frame {
                 let off = self.geom.frame_off(f);
@@ -169,21 +360,23 @@ impl HwTx {
         Ok(())
     }
 
-    /// True if the oldest frame still waits for a `sendto` (an earlier kick failed).
+    /// True if the oldest frame still waits for a `sendto` (the kick has not run yet,
+    /// or an earlier one failed).
     fn request_pending(&self) -> Result<bool, NetifError> {
         let Some(f) = self.inflight.iter().find_map(|p| p.frame) else {
             return Ok(false);
         };
         let s = self
+            .shared
             .map
             .mem()
             .load_u32_acquire(self.geom.frame_off(f) + H2_STATUS)?;
         Ok(s & libc::TP_STATUS_SEND_REQUEST != 0)
     }
 
-    /// Queues the packets of `[hwcur, head)` that fit into free TX frames, kicks the
-    /// kernel once, and reclaims what completed. `hwcur` advances only over slots
-    /// actually queued (or dropped).
+    /// Reports a failed earlier kick, queues the packets of `[hwcur, head)` that fit
+    /// into free TX frames, asks the kicker to kick the kernel, and reclaims what
+    /// completed. `hwcur` advances only over slots actually queued (or dropped).
     pub fn txsync(
         &mut self,
         k: &mut Kring,
@@ -194,7 +387,8 @@ impl HwTx {
         st: &mut Stats,
     ) -> Result<(), NetifError> {
         self.reclaim(k, st)?;
-        let ring = self.map.mem();
+        self.check_kick_error()?;
+        let ring = self.shared.map.mem();
         let n = k.num_slots;
         let mut queued = false;
         let mut cur = k.hwcur;
@@ -236,20 +430,7 @@ impl HwTx {
         }
         k.hwcur = cur;
         if queued || self.request_pending()? {
-            if let Err(e) = self.sock.kick() {
-                match e.raw_os_error() {
-                    // Transient: the frames stay requested and the next sync kicks again.
-                    Some(libc::EAGAIN | libc::ENOBUFS | libc::EINTR) => {
-                        tracing::trace!(%e, "tx kick deferred")
-                    }
-                    _ => {
-                        return Err(NetifError::Io {
-                            op: "tx sendto",
-                            source: e,
-                        })
-                    }
-                }
-            }
+            self.request_kick();
         }
         self.reclaim(k, st)
     }
@@ -269,7 +450,7 @@ impl HwTx {
         dst: usize,
         geom: &BufGeom,
     ) -> Result<(u32, bool, bool), NetifError> {
-        let ring = self.map.mem();
+        let ring = self.shared.map.mem();
         let cap = self.geom.capacity as usize;
         let mut total = 0usize;
         let mut ok = true;
@@ -310,6 +491,19 @@ impl HwTx {
             );
         }
         Ok((total as u32, ok, truncated))
+    }
+}
+
+impl Drop for HwTx {
+    /// Stops and joins the kicker: no `sendto` runs once the ring may be unmapped.
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(k) = self.kicker.take() {
+            k.thread().unpark();
+            if k.join().is_err() {
+                tracing::error!("tx kicker thread panicked");
+            }
+        }
     }
 }
 
