@@ -23,6 +23,10 @@ VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${VM_CACHE:-$VM_DIR/cache}
 ENV_FILE=$CACHE/kernel.env
 mkdir -p "$CACHE/debs"
+# Concurrent callers (several VM tests at once) take turns: one downloads and extracts,
+# the others then find the cache ready.
+exec 9>"$CACHE/.lock"
+flock 9
 
 log() { echo "fetch-kernel: $*" >&2; }
 die() { echo "fetch-kernel: ERROR: $*" >&2; exit 1; }
