@@ -352,6 +352,12 @@ pub struct HostRx {
     buf: Vec<u8>,
     /// Length of a frame received but not yet placed (the netmap ring was full).
     pending: Option<usize>,
+    ifindex: u32,
+    /// Bound to ETH_P_ALL yet. Until a descriptor syncs the host RX ring the socket is
+    /// bound to protocol 0, which keeps it off the device's receive path: an armed tap
+    /// costs every frame of the interface (in both directions) a filter run, paid by
+    /// whoever sends or receives on it even when nobody reads the host ring.
+    armed: bool,
 }
 
 /// Classic BPF: accept only PACKET_OUTGOING frames whose mark is not `mark` (the mark
@@ -376,12 +382,28 @@ impl HostRx {
     pub fn open(ifindex: u32, own_mark: u32) -> io::Result<Self> {
         let sock = PacketSocket::new(0)?;
         sock.attach_filter(&host_filter(own_mark))?;
-        sock.bind(ifindex, ETH_P_ALL)?;
+        sock.bind(ifindex, 0)?;
         Ok(Self {
             sock,
             buf: vec![0; HOST_FRAME_MAX],
             pending: None,
+            ifindex,
+            armed: false,
         })
+    }
+
+    /// Starts tapping the interface's outgoing frames (first sync of the host RX ring).
+    fn arm(&mut self) -> Result<(), NetifError> {
+        if !self.armed {
+            self.sock
+                .bind(self.ifindex, ETH_P_ALL)
+                .map_err(|source| NetifError::Io {
+                    op: "host rx bind",
+                    source,
+                })?;
+            self.armed = true;
+        }
+        Ok(())
     }
 
     /// Moves queued outgoing frames into the host RX ring; true if anything happened.
@@ -393,6 +415,7 @@ impl HostRx {
         geom: &BufGeom,
         st: &mut Stats,
     ) -> Result<bool, NetifError> {
+        self.arm()?;
         let mut progress = false;
         loop {
             let len = match self.pending {
