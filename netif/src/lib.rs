@@ -29,6 +29,9 @@ pub mod ringmem;
 pub mod sync;
 pub mod vale;
 
+#[cfg(test)]
+mod testenv;
+
 pub use adapter::{Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
 pub use error::NetifError;
 pub use kring::{Dir, Kring};

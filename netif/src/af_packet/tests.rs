@@ -10,9 +10,9 @@ use super::rx::{self, BlockCursor, Frame};
 use super::socket::PacketSocket;
 use super::*;
 use crate::ringmem::RingView;
-use crate::sync::{rxsync_ring, txsync_ring, BufLimits};
+use crate::sync::{rxsync_ring, txsync_ring};
 use netmap_abi::NS_MOREFRAG;
-use netmap_pool::{MemAllocator, PoolConfig, PoolCounts, Region};
+use netmap_pool::Region;
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -226,45 +226,20 @@ fn veth(mtu: Option<u32>) {
     sh("ip link set va up && ip link set vb up");
 }
 
-struct Env {
-    region: Region,
-    alloc: MemAllocator,
-}
+crate::testenv::test_env!();
 
 impl Env {
     fn new() -> Self {
-        let cfg = PoolConfig {
-            if_size: 1024,
-            if_num: 4,
-            ring_size: 256 + 16 * 1024,
-            ring_num: 16,
-            buf_size: 2048,
-            buf_num: 12_000,
-        };
-        let alloc = MemAllocator::new(1, &cfg).expect("allocator");
-        let region = Region::create(alloc.memsize(), false).expect("region");
-        Self { region, alloc }
-    }
-    fn mem(&self) -> SharedMem<'_> {
-        self.region.shmem()
-    }
-    fn lim(&self) -> BufLimits {
-        BufLimits {
-            total: self.alloc.buf_pool.objtotal(),
-            size: self.alloc.buf_size(),
-        }
-    }
-    fn counts(&self) -> PoolCounts {
-        self.alloc.counts()
+        Env(crate::testenv::TestEnv::new(1, 1024, 16, 12_000))
     }
     fn create(&mut self, p: &mut AfPacketPort) {
-        let mem = self.region.shmem();
-        p.krings_create(0, &mut self.alloc, mem)
+        let mem = self.0.region.shmem();
+        p.krings_create(0, &mut self.0.alloc, mem)
             .expect("krings_create");
     }
     fn delete(&mut self, p: &mut AfPacketPort) {
-        let mem = self.region.shmem();
-        p.krings_delete(&mut self.alloc, mem, &crate::KeepSet::default());
+        let mem = self.0.region.shmem();
+        p.krings_delete(&mut self.0.alloc, mem, &crate::KeepSet::default());
     }
 }
 
@@ -752,9 +727,11 @@ fn veth_link_down_and_delete() {
         );
         assert!(!interface_exists("va"));
         let mut e2 = Env::new();
-        let mem = e2.region.shmem();
+        let mem = e2.0.region.shmem();
         assert_eq!(
-            va.krings_create(0, &mut e2.alloc, mem).unwrap_err().errno(),
+            va.krings_create(0, &mut e2.0.alloc, mem)
+                .unwrap_err()
+                .errno(),
             libc::ENXIO
         );
         assert_eq!(e2.counts(), Env::new().counts());

@@ -4,55 +4,26 @@
 
 use super::*;
 use crate::pipe::{PipePair, MASTER, SLAVE};
-use crate::sync::{rxsync_ring, txsync_ring, BufLimits};
-use netmap_pool::{PoolConfig, PoolCounts, Region};
+use crate::sync::{rxsync_ring, txsync_ring};
 
-struct Env {
-    region: Region,
-    alloc: MemAllocator,
-}
+crate::testenv::test_env!();
 
 impl Env {
     fn new() -> Self {
-        let cfg = PoolConfig {
-            if_size: 1024,
-            if_num: 4,
-            ring_size: 256 + 16 * 64,
-            ring_num: 16,
-            buf_size: 2048,
-            buf_num: 300,
-        };
-        let alloc = MemAllocator::new(2, &cfg).expect("allocator");
-        let region = Region::create(alloc.memsize(), false).expect("region");
-        Self { region, alloc }
-    }
-    fn mem(&self) -> SharedMem<'_> {
-        self.region.shmem()
-    }
-    fn lim(&self) -> BufLimits {
-        BufLimits {
-            total: self.alloc.buf_pool.objtotal(),
-            size: self.alloc.buf_size(),
-        }
-    }
-    fn counts(&self) -> PoolCounts {
-        self.alloc.counts()
-    }
-    fn buf_off(&self, idx: u32) -> usize {
-        self.alloc.buf_offset(idx).expect("buffer offset")
+        Env(crate::testenv::TestEnv::new(2, 64, 16, 300))
     }
     fn create(&mut self, ad: &mut dyn Adapter) {
-        let mem = self.region.shmem();
-        ad.krings_create(0, &mut self.alloc, mem)
+        let mem = self.0.region.shmem();
+        ad.krings_create(0, &mut self.0.alloc, mem)
             .expect("krings_create");
         for e in ad.endpoints_mut() {
             e.users += 1;
         }
     }
     fn delete(&mut self, ad: &mut dyn Adapter) {
-        let mem = self.region.shmem();
-        let keep = KeepSet::new(self.alloc.buf_pool.objtotal());
-        ad.krings_delete(&mut self.alloc, mem, &keep);
+        let mem = self.0.region.shmem();
+        let keep = KeepSet::new(self.0.alloc.buf_pool.objtotal());
+        ad.krings_delete(&mut self.0.alloc, mem, &keep);
     }
 }
 

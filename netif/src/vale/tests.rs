@@ -5,40 +5,14 @@ use super::*;
 use crate::adapter::view;
 use crate::kring::Dir;
 use crate::ringmem::RingView;
-use crate::sync::{rxsync_ring, txsync_ring, BufLimits};
+use crate::sync::{rxsync_ring, txsync_ring};
 use netmap_abi::{NS_BUF_CHANGED, NS_INDIRECT, NS_MOREFRAG};
-use netmap_pool::{PoolConfig, PoolCounts, Region};
 
-struct Env {
-    region: Region,
-    alloc: MemAllocator,
-}
+crate::testenv::test_env!();
 
 impl Env {
     fn new() -> Self {
-        let cfg = PoolConfig {
-            if_size: 1024,
-            if_num: 4,
-            ring_size: 256 + 16 * 64,
-            ring_num: 32,
-            buf_size: 2048,
-            buf_num: 600,
-        };
-        let alloc = MemAllocator::new(2, &cfg).expect("allocator");
-        let region = Region::create(alloc.memsize(), false).expect("region");
-        Self { region, alloc }
-    }
-    fn mem(&self) -> SharedMem<'_> {
-        self.region.shmem()
-    }
-    fn lim(&self) -> BufLimits {
-        BufLimits {
-            total: self.alloc.buf_pool.objtotal(),
-            size: self.alloc.buf_size(),
-        }
-    }
-    fn counts(&self) -> PoolCounts {
-        self.alloc.counts()
+        Env(crate::testenv::TestEnv::new(2, 64, 32, 600))
     }
     /// Creates (or finds) port `name` with `rings` rings of `slots` slots and registers
     /// one user on it.
@@ -51,10 +25,10 @@ impl Env {
             ..Default::default()
         };
         let ep = sw
-            .port(name, req, self.alloc.max_slots_per_ring(), true)
+            .port(name, req, self.0.alloc.max_slots_per_ring(), true)
             .expect("port");
-        let mem = self.region.shmem();
-        sw.krings_create(ep, &mut self.alloc, mem)
+        let mem = self.0.region.shmem();
+        sw.krings_create(ep, &mut self.0.alloc, mem)
             .expect("krings_create");
         sw.endpoints_mut()[ep].users += 1;
         ep
@@ -62,19 +36,16 @@ impl Env {
     /// The last user of `ep` closes (what the control plane does).
     fn close(&mut self, sw: &mut ValeSwitch, ep: usize) {
         sw.endpoints_mut()[ep].users -= 1;
-        let mem = self.region.shmem();
-        let keep = KeepSet::new(self.alloc.buf_pool.objtotal());
+        let mem = self.0.region.shmem();
+        let keep = KeepSet::new(self.0.alloc.buf_pool.objtotal());
         if sw.in_use() {
-            sw.endpoint_released(ep, &mut self.alloc, mem, &keep);
+            sw.endpoint_released(ep, &mut self.0.alloc, mem, &keep);
         } else {
-            sw.krings_delete(&mut self.alloc, mem, &keep);
+            sw.krings_delete(&mut self.0.alloc, mem, &keep);
         }
     }
     fn ring(&self, sw: &ValeSwitch, ep: usize, d: Dir, i: usize) -> RingView<'_> {
         view(self.mem(), &sw.endpoints()[ep].krings(d)[i]).expect("view")
-    }
-    fn buf_off(&self, idx: u32) -> usize {
-        self.alloc.buf_offset(idx).expect("buffer offset")
     }
 
     /// Client side: puts `frames` (each a list of fragments) into TX ring `i` of `ep`
