@@ -601,4 +601,6 @@ pub(crate) fn fire(wakers: Vec<Box<dyn PollWaker>>) {
 }
 
 #[cfg(test)]
+pub(crate) mod fake_mem;
+#[cfg(test)]
 mod tests;

@@ -2,11 +2,11 @@
 //! ([`FakeMem`]), NIOCCTRL request builders, a fake client that plays the application's
 //! side of the rings through the shared region, and a counting [`PollWaker`].
 
+use super::fake_mem::FakeMem;
 use super::poll::{POLLERR, POLLIN, POLLOUT};
 use super::*;
 use core::mem::{offset_of, size_of};
 use netmap_abi::{NetmapIf, NetmapRing, NetmapSlot, NmreqHeader, NmreqOption, NmreqRegister};
-use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -45,83 +45,6 @@ fn small_config() -> CtrlConfig {
 
 fn new_cp() -> ControlPlane {
     ControlPlane::new(&small_config()).expect("control plane with a small pool")
-}
-
-/// A fake caller address space: one flat mapping `[BASE, BASE + len)`, everything else
-/// faults. Objects are placed with a bump allocator (8-byte aligned).
-struct FakeMem {
-    bytes: RefCell<Vec<u8>>,
-    next: RefCell<u64>,
-}
-
-impl FakeMem {
-    const BASE: u64 = 0x10000;
-    const LEN: usize = 1 << 20;
-
-    fn new() -> Self {
-        Self {
-            bytes: RefCell::new(vec![0; Self::LEN]),
-            next: RefCell::new(Self::BASE),
-        }
-    }
-
-    /// The first address past the mapping (faults).
-    fn end() -> u64 {
-        Self::BASE + Self::LEN as u64
-    }
-
-    fn range(addr: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
-        let start = addr.checked_sub(Self::BASE).ok_or(EFAULT)? as usize;
-        let end = start.checked_add(len).ok_or(EFAULT)?;
-        if end > Self::LEN {
-            return Err(EFAULT);
-        }
-        Ok(start..end)
-    }
-
-    fn alloc(&self, len: usize) -> u64 {
-        let mut n = self.next.borrow_mut();
-        let a = *n;
-        *n = (a + len as u64 + 7) & !7;
-        assert!(*n <= Self::end(), "fake address space exhausted");
-        a
-    }
-
-    /// Places `data` at a fresh address.
-    fn put(&self, data: &[u8]) -> u64 {
-        let a = self.alloc(data.len());
-        self.write(a, data).expect("in range");
-        a
-    }
-
-    fn get<T: FromBytes>(&self, addr: u64) -> T {
-        let mut b = vec![0u8; size_of::<T>()];
-        self.read(addr, &mut b).expect("in range");
-        T::read_from_bytes(&b).expect("size matches")
-    }
-
-    fn set<T: IntoBytes + zerocopy::Immutable>(&self, addr: u64, v: &T) {
-        self.write(addr, v.as_bytes()).expect("in range");
-    }
-}
-
-impl UserMemory for FakeMem {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let r = Self::range(addr, buf.len())?;
-        buf.copy_from_slice(&self.bytes.borrow()[r]);
-        Ok(())
-    }
-    fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        let r = Self::range(addr, data.len())?;
-        self.bytes.borrow_mut()[r].copy_from_slice(data);
-        Ok(())
-    }
 }
 
 /// Counts wake-ups.

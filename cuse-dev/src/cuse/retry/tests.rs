@@ -7,69 +7,14 @@ use super::*;
 use crate::ctrl::CtrlConfig;
 use netmap_abi::{Nmreq, NmreqHeader, NmreqOptOffsets, NmreqOption, NmreqRegister};
 use netmap_pool::PoolConfig;
-use std::cell::RefCell;
 use zerocopy::IntoBytes;
 
-const BASE: u64 = 0x10000;
-const LEN: usize = 1 << 20;
+use crate::ctrl::fake_mem::FakeMem as Client;
+
+const BASE: u64 = Client::BASE;
+const LEN: usize = Client::LEN;
 const UNTOUCHED: u32 = 0xdead;
 const OPT: usize = abi::NMREQ_OPTION_SIZE;
-
-/// A caller address space: `[BASE, BASE + LEN)` mapped, everything else faults.
-struct Client {
-    bytes: RefCell<Vec<u8>>,
-    next: RefCell<u64>,
-}
-
-impl Client {
-    fn new() -> Self {
-        Self {
-            bytes: RefCell::new(vec![0; LEN]),
-            next: RefCell::new(BASE),
-        }
-    }
-    fn range(addr: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
-        let s = addr.checked_sub(BASE).ok_or(Errno(libc::EFAULT))? as usize;
-        let e = s.checked_add(len).ok_or(Errno(libc::EFAULT))?;
-        if e > LEN {
-            return Err(Errno(libc::EFAULT));
-        }
-        Ok(s..e)
-    }
-    fn alloc(&self, len: usize) -> u64 {
-        let mut n = self.next.borrow_mut();
-        let a = *n;
-        *n = (a + len as u64 + 7) & !7;
-        a
-    }
-    fn put(&self, data: &[u8]) -> u64 {
-        let a = self.alloc(data.len());
-        self.write(a, data).expect("mapped");
-        a
-    }
-    fn snapshot(&self) -> Vec<u8> {
-        self.bytes.borrow().clone()
-    }
-}
-
-impl UserMemory for Client {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let r = Self::range(addr, buf.len())?;
-        buf.copy_from_slice(&self.bytes.borrow()[r]);
-        Ok(())
-    }
-    fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        let r = Self::range(addr, data.len())?;
-        self.bytes.borrow_mut()[r].copy_from_slice(data);
-        Ok(())
-    }
-}
 
 fn new_cp() -> ControlPlane {
     let cfg = CtrlConfig {
