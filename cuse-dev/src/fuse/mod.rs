@@ -19,9 +19,9 @@ pub mod mount;
 
 use crate::ctrl::{ControlPlane, PollWaker, ProcessMemory};
 use fuser::{
-    BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags, PollNotifier,
-    ReplyAttr, ReplyEmpty, ReplyIoctl, ReplyOpen, ReplyPoll, Request,
+    BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, InitFlags,
+    IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags, PollNotifier, ReplyAttr,
+    ReplyEmpty, ReplyIoctl, ReplyOpen, ReplyPoll, Request,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -248,6 +248,3 @@ impl Filesystem for NetmapFs {
         reply.poll(PollEvents::from_bits_retain(revents));
     }
 }
-
-/// Re-exported so the binary needs no direct fuser dependency for the generation type.
-pub type FuseGeneration = Generation;
