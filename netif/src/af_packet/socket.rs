@@ -143,6 +143,12 @@ impl PacketSocket {
         self.set_int(libc::PACKET_QDISC_BYPASS, 1)
     }
 
+    /// PACKET_VNET_HDR=1: every frame starts with a `virtio_net_hdr`. Must precede the
+    /// ring set-up.
+    pub fn set_vnet_hdr(&self) -> io::Result<()> {
+        self.set_int(libc::PACKET_VNET_HDR, 1)
+    }
+
     /// PACKET_LOSS=1: a malformed TX frame is skipped instead of stopping the ring.
     pub fn set_loss(&self) -> io::Result<()> {
         self.set_int(libc::PACKET_LOSS, 1)
