@@ -13,7 +13,11 @@
 #        netsniff-ng: --in vB --out /dev/null (TPACKET_V3 capture ring)
 #      captured frames per second of the sender's active time, and drops.
 #
-# usage: sudo bench/nic.sh          (env: PACKETS=2000000 TIMEOUT=600)
+# The four measurements are repeated ROUNDS times, interleaved, so that a slow spell
+# of the VM hits both sides of a ratio alike; the ratio of each round and their
+# median are printed.
+#
+# usage: sudo bench/nic.sh          (env: PACKETS=2000000 ROUNDS=3 TIMEOUT=900)
 #
 # Needs root, /dev/fuse, ip, unshare, and trafgen + netsniff-ng (package
 # netsniff-ng; installed with apt-get if missing). It prints figures; it judges
@@ -21,7 +25,8 @@
 set -euo pipefail
 
 PACKETS=${PACKETS:-2000000}
-TIMEOUT=${TIMEOUT:-600}
+ROUNDS=${ROUNDS:-3}
+TIMEOUT=${TIMEOUT:-900}
 
 die() {
 	echo "bench/nic.sh: $*" >&2
@@ -70,23 +75,24 @@ EOF
 # ---------------------------------------------------------------- inside the namespace
 # $1 netmapd, $2 nm-client, $3 log dir, $4 packets. Runs under `netmapd exec`.
 INNER='set -eu
-d="$1"; c="$2"; L="$3"; N="$4"
+d="$1"; c="$2"; L="$3"; N="$4"; R="$5"
 stat() { cat "/sys/class/net/$1/statistics/$2"; }
 now() { date +%s.%N; }
 TG="trafgen --dev vA --conf $L/frame.cfg -n $N -P 1 -Q"
+for round in $(seq 1 "$R"); do
 
 # (a1) netmapd TX
 b=$(stat vB rx_packets); bd=$(stat vA tx_dropped); t0=$(now)
 "$c" pipe-tx --port vA --count "$N" --len 60 --burst 512 >"$L/a1.txt" 2>&1 || { cat "$L/a1.txt"; exit 11; }
 t1=$(now); a=$(stat vB rx_packets); ad=$(stat vA tx_dropped)
-echo "A1 frames=$((a - b)) secs=$(echo "$t1 - $t0" | bc -l) drops=$((ad - bd))"
+echo "A1 round=$round frames=$((a - b)) secs=$(echo "$t1 - $t0" | bc -l) drops=$((ad - bd))"
 sleep 1
 
 # (a2) trafgen TX
 b=$(stat vB rx_packets); bd=$(stat vA tx_dropped); t0=$(now)
 $TG >"$L/a2.txt" 2>&1 || { cat "$L/a2.txt"; exit 12; }
 t1=$(now); a=$(stat vB rx_packets); ad=$(stat vA tx_dropped)
-echo "A2 frames=$((a - b)) secs=$(echo "$t1 - $t0" | bc -l) drops=$((ad - bd))"
+echo "A2 round=$round frames=$((a - b)) secs=$(echo "$t1 - $t0" | bc -l) drops=$((ad - bd))"
 sleep 1
 
 # (b1) netmapd RX of trafgen traffic; a TX-only registration keeps vB alive so that
@@ -103,7 +109,7 @@ wait $r || { cat "$L/b1.txt"; exit 16; }
 kill -9 $h; wait $h 2>/dev/null || true
 got=$(sed -n "s/.*rx-count port=vB frames=\([0-9]*\).*/\1/p" "$L/b1.txt")
 drops=$(sed -n "s/^port=vB .* rx_drops=\([0-9]*\).*/\1/p" "$L/b1-status.txt")
-echo "B1 offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops"
+echo "B1 round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops"
 sleep 1
 
 # (b2) netsniff-ng capture of the same traffic
@@ -122,7 +128,9 @@ tr -d '"'"'\r'"'"' <"$L/b2.txt" >"$L/b2-stats.txt"
 got=$(sed -n "s/^ *\([0-9]*\) *packets passed filter.*/\1/p" "$L/b2-stats.txt" | head -1)
 drops=$(sed -n "s/^ *\([0-9]*\) *packets failed filter (out of space).*/\1/p" "$L/b2-stats.txt" | head -1)
 [ -n "$got" ] && [ -n "$drops" ] || { echo "no statistics from netsniff-ng:"; cat "$L/b2.txt"; exit 18; }
-echo "B2 offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops"
+echo "B2 round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops"
+sleep 1
+done
 '
 
 SETUP='set -eu
@@ -131,39 +139,65 @@ sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 ip link add vA type veth peer name vB
 ip link set vA up
 ip link set vB up
-exec "$1" exec -- sh -c "$5" sh "$1" "$2" "$3" "$4"
+exec "$1" exec -- sh -c "$6" sh "$1" "$2" "$3" "$4" "$5"
 '
 command -v bc >/dev/null || die "bc not found (apt-get install -y bc)"
 command -v perl >/dev/null || die "perl not found"
 
 echo "running (PACKETS=$PACKETS)..." >&2
-timeout "$TIMEOUT" unshare -n -m sh -c "$SETUP" sh "$NETMAPD" "$NMC" "$LOG" "$PACKETS" "$INNER" \
+timeout "$TIMEOUT" unshare -n -m sh -c "$SETUP" sh "$NETMAPD" "$NMC" "$LOG" "$PACKETS" "$ROUNDS" "$INNER" \
 	>"$LOG/out.txt" 2>"$LOG/daemon.txt" || {
 	cat "$LOG/out.txt" >&2
 	tail -20 "$LOG/daemon.txt" >&2
 	die "measurement failed (logs in $LOG)"
 }
 
-field() { sed -n "s/^$1 .*\b$2=\([^ ]*\).*/\1/p" "$LOG/out.txt"; }
-mpps() { printf '%.4f' "$(echo "$1 / $2 / 1000000" | bc -l)"; }
+# Per-round figures: "<key> <round> <frames> <secs> <drops> <offered>".
+awk '/^(A1|A2|B1|B2) round=/ {
+	k = $1; r = ""; f = ""; t = ""; d = ""; o = "-"
+	for (i = 2; i <= NF; i++) {
+		split($i, kv, "=")
+		if (kv[1] == "round") r = kv[2]
+		if (kv[1] == "frames") f = kv[2]
+		if (kv[1] == "secs") t = kv[2]
+		if (kv[1] == "drops") d = kv[2]
+		if (kv[1] == "offered") o = kv[2]
+	}
+	if (f == "" || t == "" || t + 0 <= 0) { print "bad line: " $0 > "/dev/stderr"; exit 1 }
+	print k, r, f, t, (d == "" ? 0 : d), o
+}' "$LOG/out.txt" >"$LOG/rounds.txt" || die "unreadable results in $LOG/out.txt"
 for k in A1 A2 B1 B2; do
-	[ -n "$(field $k frames)" ] || die "no $k line in $LOG/out.txt"
+	[ "$(grep -c "^$k " "$LOG/rounds.txt")" -eq "$ROUNDS" ] || die "expected $ROUNDS $k results in $LOG/out.txt"
 done
-a1=$(mpps "$(field A1 frames)" "$(field A1 secs)")
-a2=$(mpps "$(field A2 frames)" "$(field A2 secs)")
-b1=$(mpps "$(field B1 frames)" "$(field B1 secs)")
-b2=$(mpps "$(field B2 frames)" "$(field B2 secs)")
-ratio() { printf '%.3f' "$(echo "$1 / $2" | bc -l)"; }
 
 echo
-echo "netmapd NIC benchmark: veth vA->vB, 60-byte frames, $PACKETS frames per run, $(nproc) CPUs, kernel $(uname -r)"
-printf '%-44s %10s %10s %9s %10s\n' "measurement" "frames" "secs" "Mpps" "drops"
-printf '%-44s %10s %10.3f %9s %10s\n' "TX netmapd (pipe-tx vA, burst 512)" "$(field A1 frames)" "$(field A1 secs)" "$a1" "$(field A1 drops)"
-printf '%-44s %10s %10.3f %9s %10s\n' "TX trafgen (-P 1, qdisc bypass)" "$(field A2 frames)" "$(field A2 secs)" "$a2" "$(field A2 drops)"
-printf '%-44s %10s %10.3f %9s %10s\n' "RX netmapd (rx-count vB; trafgen sender)" "$(field B1 frames)" "$(field B1 secs)" "$b1" "$(field B1 drops)"
-printf '%-44s %10s %10.3f %9s %10s\n' "RX netsniff-ng (vB -> /dev/null)" "$(field B2 frames)" "$(field B2 secs)" "$b2" "$(field B2 drops)"
-echo "  TX frames = counted at vB (rx_packets delta); TX drops = vA tx_dropped delta"
-echo "  RX offered at vB: netmapd run $(field B1 offered), netsniff-ng run $(field B2 offered); RX drops = netmapd rx_drops / netsniff-ng 'failed filter (out of space)'"
-echo "  RX Mpps = frames captured / sender wall time"
-echo "ratio TX netmapd/trafgen:     $(ratio "$a1" "$a2")"
-echo "ratio RX netmapd/netsniff-ng: $(ratio "$b1" "$b2")"
+echo "netmapd NIC benchmark: veth vA->vB, 60-byte frames, $PACKETS frames per run, $ROUNDS rounds, $(nproc) CPUs, kernel $(uname -r)"
+printf '%-5s %-44s %10s %9s %9s %10s\n' "round" "measurement" "frames" "secs" "Mpps" "drops"
+awk -v rounds="$ROUNDS" '
+function median(a, n,    i, j, t) {
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+BEGIN {
+	name["A1"] = "TX netmapd (pipe-tx vA, burst 512)"
+	name["A2"] = "TX trafgen (-P 1, qdisc bypass)"
+	name["B1"] = "RX netmapd (rx-count vB; trafgen sender)"
+	name["B2"] = "RX netsniff-ng (vB -> /dev/null)"
+}
+{ mpps[$1, $2] = $3 / $4 / 1e6; fr[$1, $2] = $3; se[$1, $2] = $4; dr[$1, $2] = $5; of[$1, $2] = $6 }
+END {
+	for (r = 1; r <= rounds; r++) {
+		split("A1 A2 B1 B2", ks, " ")
+		for (i = 1; i <= 4; i++) {
+			k = ks[i]
+			printf "%-5d %-44s %10d %9.3f %9.4f %10d\n", r, name[k], fr[k, r], se[k, r], mpps[k, r], dr[k, r]
+		}
+		tx[r] = mpps["A1", r] / mpps["A2", r]
+		rx[r] = mpps["B1", r] / mpps["B2", r]
+		printf "      round %d ratios: TX %.3f  RX %.3f  (RX offered at vB: netmapd %s, netsniff-ng %s)\n", r, tx[r], rx[r], of["B1", r], of["B2", r]
+	}
+	print "  TX frames = counted at vB (rx_packets delta); TX drops = vA tx_dropped delta"
+	print "  RX drops = netmapd rx_drops / netsniff-ng \"failed filter (out of space)\"; RX Mpps = frames captured / sender wall time"
+	printf "ratio TX netmapd/trafgen:     %.3f (median of %d rounds)\n", median(tx, rounds), rounds
+	printf "ratio RX netmapd/netsniff-ng: %.3f (median of %d rounds)\n", median(rx, rounds), rounds
+}' "$LOG/rounds.txt"
