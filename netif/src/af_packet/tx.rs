@@ -202,6 +202,8 @@ struct TxShared {
     filled: AtomicU64,
     /// Frames the kicker has marked TP_STATUS_SEND_REQUEST (at most `filled`).
     marked: AtomicU64,
+    /// Frames txsync has reclaimed after their completion (at most `marked`).
+    reclaimed: AtomicU64,
     /// A kick was asked for since the kicker last took the request.
     pending: AtomicBool,
     stop: AtomicBool,
@@ -281,6 +283,8 @@ struct KickerState {
     completed: u64,
     /// `completed` when `done` was last signalled.
     reported: u64,
+    /// `TxShared::reclaimed` when `done` was last signalled (`u64::MAX`: never).
+    reported_reclaimed: u64,
     /// Most frames marked per `sendto`.
     batch: u64,
     /// Completions per report while the ring is busy.
@@ -300,14 +304,19 @@ impl KickerState {
         self.completed != before
     }
 
-    /// A report is due every `report` completions, and when the ring goes idle
-    /// (everything filled has completed) with completions not yet reported. Each
-    /// report wakes the control plane on another CPU, which costs the kicker's CPU,
-    /// the one the kernel transmits on, several microseconds in a VM.
+    /// A report is due when `report` completed frames wait for txsync to reclaim
+    /// them (exactly what lets txsync report them, see [`HwTx::reclaim`]) and txsync
+    /// has reclaimed since the last report (otherwise the poller that report woke
+    /// has yet to look); and when the ring goes idle (everything filled has
+    /// completed) with completions not yet reported. Each report wakes the control
+    /// plane on another CPU, which costs the kicker's CPU, the one the kernel
+    /// transmits on, several microseconds in a VM.
     fn report_due(&self, sh: &TxShared) -> bool {
-        let new = self.completed - self.reported;
-        new >= self.report
-            || (new > 0
+        let reclaimed = sh.reclaimed.load(Ordering::Acquire);
+        let unreclaimed = self.completed.saturating_sub(reclaimed);
+        (unreclaimed >= self.report && reclaimed != self.reported_reclaimed)
+            || (self.completed > self.reported
+                && unreclaimed > 0
                 && self.completed == self.marked
                 && sh.filled.load(Ordering::Acquire) == self.marked)
     }
@@ -315,6 +324,7 @@ impl KickerState {
     fn report_if_due(&mut self, sh: &TxShared) {
         if self.report_due(sh) {
             self.reported = self.completed;
+            self.reported_reclaimed = sh.reclaimed.load(Ordering::Acquire);
             sh.signal_done(&mut self.signals);
         }
     }
@@ -354,6 +364,7 @@ fn kicker(sh: Arc<TxShared>) {
         marked: 0,
         completed: 0,
         reported: 0,
+        reported_reclaimed: u64::MAX,
         batch: u64::from(sh.geom.kick_batch()),
         report: u64::from(sh.geom.report_every()),
         signals: 0,
@@ -449,6 +460,7 @@ impl HwTx {
             done: EventFd::new()?,
             filled: AtomicU64::new(0),
             marked: AtomicU64::new(0),
+            reclaimed: AtomicU64::new(0),
             pending: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             error: AtomicI32::new(0),
@@ -530,16 +542,27 @@ impl HwTx {
         if done < self.inflight.len() && frames < self.geom.report_every() {
             return Ok(());
         }
+        let mut last = None;
         for p in self.inflight.drain(..done) {
             if let Some(seq) = p.seq {
-                let off = self.shared.seq_off(seq);
-                if ring.load_u32_acquire(off + H2_STATUS)? & libc::TP_STATUS_WRONG_FORMAT != 0 {
+                // No early return inside the drain: every drained packet is accounted.
+                let off = self.shared.seq_off(seq) + H2_STATUS;
+                if ring
+                    .load_u32_acquire(off)
+                    .is_ok_and(|s| s & libc::TP_STATUS_WRONG_FORMAT != 0)
+                {
                     st.tx_errors += 1;
-                    ring.store_u32_release(off + H2_STATUS, libc::TP_STATUS_AVAILABLE)?;
+                    if let Err(e) = ring.store_u32_release(off, libc::TP_STATUS_AVAILABLE) {
+                        tracing::error!(%e, seq, "tx: frame outside the ring");
+                    }
                 }
                 self.frames_used -= 1;
+                last = Some(seq);
             }
             k.hwtail = k.prev(p.end);
+        }
+        if let Some(seq) = last {
+            self.shared.reclaimed.store(seq + 1, Ordering::Release);
         }
         Ok(())
     }
