@@ -73,6 +73,8 @@ pub struct Daemon {
     /// The published region file (CUSE).
     region_path: Option<PathBuf>,
     status: Option<StatusServer>,
+    /// The control plane, once the front end is up (for [`Daemon::drain`]).
+    cp: Option<Arc<ControlPlane>>,
 }
 
 fn ctrl_config(opts: &DaemonOpts) -> CtrlConfig {
@@ -108,6 +110,7 @@ pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
         created_node: false,
         region_path: None,
         status: None,
+        cp: None,
     };
     let cp = match opts.frontend {
         Frontend::Fuse => start_fuse(&mut d, opts, gid)?,
@@ -150,8 +153,10 @@ fn finish(
     cp.start_event_thread()
         .map_err(io("starting the port event thread"))?;
     d.status = Some(
-        StatusServer::start(&opts.status_socket(), cp).map_err(io("starting the status socket"))?,
+        StatusServer::start(&opts.status_socket(), cp.clone())
+            .map_err(io("starting the status socket"))?,
     );
+    d.cp = Some(cp);
     match &d.region_path {
         Some(r) => tracing::info!(
             frontend,
@@ -368,6 +373,21 @@ fn chown(path: &std::path::Path, gid: u32) -> Result<(), DaemonError> {
 }
 
 impl Daemon {
+    /// Waits, at most `max`, until no descriptor is open and no close is being
+    /// handled. The last close of a port tears it down (closing packet sockets takes
+    /// tens of milliseconds); unmounting under it would fail its reply.
+    pub fn drain(&self, max: std::time::Duration) {
+        let Some(cp) = &self.cp else { return };
+        let deadline = std::time::Instant::now() + max;
+        while !cp.quiescent() {
+            if std::time::Instant::now() >= deadline {
+                tracing::info!("descriptors still open or closing; stopping anyway");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
     /// Unmounts, stops the workers and removes what start-up created.
     pub fn stop(mut self) {
         self.shutdown();

@@ -171,6 +171,8 @@ pub fn run(opts: &DaemonOpts, command: &[String]) -> ExitCode {
         });
     }
     let status = cmd.status();
+    // The command's descriptors are closed; let their teardown finish.
+    daemon.drain(std::time::Duration::from_secs(2));
     daemon.stop();
     match status {
         Ok(s) => match s.code() {

@@ -118,6 +118,13 @@ one vB vA || exit 2
     );
     let out = veth_run(1, &script, Duration::from_secs(300));
     assert_success(&out);
+    // Traffic, closes and the daemon's stop log no error.
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" ERROR "))
+        .collect();
+    assert!(errors.is_empty(), "errors logged:\n{}", errors.join("\n"));
     for (src, dst) in [("vA", "vB"), ("vB", "vA")] {
         assert!(
             out.stdout
@@ -141,6 +148,31 @@ one vB vA || exit 2
         assert!(rx >= 1_000_000, "{dst} rx_packets={rx}\n{}", out.describe());
     }
     println!("{}", out.stdout);
+}
+
+/// The command `netmapd exec` runs ends with a NIC client's exit: the daemon waits
+/// for that last close (a port teardown, tens of milliseconds of socket closes) to
+/// finish and be answered before it unmounts, so nothing fails and nothing logs an
+/// error.
+#[test]
+fn exec_ends_with_nic_client() {
+    let out = veth_run(
+        1,
+        r#"exec "$2" pipe-tx --port vA --count 100000 --len 60 --burst 512"#,
+        Duration::from_secs(60),
+    );
+    assert_success(&out);
+    assert!(
+        out.stdout.contains("pipe-tx vA: sent 100000 packets"),
+        "{}",
+        out.describe()
+    );
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" ERROR "))
+        .collect();
+    assert!(errors.is_empty(), "errors logged:\n{}", errors.join("\n"));
 }
 
 /// 4-queue veth: ring layout of ALL_NIC / ONE_NIC 2 (`nm-client nic

@@ -369,9 +369,37 @@ pub struct ControlPlane {
     /// The `Arc` this control plane lives in, once known (see
     /// [`ControlPlane::enable_workers`]): threads of NICs attached to VALE switches use it.
     me: std::sync::OnceLock<std::sync::Weak<ControlPlane>>,
+    /// Closes a front end is still handling, reply included (see [`ControlPlane::closing`]).
+    closing: std::sync::atomic::AtomicUsize,
+}
+
+/// Held by a front end from the start of a close until its reply is sent.
+#[derive(Debug)]
+pub struct Closing<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl ControlPlane {
+    /// Marks a close in progress until the guard drops. A front end takes it before
+    /// [`ControlPlane::release`] and drops it after replying (FUSE; the CUSE front
+    /// end's reply follows right after release returns), so that a stopping
+    /// daemon can wait for the teardown and its reply (closing packet sockets alone
+    /// takes tens of milliseconds) instead of unmounting under them.
+    pub fn closing(&self) -> Closing<'_> {
+        self.closing
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Closing(&self.closing)
+    }
+
+    /// No descriptor open and no close being handled.
+    pub fn quiescent(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Acquire) == 0 && self.lock().fds.is_empty()
+    }
+
     /// Lays out the global allocator and creates its region.
     pub fn new(cfg: &CtrlConfig) -> Result<Self, CtrlError> {
         let alloc = MemAllocator::new(1, &cfg.pools)?;
@@ -411,6 +439,7 @@ impl ControlPlane {
             region,
             events: sys::Epoll::new().map_err(netmap_pool::RegionError::from)?,
             me: std::sync::OnceLock::new(),
+            closing: std::sync::atomic::AtomicUsize::new(0),
             state: Mutex::new(State {
                 alloc,
                 adapters: HashMap::new(),

@@ -99,6 +99,7 @@ impl ffi::Handler for NetmapCuse {
 
     fn release(&self, fh: u64) {
         tracing::debug!(fd = fh, "release (CUSE)");
+        let _closing = self.cp.closing();
         self.cp.release(fh);
     }
 

@@ -180,6 +180,7 @@ impl Filesystem for NetmapFs {
         reply: ReplyEmpty,
     ) {
         tracing::debug!(fd = fh.0, "release");
+        let _closing = self.cp.closing();
         self.cp.release(fh.0);
         reply.ok();
     }
