@@ -637,6 +637,14 @@ fn veth_jumbo_and_bad_slots() {
         assert_eq!(got[0].data, f);
         assert_eq!(got[0].slots.len(), 5);
         assert_eq!(va.counters().tx_errors, 0);
+        // An untagged frame 4 bytes beyond MTU + Ethernet header: only a VLAN tag may
+        // use those bytes, so it goes out cut to 9014 bytes and counts as an error.
+        let f = frame(100, 9018);
+        send_frames(&env, &mut va, 0, std::slice::from_ref(&f));
+        let got = recv_test_frames(&env, &mut vb, 0, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, f[..9014]);
+        assert_eq!(va.counters().tx_errors, 1);
 
         // TX slot with an invalid buffer index: dropped, counted, slot completed.
         let rv = ring(&env, &va, Dir::Tx, 0);
@@ -650,7 +658,7 @@ fn veth_jumbo_and_bad_slots() {
         let got = recv_test_frames(&env, &mut vb, 0, 1);
         assert_eq!(got.len(), 1);
         assert_eq!(is_test_frame(&got[0].data), Some(4));
-        assert_eq!(va.counters().tx_errors, 1);
+        assert_eq!(va.counters().tx_errors, 2);
 
         // RX slot with an invalid buffer index: handed back empty, frame goes to the next.
         let rx = ring(&env, &vb, Dir::Rx, 0);

@@ -68,7 +68,8 @@ const VNET_HDR_LEN: usize = 10;
 pub const LINEAR_MAX: u32 = 256;
 const CACHE_LINE: usize = 64;
 /// Ethernet header plus one VLAN tag: what the kernel allows beyond the MTU.
-const L2_OVERHEAD: u32 = 14 + 4;
+const L2_OVERHEAD: u32 = 14 + VLAN_TAG_LEN;
+const VLAN_TAG_LEN: u32 = 4;
 /// Smallest per-frame payload (a full netmap buffer).
 const MIN_PAYLOAD: u32 = 2048;
 /// Upper bound on the kernel memory of one TX ring.
@@ -166,6 +167,13 @@ pub fn packet_extent(
             return Ok((s, false));
         }
     }
+}
+
+/// Whether the Ethernet frame at `data` carries an 802.1Q or 802.1ad tag.
+fn is_vlan_tagged(ring: &SharedMem, data: usize) -> Result<bool, NetifError> {
+    let mut t = [0u8; 2];
+    ring.read_bytes(data + 12, &mut t)?;
+    Ok(matches!(u16::from_be_bytes(t), 0x8100 | 0x88a8))
 }
 
 /// The `virtio_net_hdr` of a frame of `len` bytes: no offloads; `hdr_len` is how much
@@ -616,8 +624,16 @@ impl HwTx {
                 break;
             }
             let hdr = if self.shared.vnet { VNET_HDR_LEN } else { 0 };
-            let (total, ok, truncated) =
-                self.copy_packet(k, rv, mem, cur, end, foff + DATA_OFF + hdr, geom)?;
+            let data = foff + DATA_OFF + hdr;
+            let (mut total, ok, mut truncated) =
+                self.copy_packet(k, rv, mem, cur, end, data, geom)?;
+            // Only a VLAN-tagged frame may use the tag's 4 bytes beyond MTU + Ethernet
+            // header (the kernel's own rule, which it skips for PACKET_VNET_HDR frames).
+            let untagged_max = self.geom.capacity - VLAN_TAG_LEN;
+            if total > untagged_max && !is_vlan_tagged(&ring, data)? {
+                total = untagged_max;
+                truncated = true;
+            }
             if truncated && ok && complete {
                 st.tx_errors += 1;
             }
