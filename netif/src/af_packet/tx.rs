@@ -10,19 +10,20 @@
 //! The kicker marks at most a quarter of the ring per `sendto`. The kernel keeps
 //! sending while it finds requested frames, so if txsync marked frames itself, a
 //! client that keeps the ring full would keep one `sendto` running until the ring ran
-//! dry, and TX pollers, woken only when a kick returns, would sleep through it: the
-//! kernel would then idle while the client wakes up and refills. Bounded batches let
-//! the kicker signal freed frames every quarter ring, while three quarters are still
-//! queued.
+//! dry, and TX pollers, woken only between kicks, would sleep through it: the kernel
+//! would then idle while the client wakes up and refills.
 //!
-//! After each kick, and whenever frames the kernel still held after it complete later
-//! (a NIC's TX completions, softirq work deferred to ksoftirqd; the kicker then checks
-//! with a backoff from `MIN_WAIT` to `MAX_WAIT`), the kicker signals an eventfd, the
-//! port's TX event descriptor, so TX pollers wake and reclaim. The socket itself is
-//! not an event descriptor: it would wake the control plane for every transmitted
-//! frame. A kick that fails for good (link down, interface gone) is recorded and
-//! reported by the next txsync, which then repeats the kick itself to see whether the
-//! condition persists.
+//! Completions are reported the way a NIC moderates its TX interrupts: `hwtail`
+//! moves in steps of at least half the frame ring while more frames are in flight,
+//! and over everything once the ring drains. Between kicks, and while frames stay
+//! in flight after the last one (a NIC's TX completions, softirq work deferred to
+//! ksoftirqd; the kicker then checks with a backoff from `MIN_WAIT` to `MAX_WAIT`),
+//! the kicker signals an eventfd, the port's TX event descriptor, when such a report
+//! is due, so TX pollers wake once per half ring, not once per handful of frames.
+//! The socket itself is not an event descriptor: it would wake the control plane for
+//! every transmitted frame. A kick that fails for good (link down, interface gone) is
+//! recorded and reported by the next txsync, which then repeats the kick itself to
+//! see whether the condition persists.
 //!
 //! Each frame carries a `virtio_net_hdr` (PACKET_VNET_HDR) whose `hdr_len` asks the
 //! kernel to copy up to [`LINEAR_MAX`] bytes into the socket buffer itself. Without
