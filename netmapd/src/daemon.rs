@@ -90,6 +90,7 @@ fn ctrl_config(opts: &DaemonOpts) -> CtrlConfig {
         prefer_huge: !opts.no_huge,
         nic_slots: opts.nic_slots,
         nic_rings: opts.nic_rings,
+        max_kloops: opts.threads.saturating_sub(1),
     }
 }
 
@@ -404,6 +405,9 @@ impl Daemon {
         }
         if let Some(s) = self.status.take() {
             s.stop();
+        }
+        if let Some(cp) = &self.cp {
+            cp.stop_loops();
         }
         if let Some(session) = self.session.take() {
             if let Err(e) = mount::detach(&self.path) {

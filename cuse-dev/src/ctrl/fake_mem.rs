@@ -2,17 +2,18 @@
 //! mapping at [`FakeMem::BASE`], everything else faults, as a caller's bad pointers do.
 
 use super::{Errno, UserMemory};
-use std::cell::RefCell;
 use std::mem::size_of;
+use std::sync::Mutex;
 use zerocopy::{FromBytes, IntoBytes};
 
 const EFAULT: Errno = Errno(libc::EFAULT);
 
 /// A fake caller address space: one flat mapping `[BASE, BASE + len)`, everything else
-/// faults. Objects are placed with a bump allocator (8-byte aligned).
+/// faults. Objects are placed with a bump allocator (8-byte aligned). Shareable between
+/// threads, as a caller's memory is (the sync loop reads it while the test writes).
 pub(crate) struct FakeMem {
-    bytes: RefCell<Vec<u8>>,
-    next: RefCell<u64>,
+    bytes: Mutex<Vec<u8>>,
+    next: Mutex<u64>,
 }
 
 impl FakeMem {
@@ -21,8 +22,8 @@ impl FakeMem {
 
     pub fn new() -> Self {
         Self {
-            bytes: RefCell::new(vec![0; Self::LEN]),
-            next: RefCell::new(Self::BASE),
+            bytes: Mutex::new(vec![0; Self::LEN]),
+            next: Mutex::new(Self::BASE),
         }
     }
 
@@ -40,8 +41,14 @@ impl FakeMem {
         Ok(start..end)
     }
 
+    /// `len` bytes at a fresh address aligned to `align` (a power of two).
+    pub fn alloc_aligned(&self, len: usize, align: u64) -> u64 {
+        let a = self.alloc(len + align as usize);
+        (a + align - 1) & !(align - 1)
+    }
+
     pub fn alloc(&self, len: usize) -> u64 {
-        let mut n = self.next.borrow_mut();
+        let mut n = self.next.lock().expect("fake memory lock");
         let a = *n;
         *n = (a + len as u64 + 7) & !7;
         assert!(*n <= Self::end(), "fake address space exhausted");
@@ -63,7 +70,7 @@ impl FakeMem {
 
     /// A copy of the whole mapping, to compare two address spaces byte for byte.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.bytes.borrow().clone()
+        self.bytes.lock().expect("fake memory lock").clone()
     }
 
     pub fn set<T: IntoBytes + zerocopy::Immutable>(&self, addr: u64, v: &T) {
@@ -77,7 +84,7 @@ impl UserMemory for FakeMem {
             return Ok(());
         }
         let r = Self::range(addr, buf.len())?;
-        buf.copy_from_slice(&self.bytes.borrow()[r]);
+        buf.copy_from_slice(&self.bytes.lock().expect("fake memory lock")[r]);
         Ok(())
     }
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
@@ -85,7 +92,11 @@ impl UserMemory for FakeMem {
             return Ok(());
         }
         let r = Self::range(addr, data.len())?;
-        self.bytes.borrow_mut()[r].copy_from_slice(data);
+        self.bytes.lock().expect("fake memory lock")[r].copy_from_slice(data);
         Ok(())
+    }
+    /// The test process itself: the sync loop takes eventfds from it.
+    fn pid(&self) -> Option<u32> {
+        Some(std::process::id())
     }
 }

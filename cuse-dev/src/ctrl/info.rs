@@ -4,7 +4,7 @@
 
 use super::nmreq::Request;
 use super::register::{einval, lookup};
-use super::{ControlPlane, Errno, FdId};
+use super::{ControlPlane, Errno};
 use netmap_abi as abi;
 use netmap_abi::{NmreqPoolsInfo, NmreqPortHdr, NmreqPortInfoGet, NmreqRegister, NmreqValeList};
 use netmap_netif::PortCounts;
@@ -206,48 +206,5 @@ impl ControlPlane {
             abi::NETMAP_REQ_PORT_HDR_SET => self.req_port_hdr_set(req),
             _ => self.req_vale_manage(req),
         }
-    }
-
-    fn registered(&self, fd: FdId) -> bool {
-        self.lock()
-            .fds
-            .get(&fd)
-            .is_some_and(|f| f.binding.is_some())
-    }
-
-    /// SYNC_KLOOP_START needs CSB mode, which the daemon never enables.
-    pub(crate) fn req_kloop_start(&self, fd: FdId) -> Result<(), Errno> {
-        if !self.registered(fd) {
-            return Err(Errno(libc::ENXIO));
-        }
-        Err(einval("SYNC_KLOOP_START without CSB mode"))
-    }
-
-    /// SYNC_KLOOP_STOP with no loop running returns 0 at once.
-    pub(crate) fn req_kloop_stop(&self, fd: FdId) -> Result<(), Errno> {
-        if !self.registered(fd) {
-            return Err(Errno(libc::ENXIO));
-        }
-        Ok(())
-    }
-
-    /// CSB_ENABLE: needs the CSB option; on a descriptor bound to no ring it succeeds
-    /// without enabling anything (§5.5); real CSB mode is not implemented.
-    pub(crate) fn req_csb_enable(&self, fd: FdId, req: &mut Request) -> Result<(), Errno> {
-        let binds_rings = self
-            .lock()
-            .fds
-            .get(&fd)
-            .and_then(|f| f.binding.as_ref())
-            .is_some_and(|b| !b.tx.is_empty() || !b.rx.is_empty());
-        let Some(o) = req.option_mut(abi::NETMAP_REQ_OPT_CSB) else {
-            return Err(einval("CSB_ENABLE without a CSB option"));
-        };
-        if !binds_rings {
-            o.hdr.nro_status = 0;
-            return Ok(());
-        }
-        tracing::warn!(fd, "CSB mode is not implemented");
-        Err(Errno(libc::EOPNOTSUPP))
     }
 }

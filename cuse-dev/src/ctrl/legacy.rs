@@ -75,7 +75,7 @@ impl ControlPlane {
             nr_flags: flags,
             ..Default::default()
         };
-        self.do_register(fd, &name, &mut reg, &mut [])?;
+        self.do_register(fd, &name, &mut reg, &mut [], &super::NoMemory)?;
         r.nr_offset = reg.nr_offset as u32;
         r.nr_memsize = reg.nr_memsize as u32;
         r.nr_tx_slots = reg.nr_tx_slots;

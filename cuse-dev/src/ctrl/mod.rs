@@ -10,6 +10,7 @@
 //! is released.
 
 mod info;
+mod kloop;
 mod legacy;
 mod monitor;
 mod nmreq;
@@ -78,6 +79,8 @@ pub(crate) struct Binding {
     pub flags: u64,
     pub nifp_off: usize,
     pub exclusive: bool,
+    /// CSB mode (§5.5): rings are synced by a sync loop, not by ioctls or poll.
+    pub csb: Option<kloop::Csb>,
 }
 
 impl Binding {
@@ -93,6 +96,7 @@ impl Binding {
 pub(crate) struct FdState {
     pub binding: Option<Binding>,
     pub waker: Option<Box<dyn PollWaker>>,
+    pub kloop: kloop::KloopState,
 }
 
 pub(crate) struct AdapterSlot {
@@ -346,6 +350,10 @@ pub struct CtrlConfig {
     pub nic_slots: u32,
     /// Hardware ring pairs of NIC ports (0: one per interface queue).
     pub nic_rings: u32,
+    /// Most sync loops running at once. Each holds the front-end worker that carries
+    /// its SYNC_KLOOP_START, so the daemon allows one fewer than it has workers:
+    /// one worker must stay free to answer everything else, SYNC_KLOOP_STOP included.
+    pub max_kloops: usize,
 }
 
 impl Default for CtrlConfig {
@@ -355,6 +363,7 @@ impl Default for CtrlConfig {
             prefer_huge: true,
             nic_slots: 0,
             nic_rings: 0,
+            max_kloops: 1,
         }
     }
 }
@@ -371,6 +380,10 @@ pub struct ControlPlane {
     me: std::sync::OnceLock<std::sync::Weak<ControlPlane>>,
     /// Closes a front end is still handling, reply included (see [`ControlPlane::closing`]).
     closing: std::sync::atomic::AtomicUsize,
+    /// Signalled when a sync loop should stop or has stopped (with `state`).
+    kloop_cv: std::sync::Condvar,
+    /// The daemon is stopping: sync loops end (see [`ControlPlane::stop_loops`]).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Held by a front end from the start of a close until its reply is sent.
@@ -393,6 +406,16 @@ impl ControlPlane {
         self.closing
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Closing(&self.closing)
+    }
+
+    /// Ends every sync loop and keeps new ones from running: a loop holds a front-end
+    /// worker inside its SYNC_KLOOP_START request, which a stopping daemon must get
+    /// back before it can join its workers.
+    pub fn stop_loops(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        let _st = self.lock();
+        self.kloop_cv.notify_all();
     }
 
     /// No descriptor open and no close being handled.
@@ -440,6 +463,8 @@ impl ControlPlane {
             events: sys::Epoll::new().map_err(netmap_pool::RegionError::from)?,
             me: std::sync::OnceLock::new(),
             closing: std::sync::atomic::AtomicUsize::new(0),
+            kloop_cv: std::sync::Condvar::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 alloc,
                 adapters: HashMap::new(),

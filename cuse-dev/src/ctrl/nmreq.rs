@@ -248,7 +248,7 @@ impl ControlPlane {
             body,
             opts,
         };
-        let res = self.dispatch(fd, &mut req);
+        let res = self.dispatch(fd, &mut req, um);
         if let Err(e) = &res {
             tracing::debug!(fd, reqtype = req.hdr.nr_reqtype, name = %req.name, errno = e.0, "NIOCCTRL failed: {e}");
         }
@@ -258,9 +258,9 @@ impl ControlPlane {
         Ok(req.hdr.as_bytes().to_vec())
     }
 
-    fn dispatch(&self, fd: FdId, req: &mut Request) -> Result<(), Errno> {
+    fn dispatch(&self, fd: FdId, req: &mut Request, um: &dyn UserMemory) -> Result<(), Errno> {
         match req.hdr.nr_reqtype {
-            abi::NETMAP_REQ_REGISTER => self.req_register(fd, req),
+            abi::NETMAP_REQ_REGISTER => self.req_register(fd, req, um),
             abi::NETMAP_REQ_PORT_INFO_GET => self.req_port_info(req),
             abi::NETMAP_REQ_POOLS_INFO_GET => self.req_pools_info(req),
             abi::NETMAP_REQ_PORT_HDR_GET => self.req_port_hdr_get(req),
@@ -272,9 +272,9 @@ impl ControlPlane {
             | abi::NETMAP_REQ_VALE_DELIF
             | abi::NETMAP_REQ_VALE_POLLING_ENABLE
             | abi::NETMAP_REQ_VALE_POLLING_DISABLE => self.req_vale_other(req),
-            abi::NETMAP_REQ_SYNC_KLOOP_START => self.req_kloop_start(fd),
+            abi::NETMAP_REQ_SYNC_KLOOP_START => self.req_kloop_start(fd, req, um),
             abi::NETMAP_REQ_SYNC_KLOOP_STOP => self.req_kloop_stop(fd),
-            abi::NETMAP_REQ_CSB_ENABLE => self.req_csb_enable(fd, req),
+            abi::NETMAP_REQ_CSB_ENABLE => self.req_csb_enable(fd, req, um),
             t => {
                 tracing::debug!(reqtype = t, "unknown request type");
                 Err(Errno(libc::EINVAL))

@@ -12,7 +12,7 @@ pub const POLLRDNORM: u32 = libc::POLLRDNORM as u32;
 pub const POLLWRNORM: u32 = libc::POLLWRNORM as u32;
 
 /// Syncs ring `i` of direction `d` of a binding, collecting wake-ups for peers.
-fn sync_one(
+pub(crate) fn sync_one(
     st: &mut State,
     b: &Binding,
     d: Dir,
@@ -70,6 +70,10 @@ impl ControlPlane {
                 tracing::debug!(fd, "sync on an unregistered descriptor");
                 return Err(Errno(libc::ENXIO));
             };
+            if b.csb.is_some() {
+                tracing::debug!(fd, "sync ioctl on a descriptor in CSB mode");
+                return Err(Errno(libc::EBUSY));
+            }
             for i in b.rings(d) {
                 sync_one(&mut st, &b, d, i, mem, &mut wakers);
             }
@@ -88,6 +92,10 @@ impl ControlPlane {
             let Some(b) = st.fds.get(&fd).and_then(|f| f.binding.clone()) else {
                 return POLLERR;
             };
+            if b.csb.is_some() {
+                // CSB mode: the sync loop owns the rings (§5.5).
+                return POLLERR;
+            }
             let mut want_tx = events & (POLLOUT | POLLWRNORM);
             let want_rx = events & (POLLIN | POLLRDNORM);
             let mut revents = 0;

@@ -3,7 +3,9 @@
 //! inverse — unregistering on close or when a late step fails.
 
 use super::nmreq::{ReqOption, Request};
-use super::{AdapterSlot, Binding, ControlPlane, Errno, FdId, PollWaker, PortKey, State};
+use super::{
+    AdapterSlot, Binding, ControlPlane, Errno, FdId, PollWaker, PortKey, State, UserMemory,
+};
 use core::mem::{offset_of, size_of};
 use netmap_abi as abi;
 use netmap_abi::{NetmapIf, NmreqRegister};
@@ -431,10 +433,15 @@ fn apply_offsets(
 }
 
 impl ControlPlane {
-    pub(crate) fn req_register(&self, fd: FdId, req: &mut Request) -> Result<(), Errno> {
+    pub(crate) fn req_register(
+        &self,
+        fd: FdId,
+        req: &mut Request,
+        um: &dyn UserMemory,
+    ) -> Result<(), Errno> {
         let mut reg = NmreqRegister::read_from_bytes(&req.body).map_err(|_| Errno(libc::EINVAL))?;
         let name = req.name.clone();
-        self.do_register(fd, &name, &mut reg, &mut req.opts)?;
+        self.do_register(fd, &name, &mut reg, &mut req.opts, um)?;
         req.body = reg.as_bytes().to_vec();
         Ok(())
     }
@@ -446,13 +453,14 @@ impl ControlPlane {
         name: &str,
         reg: &mut NmreqRegister,
         opts: &mut [ReqOption],
+        um: &dyn UserMemory,
     ) -> Result<(), Errno> {
         let mem = self.mem();
         let mut wakers = Vec::new();
         let res = {
             let mut guard = self.lock();
             let st = &mut *guard;
-            self.register_locked(st, fd, name, reg, opts, mem, &mut wakers)
+            self.register_locked(st, fd, name, reg, opts, mem, um, &mut wakers)
         };
         super::fire(wakers);
         if let Ok(()) = &res {
@@ -470,6 +478,7 @@ impl ControlPlane {
         reg: &mut NmreqRegister,
         opts: &mut [ReqOption],
         mem: SharedMem,
+        um: &dyn UserMemory,
         wakers: &mut Vec<Box<dyn PollWaker>>,
     ) -> Result<(), Errno> {
         match st.fds.get(&fd) {
@@ -516,6 +525,27 @@ impl ControlPlane {
             st.forget_unused_port(aid, ep, mem);
         }
         let b = res?;
+        // CSB option: validated after the registration, which it undoes on failure.
+        if let Some(o) = opts
+            .iter_mut()
+            .find(|o| o.hdr.nro_reqtype == abi::NETMAP_REQ_OPT_CSB)
+        {
+            match super::kloop::csb_setup(st, &b, o, um) {
+                Ok(csb) => {
+                    if let Some(bind) = st.fds.get_mut(&fd).and_then(|f| f.binding.as_mut()) {
+                        bind.csb = csb;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(fd, errno = e.0, "REGISTER: CSB option refused");
+                    if let Some(f) = st.fds.get_mut(&fd) {
+                        f.binding = None;
+                    }
+                    unbind(st, &b, fd, mem, wakers);
+                    return Err(e);
+                }
+            }
+        }
         // Leftover options nobody consumed make the whole registration fail.
         if let Some(o) = opts
             .iter()
@@ -619,6 +649,7 @@ impl ControlPlane {
             flags: reg.nr_flags,
             nifp_off,
             exclusive,
+            csb: None,
         };
         let e = &slot.ad.endpoints()[ep];
         let ring_of = |d: Dir, i: usize| e.krings(d).get(i).and_then(|k| k.ring_off);

@@ -1736,6 +1736,9 @@ fn closing_the_parent_under_an_open_monitor() {
 #[path = "vale_tests.rs"]
 mod vale_tests;
 
+#[path = "kloop_tests.rs"]
+mod kloop_tests;
+
 #[test]
 fn monitors_of_vale_ports() {
     let cp = new_cp();

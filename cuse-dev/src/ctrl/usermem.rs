@@ -12,6 +12,11 @@ use super::Errno;
 pub trait UserMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno>;
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno>;
+    /// The calling thread, when this memory is a live process (the sync loop uses it
+    /// to take the caller's eventfds and to notice the caller being killed).
+    fn pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// A process (or thread) identified by pid, accessed with `process_vm_readv/writev`.
@@ -33,6 +38,9 @@ impl UserMemory for ProcessMemory {
     }
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
         crate::ctrl::sys::vm_write(self.pid, addr, data)
+    }
+    fn pid(&self) -> Option<u32> {
+        Some(self.pid as u32)
     }
 }
 

@@ -45,6 +45,9 @@ pub fn small_config() -> CtrlConfig {
             buf_num: 4096,
         },
         prefer_huge: false,
+        // A sync loop runs until SYNC_KLOOP_STOP from another thread, which a
+        // single-threaded harness never sends: no loop may start.
+        max_kloops: 0,
         ..Default::default()
     }
 }
