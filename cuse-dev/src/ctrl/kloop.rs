@@ -15,7 +15,8 @@
 //! ring, runs the ordinary sync of that ring, and writes the kring's hwcur/hwtail
 //! to ktoa; between passes the loop sleeps `sleep_us` (at least [`MIN_SLEEP`]) or
 //! until STOP. Application kicks (the ioeventfds of SYNC_KLOOP_EVENTFDS) are not
-//! needed by a polling loop and are not waited on; the irqfds are signalled, as in
+//! needed by a polling loop: ktoa's `kern_need_kick` stays 0 while it runs, and the
+//! ioeventfds are not waited on. The irqfds are signalled, as in
 //! the kernel, when a ring gained TX space or RX packets and the application asked
 //! for interrupts (`appl_need_kick`).
 
@@ -255,6 +256,9 @@ impl ControlPlane {
         let Some(csb) = b.csb else {
             return Err(einval("SYNC_KLOOP_START without CSB mode"));
         };
+        if self.lock().fds.get(&fd).is_some_and(|f| f.kloop.running) {
+            return Err(Errno(libc::EBUSY));
+        }
         let rings = csb_rings(&b);
         let mut direct = (false, false);
         if let Some(o) = req.option_mut(abi::NETMAP_REQ_OPT_SYNC_KLOOP_MODE) {
@@ -448,7 +452,8 @@ impl ControlPlane {
                 let ke = &mut ktoa[j * CSB_ENTRY..(j + 1) * CSB_ENTRY];
                 put_u32(ke, KTOA_HWCUR, k.hwcur);
                 put_u32(ke, KTOA_HWTAIL, k.hwtail);
-                put_u32(ke, KTOA_NEED_KICK, 1);
+                // The loop polls: application kicks would only cost it syscalls.
+                put_u32(ke, KTOA_NEED_KICK, 0);
                 moved.push(k.hwtail != before);
             }
         }

@@ -359,6 +359,11 @@ fn kloop_moves_packets_both_ways_and_signals_the_irqfd() {
         set_entry(&um, csb.atok, 0, 4, 3);
         set_entry(&um, csb.atok, 0, 0, 3);
         wait_for("ktoa hwcur 3", || entry(&um, csb.ktoa, 0, 0) == 3);
+        assert_eq!(
+            entry(&um, csb.ktoa, 0, 8),
+            0,
+            "a polling loop wants no kicks"
+        );
         rxsync(&cp, s);
         let rx = sc.rx(0);
         assert_eq!(rx.tail(), 3, "the peer received the three packets");
