@@ -119,12 +119,7 @@ one vB vA || exit 2
     let out = veth_run(1, &script, Duration::from_secs(300));
     assert_success(&out);
     // Traffic, closes and the daemon's stop log no error.
-    let errors: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains(" ERROR "))
-        .collect();
-    assert!(errors.is_empty(), "errors logged:\n{}", errors.join("\n"));
+    assert_no_error_logged(&out);
     for (src, dst) in [("vA", "vB"), ("vB", "vA")] {
         assert!(
             out.stdout
@@ -150,6 +145,16 @@ one vB vA || exit 2
     println!("{}", out.stdout);
 }
 
+#[track_caller]
+fn assert_no_error_logged(out: &Output) {
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" ERROR "))
+        .collect();
+    assert!(errors.is_empty(), "errors logged:\n{}", errors.join("\n"));
+}
+
 /// The command `netmapd exec` runs ends with a NIC client's exit: the daemon waits
 /// for that last close (a port teardown, tens of milliseconds of socket closes) to
 /// finish and be answered before it unmounts, so nothing fails and nothing logs an
@@ -167,12 +172,7 @@ fn exec_ends_with_nic_client() {
         "{}",
         out.describe()
     );
-    let errors: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains(" ERROR "))
-        .collect();
-    assert!(errors.is_empty(), "errors logged:\n{}", errors.join("\n"));
+    assert_no_error_logged(&out);
 }
 
 /// 4-queue veth: ring layout of ALL_NIC / ONE_NIC 2 (`nm-client nic

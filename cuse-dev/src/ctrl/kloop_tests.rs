@@ -22,17 +22,23 @@ fn csb_arrays(um: &FakeMem, n: usize) -> CsbArrays {
     CsbArrays { atok, ktoa, opt }
 }
 
-fn csb_option(um: &FakeMem, atok: u64, ktoa: u64) -> u64 {
-    let opt = um.alloc(40);
+/// A lone option of `reqtype`, `size` bytes in all (body zeroed), status untouched.
+fn option(um: &FakeMem, reqtype: u32, size: u64) -> u64 {
+    let opt = um.alloc(size as usize);
     um.set(
         opt,
         &NmreqOption {
             nro_next: 0,
-            nro_reqtype: netmap_abi::NETMAP_REQ_OPT_CSB,
+            nro_reqtype: reqtype,
             nro_status: UNTOUCHED,
-            nro_size: 40,
+            nro_size: size,
         },
     );
+    opt
+}
+
+fn csb_option(um: &FakeMem, atok: u64, ktoa: u64) -> u64 {
+    let opt = option(um, netmap_abi::NETMAP_REQ_OPT_CSB, 40);
     um.set(opt + 24, &atok);
     um.set(opt + 32, &ktoa);
     opt
@@ -86,6 +92,27 @@ impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         let _ = kloop_stop(self.0, self.1, self.2);
     }
+}
+
+/// Starts a loop on `fd` in a thread of `s` and waits until it runs; the guard stops
+/// it should the test fail first.
+fn spawn_loop<'s, 'e: 's>(
+    s: &'s std::thread::Scope<'s, 'e>,
+    cp: &'e ControlPlane,
+    um: &'e FakeMem,
+    fd: FdId,
+    sleep_us: u32,
+    opts: u64,
+) -> (
+    std::thread::ScopedJoinHandle<'s, Result<(), Errno>>,
+    StopOnDrop<'e>,
+) {
+    let h = s.spawn(move || kloop_start(cp, um, fd, sleep_us, opts).map(|_| ()));
+    let guard = StopOnDrop(cp, um, fd);
+    wait_for("the loop to run", || {
+        cp.lock().fds.get(&fd).is_some_and(|f| f.kloop.running)
+    });
+    (h, guard)
 }
 
 /// Waits up to 5 s for `cond`.
@@ -224,16 +251,7 @@ fn kloop_start_and_stop_rules() {
         "sleep above 1 s"
     );
     // Bad MODE bits.
-    let mode = um.alloc(32);
-    um.set(
-        mode,
-        &NmreqOption {
-            nro_next: 0,
-            nro_reqtype: netmap_abi::NETMAP_REQ_OPT_SYNC_KLOOP_MODE,
-            nro_status: UNTOUCHED,
-            nro_size: 32,
-        },
-    );
+    let mode = option(&um, netmap_abi::NETMAP_REQ_OPT_SYNC_KLOOP_MODE, 32);
     um.set(mode + 24, &4u32);
     assert_eq!(
         kloop_start(&cp, &um, fd, 100, mode),
@@ -242,15 +260,10 @@ fn kloop_start_and_stop_rules() {
     );
     assert_eq!(opt_status(&um, mode), libc::EINVAL as u32);
     // EVENTFDS sized for three rings on a descriptor with two.
-    let efd = um.alloc(24 + 3 * 8);
-    um.set(
-        efd,
-        &NmreqOption {
-            nro_next: 0,
-            nro_reqtype: netmap_abi::NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS,
-            nro_status: UNTOUCHED,
-            nro_size: 24 + 3 * 8,
-        },
+    let efd = option(
+        &um,
+        netmap_abi::NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS,
+        24 + 3 * 8,
     );
     assert_eq!(
         kloop_start(&cp, &um, fd, 100, efd),
@@ -263,11 +276,7 @@ fn kloop_start_and_stop_rules() {
     assert_eq!(kloop_start(&cp, &um, fd, 100, 0).map(|_| ()), Ok(()));
     // Two loops on one descriptor: the second is EBUSY; STOP ends the first.
     std::thread::scope(|s| {
-        let first = s.spawn(|| kloop_start(&cp, &um, fd, 100, 0).map(|_| ()));
-        let _stop = StopOnDrop(&cp, &um, fd);
-        wait_for("the loop to run", || {
-            cp.lock().fds.get(&fd).is_some_and(|f| f.kloop.running)
-        });
+        let (first, _stop) = spawn_loop(s, &cp, &um, fd, 100, 0);
         assert_eq!(kloop_start(&cp, &um, fd, 100, 0), Err(EBUSY));
         let opt = csb_option(&um, 0, 0);
         let h = header(netmap_abi::NETMAP_REQ_CSB_ENABLE, "", 0, opt);
@@ -326,26 +335,17 @@ fn kloop_moves_packets_both_ways_and_signals_the_irqfd() {
     assert!(irq >= 0, "eventfd");
     // SAFETY: irq is a fresh descriptor owned by nothing else.
     let irq_owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(irq) };
-    let efd = um.alloc(24 + 2 * 8);
-    um.set(
-        efd,
-        &NmreqOption {
-            nro_next: 0,
-            nro_reqtype: netmap_abi::NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS,
-            nro_status: UNTOUCHED,
-            nro_size: 24 + 2 * 8,
-        },
+    let efd = option(
+        &um,
+        netmap_abi::NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS,
+        24 + 2 * 8,
     );
     for (j, (io, irqfd)) in [(-1i32, -1i32), (-1, irq)].into_iter().enumerate() {
         um.set(efd + 24 + 8 * j as u64, &io);
         um.set(efd + 28 + 8 * j as u64, &irqfd);
     }
     std::thread::scope(|scope| {
-        let lp = scope.spawn(|| kloop_start(&cp, &um, m, 50, efd).map(|_| ()));
-        let _stop = StopOnDrop(&cp, &um, m);
-        wait_for("the loop to run", || {
-            cp.lock().fds.get(&m).is_some_and(|f| f.kloop.running)
-        });
+        let (lp, _stop) = spawn_loop(scope, &cp, &um, m, 50, efd);
         // TX: three packets in the master's ring, published through atok only.
         let tx = mc.tx(0);
         let pkts: Vec<Vec<u8>> = (0..3).map(payload).collect();
@@ -407,11 +407,7 @@ fn stop_loops_ends_running_loops() {
     let um = FakeMem::new();
     let (fd, _, _) = csb_master(&cp, &um, "t{1");
     std::thread::scope(|s| {
-        let lp = s.spawn(|| kloop_start(&cp, &um, fd, 1_000_000, 0).map(|_| ()));
-        let _stop = StopOnDrop(&cp, &um, fd);
-        wait_for("the loop to run", || {
-            cp.lock().fds.get(&fd).is_some_and(|f| f.kloop.running)
-        });
+        let (lp, _stop) = spawn_loop(s, &cp, &um, fd, 1_000_000, 0);
         let t = Instant::now();
         cp.stop_loops();
         assert_eq!(lp.join().expect("loop thread"), Ok(()));
@@ -435,11 +431,7 @@ fn loops_are_limited_to_spare_workers() {
     let (a, _, _) = csb_master(&cp, &um, "w{1");
     let (b, _, _) = csb_master(&cp, &um, "w{2");
     std::thread::scope(|s| {
-        let lp = s.spawn(|| kloop_start(&cp, &um, a, 100, 0).map(|_| ()));
-        let _stop = StopOnDrop(&cp, &um, a);
-        wait_for("the loop to run", || {
-            cp.lock().fds.get(&a).is_some_and(|f| f.kloop.running)
-        });
+        let (lp, _stop) = spawn_loop(s, &cp, &um, a, 100, 0);
         assert_eq!(kloop_start(&cp, &um, b, 100, 0), Err(EBUSY));
         assert_eq!(kloop_stop(&cp, &um, a).map(|_| ()), Ok(()));
         assert_eq!(lp.join().expect("loop thread"), Ok(()));
