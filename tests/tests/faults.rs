@@ -428,3 +428,49 @@ echo recovered
     );
     println!("{}", out.stdout);
 }
+
+/// A client SIGKILLed while one of its threads sits in SYNC_KLOOP_START (the loop runs
+/// in the daemon, inside that request): the client dies within a fraction of a second
+/// instead of hanging on the unanswered request, its port and memory are released, and
+/// the daemon goes on serving, the same pipe included.
+#[test]
+fn client_killed_in_sync_loop() {
+    let out = in_private_ns(
+        r#"
+t=/dev/.faults; mkdir "$t" || exit 92
+"$d" 2> "$t/daemon" & p=$!
+wait_mounted || exit 1
+"$d" status > "$t/st0"
+"$c" kloop-hold --port 'kh{1' > "$t/hold" 2>&1 & h=$!
+i=0; until grep -q "loop running" "$t/hold"; do
+  i=$((i+1)); [ $i -gt 200 ] && { echo "no loop"; cat "$t/hold"; exit 2; }; sleep 0.05
+done
+"$d" status | grep -q '^registered=1$' || { echo "kloop-hold not registered"; exit 3; }
+t0=$(ms); kill -KILL $h; wait $h 2>/dev/null; t1=$(ms)
+echo "died_ms=$((t1 - t0))"
+i=0; until "$d" status | grep -q '^clients=0$'; do
+  i=$((i+1)); [ $i -gt 100 ] && { echo "descriptor not released"; "$d" status; exit 4; }; sleep 0.05
+done
+"$d" status > "$t/st1"
+for k in if_free ring_free buf_free; do
+  a=$(grep "^$k=" "$t/st0"); b=$(grep "^$k=" "$t/st1")
+  [ "$a" = "$b" ] || { echo "pool not back: $a then $b"; exit 5; }
+done
+"$c" pipe-rx --port 'kh}1' --count 1000 & r=$!
+"$c" pipe-tx --port 'kh{1' --count 1000 || { echo "the pipe is unusable after the kill"; exit 6; }
+wait $r || { echo "receiver failed"; exit 6; }
+kill -TERM $p; wait $p
+echo served
+"#,
+    );
+    assert_success(&out);
+    assert!(out.stdout.contains("served"), "{}", out.describe());
+    let died: u64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("died_ms="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no died_ms line\n{}", out.describe()));
+    println!("client in a sync loop died {died} ms after SIGKILL");
+    assert!(died < 2000, "the killed client hung for {died} ms\n{}", out.describe());
+}

@@ -12,6 +12,7 @@
 //! nm-client flows-tx --if IFNAME --count N [--flows 256] [--rate PPS]
 //! nm-client mq-rx --if IFNAME --count N [--spread]
 //! nm-client hold --port NAME
+//! nm-client kloop-hold --port NAME
 //! nm-client rx-count --port NAME [--count N] [--idle-ms 1000]
 //! nm-client monitor-rx --port NAME --flags r|t|rt|z --count N [--len L | --max-len M] [--stream ID]
 //! ```
@@ -38,6 +39,7 @@ const USAGE: &str = "usage:
   nm-client flows-tx --if IFNAME --count N [--flows 256] [--rate PPS]
   nm-client mq-rx --if IFNAME --count N [--spread]
   nm-client hold --port NAME
+  nm-client kloop-hold --port NAME
   nm-client rx-count --port NAME [--count N] [--idle-ms 1000]
   nm-client vale-ctl -n NAME | -a|-h|-d valeX:NAME | -r NAME | -l [valeX:port] | -p|-P valeX:IF | -o NAME
   nm-client vale-learn [SWITCH]
@@ -427,6 +429,9 @@ fn main() -> ExitCode {
             )
         }),
         "monitor-rx" => parse_opts(rest).and_then(|o| monitor_rx(&o)),
+        "kloop-hold" => parse_opts(rest)
+            .and_then(|o| need(&o.port, "--port"))
+            .and_then(|p| netmapd_tests::kloop::hold(&p)),
         "hold" => parse_opts(rest)
             .and_then(|o| need(&o.port, "--port"))
             .and_then(|p| nic::hold(&p)),
