@@ -472,5 +472,9 @@ echo served
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no died_ms line\n{}", out.describe()));
     println!("client in a sync loop died {died} ms after SIGKILL");
-    assert!(died < 2000, "the killed client hung for {died} ms\n{}", out.describe());
+    assert!(
+        died < 2000,
+        "the killed client hung for {died} ms\n{}",
+        out.describe()
+    );
 }
