@@ -445,7 +445,9 @@ wait_mounted || exit 1
 i=0; until grep -q "loop running" "$t/hold"; do
   i=$((i+1)); [ $i -gt 200 ] && { echo "no loop"; cat "$t/hold"; exit 2; }; sleep 0.05
 done
-"$d" status | grep -q '^registered=1$' || { echo "kloop-hold not registered"; exit 3; }
+"$d" status > "$t/st-loop"
+grep -q '^registered=1$' "$t/st-loop" && grep -q '^csb=1$' "$t/st-loop" && grep -q '^sync_loops=1$' "$t/st-loop" ||
+  { echo "kloop-hold not registered in CSB mode with its loop running"; cat "$t/st-loop"; exit 3; }
 t0=$(ms); kill -KILL $h; wait $h 2>/dev/null; t1=$(ms)
 echo "died_ms=$((t1 - t0))"
 i=0; until "$d" status | grep -q '^clients=0$'; do

@@ -600,7 +600,7 @@ impl ControlPlane {
         let st = self.lock();
         let c = st.alloc.counts();
         let mut s = format!(
-            "backing={}\nmemsize={}\nclients={}\nregistered={}\nports={}\nif_free={}\nif_total={}\nring_free={}\nring_total={}\nbuf_free={}\nbuf_total={}\n",
+            "backing={}\nmemsize={}\nclients={}\nregistered={}\ncsb={}\nsync_loops={}\nports={}\nif_free={}\nif_total={}\nring_free={}\nring_total={}\nbuf_free={}\nbuf_total={}\n",
             match self.region.backing() {
                 Backing::HugeTmpfs => "huge-tmpfs",
                 Backing::Memfd => "memfd",
@@ -609,6 +609,11 @@ impl ControlPlane {
             st.alloc.memsize(),
             st.fds.len(),
             st.fds.values().filter(|f| f.binding.is_some()).count(),
+            st.fds
+                .values()
+                .filter(|f| f.binding.as_ref().is_some_and(|b| b.csb.is_some()))
+                .count(),
+            st.fds.values().filter(|f| f.kloop.running).count(),
             st.adapters.len(),
             c.if_free,
             c.if_total,
