@@ -301,12 +301,19 @@ fn extra_bufs_alloc(st: &mut State, mem: SharedMem, n: u32) -> (u32, u32) {
 /// wrote the list, so every link is checked; the walk cannot loop since each step
 /// frees a buffer.
 fn extra_bufs_free(st: &mut State, mem: SharedMem, nifp_off: usize) {
-    let keep = st.keep_set(mem, None);
     let Ok(mut idx) = mem.read_u32(nifp_off + offset_of!(NetmapIf, ni_bufs_head)) else {
         return;
     };
     let total = st.alloc.buf_pool.objtotal();
-    while idx >= 2 && idx < total && st.alloc.buf_pool.is_allocated(idx) {
+    let live =
+        |st: &State, idx: u32| idx >= 2 && idx < total && st.alloc.buf_pool.is_allocated(idx);
+    if !live(st, idx) {
+        // No list (the usual case): no need for the scan of every ring below.
+        let _ = mem.write_u32(nifp_off + offset_of!(NetmapIf, ni_bufs_head), 0);
+        return;
+    }
+    let keep = st.keep_set(mem, None);
+    while live(st, idx) {
         let Some(o) = st.alloc.buf_offset(idx) else {
             break;
         };
