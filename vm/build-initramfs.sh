@@ -137,7 +137,10 @@ mod_norm() { echo "$1" | tr '-' '_'; }
 is_builtin() {
     local n
     n=$(mod_norm "$1")
-    [ -f "$MODDIR/modules.builtin" ] && tr '-' '_' < "$MODDIR/modules.builtin" | grep -q "/$n\.ko$"
+    # grep reads to the end (no -q): an early exit would SIGPIPE tr, and pipefail
+    # would turn a match into a failure.
+    [ -f "$MODDIR/modules.builtin" ] &&
+        tr '-' '_' < "$MODDIR/modules.builtin" | grep "/$n\.ko$" > /dev/null
 }
 
 # Path (relative to $MODDIR) of module NAME, from modules.order or a search.
