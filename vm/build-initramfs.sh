@@ -39,8 +39,8 @@ if [ -z "$BUSYBOX" ]; then
     done
 fi
 [ -n "$BUSYBOX" ] || die "busybox not found: apt-get install -y busybox-static"
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' \
-    || ldd "$BUSYBOX" 2>&1 | grep -q 'not a dynamic executable' \
+file -L "$BUSYBOX" 2>/dev/null | grep 'statically linked' >/dev/null \
+    || ldd "$BUSYBOX" 2>&1 | grep 'not a dynamic executable' >/dev/null \
     || die "$BUSYBOX is not static: apt-get install -y busybox-static"
 command -v cpio >/dev/null || die "cpio not found: apt-get install -y cpio"
 
@@ -106,11 +106,11 @@ add_binary() {
     fi
     local deps
     deps=$(ldd "$src" 2>&1) || true
-    if echo "$deps" | grep -q 'not a dynamic executable\|statically linked'; then
+    if echo "$deps" | grep 'not a dynamic executable\|statically linked' >/dev/null; then
         log "added $dest_dir/$name (static)"
         return 0
     fi
-    if echo "$deps" | grep -q 'not found'; then
+    if echo "$deps" | grep 'not found' >/dev/null; then
         die "add_binary: $src has unresolved libraries:
 $deps"
     fi
