@@ -154,7 +154,7 @@ mod_path() {
             [ -f "$MODDIR/$p$ext" ] && { echo "$p$ext"; return 0; }
         done
     fi
-    p=$(cd "$MODDIR" && find kernel -name "$1.ko*" -o -name "$n.ko*" | head -n1)
+    p=$(cd "$MODDIR" && find kernel -name "$1.ko*" -o -name "$n.ko*" | head -n1 || true)
     [ -n "$p" ] && echo "$p"
 }
 
