@@ -8,26 +8,18 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use netmap_abi::{
-    set_cname, NmreqHeader, NmreqOption, NmreqRegister, NmreqSyncKloopStart, NETMAP_REQ_OPT_CSB,
-    NETMAP_REQ_REGISTER, NETMAP_REQ_SYNC_KLOOP_START, NR_EXCLUSIVE, NR_REG_ALL_NIC,
+    set_cname, NmCsbAtok, NmCsbKtoa, NmreqHeader, NmreqOptCsb, NmreqOption, NmreqRegister,
+    NmreqSyncKloopStart, NETMAP_REQ_OPT_CSB, NETMAP_REQ_REGISTER, NETMAP_REQ_SYNC_KLOOP_START,
+    NR_EXCLUSIVE, NR_REG_ALL_NIC,
 };
 
 use crate::sys;
 
-/// The two CSB arrays for one TX and one RX ring (`struct nm_csb_atok/ktoa`, 64 bytes
-/// an entry, 64-byte aligned).
+/// The two CSB arrays for one TX and one RX ring, 64-byte aligned as the kernel wants.
 #[repr(C, align(64))]
 struct CsbArrays {
-    atok: [[u32; 16]; 2],
-    ktoa: [[u32; 16]; 2],
-}
-
-/// `struct nmreq_opt_csb`.
-#[repr(C)]
-struct OptCsb {
-    hdr: NmreqOption,
-    atok: u64,
-    ktoa: u64,
+    atok: [NmCsbAtok; 2],
+    ktoa: [NmCsbKtoa; 2],
 }
 
 /// Registers `name` (one TX and one RX ring) exclusively in CSB mode, starts the
@@ -37,18 +29,18 @@ pub fn hold(name: &str) -> Result<(), String> {
     let fd = sys::open_netmap().map_err(|e| e.to_string())?;
     // Lives as long as the process: the daemon reads and writes it from the loop.
     let csb: &'static mut CsbArrays = Box::leak(Box::new(CsbArrays {
-        atok: [[0; 16]; 2],
-        ktoa: [[0; 16]; 2],
+        atok: [NmCsbAtok::default(); 2],
+        ktoa: [NmCsbKtoa::default(); 2],
     }));
-    let mut opt = OptCsb {
-        hdr: NmreqOption {
+    let mut opt = NmreqOptCsb {
+        nro_opt: NmreqOption {
             nro_next: 0,
             nro_reqtype: NETMAP_REQ_OPT_CSB,
             nro_status: 0,
-            nro_size: std::mem::size_of::<OptCsb>() as u64,
+            nro_size: std::mem::size_of::<NmreqOptCsb>() as u64,
         },
-        atok: csb.atok.as_ptr() as u64,
-        ktoa: csb.ktoa.as_ptr() as u64,
+        csb_atok: csb.atok.as_ptr() as u64,
+        csb_ktoa: csb.ktoa.as_ptr() as u64,
     };
     let mut reg = NmreqRegister {
         nr_mode: NR_REG_ALL_NIC,
@@ -60,7 +52,7 @@ pub fn hold(name: &str) -> Result<(), String> {
     let mut hdr = NmreqHeader {
         nr_reqtype: NETMAP_REQ_REGISTER,
         nr_body: &mut reg as *mut NmreqRegister as u64,
-        nr_options: &mut opt as *mut OptCsb as u64,
+        nr_options: &mut opt as *mut NmreqOptCsb as u64,
         ..Default::default()
     };
     set_cname(&mut hdr.nr_name, name);
@@ -68,8 +60,8 @@ pub fn hold(name: &str) -> Result<(), String> {
     // the CSB option use; the option names the leaked, 64-byte aligned CSB arrays.
     unsafe { sys::nioctrl(fd.as_raw_fd(), &mut hdr) }
         .map_err(|e| format!("REGISTER {name:?} with CSB: {e}"))?;
-    if opt.hdr.nro_status != 0 {
-        return Err(format!("CSB option status {}", opt.hdr.nro_status));
+    if opt.nro_opt.nro_status != 0 {
+        return Err(format!("CSB option status {}", opt.nro_opt.nro_status));
     }
     let raw = fd.as_raw_fd();
     std::thread::spawn(move || {
@@ -87,7 +79,7 @@ pub fn hold(name: &str) -> Result<(), String> {
         let r = unsafe { sys::nioctrl(raw, &mut h) };
         eprintln!("kloop-hold: SYNC_KLOOP_START returned {r:?}");
     });
-    let kick = &csb.ktoa[0][2] as *const u32;
+    let kick = &csb.ktoa[0].kern_need_kick as *const u32;
     let t0 = Instant::now();
     // SAFETY: `kick` points into the leaked arrays; the daemon writes them from
     // another process, hence the volatile read.

@@ -24,11 +24,13 @@ use super::nmreq::{ReqOption, Request};
 use super::register::einval;
 use super::{Binding, ControlPlane, Errno, FdId, State, UserMemory};
 use netmap_abi as abi;
+use netmap_abi::{NmCsbAtok, NmCsbKtoa, NmreqOptEventfd};
 use netmap_netif::Dir;
 use std::time::{Duration, Instant};
+use zerocopy::{FromBytes, IntoBytes};
 
-/// Size of one CSB entry (`struct nm_csb_atok` / `struct nm_csb_ktoa`).
-pub(crate) const CSB_ENTRY: usize = 64;
+/// Alignment the kernel demands of both CSB arrays (one entry, a cache line).
+const CSB_ALIGN: u64 = std::mem::size_of::<NmCsbAtok>() as u64;
 /// Longest `sleep_us` SYNC_KLOOP_START accepts.
 const MAX_SLEEP_US: u32 = 1_000_000;
 /// Shortest pause between passes: a loop asked not to sleep still leaves the CPU
@@ -37,16 +39,6 @@ const MIN_SLEEP: Duration = Duration::from_micros(20);
 /// How often the loop checks that its caller has not been killed (a killed thread
 /// waits for the ioctl's reply before it can die).
 const CALLER_CHECK: Duration = Duration::from_millis(100);
-
-// nm_csb_atok: head@0 cur@4 appl_need_kick@8 sync_flags@12.
-const ATOK_HEAD: usize = 0;
-const ATOK_CUR: usize = 4;
-const ATOK_NEED_KICK: usize = 8;
-const ATOK_SYNC_FLAGS: usize = 12;
-// nm_csb_ktoa: hwcur@0 hwtail@4 kern_need_kick@8.
-const KTOA_HWCUR: usize = 0;
-const KTOA_HWTAIL: usize = 4;
-const KTOA_NEED_KICK: usize = 8;
 
 /// The two CSB arrays of a descriptor in CSB mode (addresses in the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +53,6 @@ pub(crate) struct KloopState {
     pub running: bool,
     /// Set by STOP; a START finding it set clears it and returns at once (§5.5).
     pub stop: bool,
-}
-
-fn get_u32(b: &[u8], off: usize) -> u32 {
-    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-fn put_u32(b: &mut [u8], off: usize, v: u32) {
-    b[off..off + 4].copy_from_slice(&v.to_ne_bytes());
 }
 
 /// The bound rings in CSB order: TX first, then RX.
@@ -121,32 +105,28 @@ fn csb_setup_inner(
     if !b.exclusive {
         return Err(einval("CSB mode needs NR_EXCLUSIVE"));
     }
-    let body = &o.body;
-    if body.len() < 16 {
+    // The body of `struct nmreq_opt_csb`: csb_atok, csb_ktoa.
+    let Ok(([atok, ktoa], _)) = <[u64; 2]>::read_from_prefix(&o.body) else {
         return Err(einval("short CSB option"));
-    }
-    let atok = u64::from_ne_bytes(body[0..8].try_into().map_err(|_| Errno(libc::EINVAL))?);
-    let ktoa = u64::from_ne_bytes(body[8..16].try_into().map_err(|_| Errno(libc::EINVAL))?);
-    if atok % CSB_ENTRY as u64 != 0 || ktoa % CSB_ENTRY as u64 != 0 {
+    };
+    if atok % CSB_ALIGN != 0 || ktoa % CSB_ALIGN != 0 {
         return Err(einval("CSB arrays not 64-byte aligned"));
     }
-    let mut a = vec![0u8; n * CSB_ENTRY];
-    um.read(atok, &mut a)?;
-    let mut k = vec![0u8; n * CSB_ENTRY];
-    um.write(ktoa, &k)?;
-    for (j, (hwcur, hwtail)) in kernel_pointers(st, b)?.into_iter().enumerate() {
-        let ae = &mut a[j * CSB_ENTRY..(j + 1) * CSB_ENTRY];
-        put_u32(ae, ATOK_HEAD, hwcur);
-        put_u32(ae, ATOK_CUR, hwcur);
-        put_u32(ae, ATOK_NEED_KICK, 1);
-        put_u32(ae, ATOK_SYNC_FLAGS, 1);
-        let ke = &mut k[j * CSB_ENTRY..(j + 1) * CSB_ENTRY];
-        put_u32(ke, KTOA_HWCUR, hwcur);
-        put_u32(ke, KTOA_HWTAIL, hwtail);
-        put_u32(ke, KTOA_NEED_KICK, 1);
+    let mut a = vec![NmCsbAtok::default(); n];
+    um.read(atok, a.as_mut_bytes())?;
+    let mut k = vec![NmCsbKtoa::default(); n];
+    um.write(ktoa, k.as_bytes())?;
+    for ((ae, ke), (hwcur, hwtail)) in a.iter_mut().zip(&mut k).zip(kernel_pointers(st, b)?) {
+        ae.head = hwcur;
+        ae.cur = hwcur;
+        ae.appl_need_kick = 1;
+        ae.sync_flags = 1;
+        ke.hwcur = hwcur;
+        ke.hwtail = hwtail;
+        ke.kern_need_kick = 1;
     }
-    um.write(atok, &a)?;
-    um.write(ktoa, &k)?;
+    um.write(atok, a.as_bytes())?;
+    um.write(ktoa, k.as_bytes())?;
     Ok(Some(Csb { atok, ktoa }))
 }
 
@@ -262,7 +242,7 @@ impl ControlPlane {
         let rings = csb_rings(&b);
         let mut direct = (false, false);
         if let Some(o) = req.option_mut(abi::NETMAP_REQ_OPT_SYNC_KLOOP_MODE) {
-            let mode = o.body.get(0..4).map_or(0, |m| get_u32(m, 0));
+            let mode = u32::read_from_prefix(&o.body).map_or(0, |(m, _)| m);
             if mode & !(abi::NM_OPT_SYNC_KLOOP_DIRECT_TX | abi::NM_OPT_SYNC_KLOOP_DIRECT_RX) != 0 {
                 o.hdr.nro_status = libc::EINVAL as u32;
                 return Err(einval("unknown SYNC_KLOOP_MODE bits"));
@@ -275,22 +255,21 @@ impl ControlPlane {
         }
         let mut fds: Vec<RingFds> = Vec::new();
         if let Some(o) = req.option_mut(abi::NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS) {
-            let want = abi::NMREQ_OPTION_SIZE as u64 + 8 * rings.len() as u64;
-            if o.hdr.nro_size != want || o.body.len() != 8 * rings.len() {
-                o.hdr.nro_status = libc::EINVAL as u32;
-                return Err(einval("SYNC_KLOOP_EVENTFDS size does not match the rings"));
-            }
-            let pairs: Vec<(i32, i32)> = o
-                .body
-                .chunks_exact(8)
-                .map(|c| (get_u32(c, 0) as i32, get_u32(c, 4) as i32))
-                .collect();
-            for (&(d, _), &(io, _)) in rings.iter().zip(&pairs) {
+            let entry = std::mem::size_of::<NmreqOptEventfd>();
+            let want = (abi::NMREQ_OPTION_SIZE + entry * rings.len()) as u64;
+            let pairs = match <[NmreqOptEventfd]>::ref_from_bytes(&o.body) {
+                Ok(p) if o.hdr.nro_size == want && p.len() == rings.len() => p.to_vec(),
+                _ => {
+                    o.hdr.nro_status = libc::EINVAL as u32;
+                    return Err(einval("SYNC_KLOOP_EVENTFDS size does not match the rings"));
+                }
+            };
+            for (&(d, _), e) in rings.iter().zip(&pairs) {
                 let is_direct = match d {
                     Dir::Tx => direct.0,
                     Dir::Rx => direct.1,
                 };
-                if is_direct && io < 0 {
+                if is_direct && e.ioeventfd < 0 {
                     o.hdr.nro_status = libc::EINVAL as u32;
                     return Err(einval("direct SYNC_KLOOP mode without an ioeventfd"));
                 }
@@ -302,9 +281,9 @@ impl ControlPlane {
                 Errno(libc::EOPNOTSUPP)
             })?;
             let proc_id = tgid_of(pid).unwrap_or(pid);
-            for &(_, irq) in &pairs {
-                let irq = if irq >= 0 {
-                    match super::sys::take_fd(proc_id, irq) {
+            for e in &pairs {
+                let irq = if e.irqfd >= 0 {
+                    match super::sys::take_fd(proc_id, e.irqfd) {
                         Ok(f) => Some(std::fs::File::from(f)),
                         Err(e) => {
                             o.hdr.nro_status = e.0 as u32;
@@ -372,8 +351,8 @@ impl ControlPlane {
     ) -> Result<(), Errno> {
         let pause = Duration::from_micros(u64::from(sleep_us)).max(MIN_SLEEP);
         let n = rings.len();
-        let mut atok = vec![0u8; n * CSB_ENTRY];
-        let mut ktoa = vec![0u8; n * CSB_ENTRY];
+        let mut atok = vec![NmCsbAtok::default(); n];
+        let mut ktoa = vec![NmCsbKtoa::default(); n];
         let mut last_check = Instant::now();
         loop {
             if um.pid().is_some_and(|p| {
@@ -385,18 +364,17 @@ impl ControlPlane {
                 tracing::info!(fd, "sync kloop: caller killed, loop ends");
                 return Ok(());
             }
-            if let Err(e) = um.read(csb.atok, &mut atok) {
+            if let Err(e) = um.read(csb.atok, atok.as_mut_bytes()) {
                 tracing::info!(fd, errno = e.0, "sync kloop: CSB unreadable, loop ends");
                 return Err(e);
             }
             let progress = self.kloop_pass(b, rings, &atok, &mut ktoa)?;
-            if let Err(e) = um.write(csb.ktoa, &ktoa) {
+            if let Err(e) = um.write(csb.ktoa, ktoa.as_bytes()) {
                 tracing::info!(fd, errno = e.0, "sync kloop: CSB unwritable, loop ends");
                 return Err(e);
             }
-            for (j, moved) in progress.iter().enumerate() {
-                let wants = get_u32(&atok[j * CSB_ENTRY..], ATOK_NEED_KICK) != 0;
-                if *moved && wants {
+            for (j, (moved, a)) in progress.iter().zip(&atok).enumerate() {
+                if *moved && a.appl_need_kick != 0 {
                     if let Some(irq) = fds.get(j).and_then(|f| f.irq.as_ref()) {
                         eventfd_signal(irq);
                     }
@@ -427,33 +405,31 @@ impl ControlPlane {
         &self,
         b: &Binding,
         rings: &[(Dir, usize)],
-        atok: &[u8],
-        ktoa: &mut [u8],
+        atok: &[NmCsbAtok],
+        ktoa: &mut [NmCsbKtoa],
     ) -> Result<Vec<bool>, Errno> {
         let mem = self.mem();
         let mut wakers = Vec::new();
         let mut moved = Vec::with_capacity(rings.len());
         {
             let mut st = self.lock();
-            for (j, &(d, i)) in rings.iter().enumerate() {
-                let a = &atok[j * CSB_ENTRY..(j + 1) * CSB_ENTRY];
+            for ((&(d, i), a), ke) in rings.iter().zip(atok).zip(ktoa.iter_mut()) {
                 let before = {
                     let slot = st.adapters.get(&b.adapter).ok_or(Errno(libc::ENXIO))?;
                     let k = &slot.ad.endpoints()[b.ep].krings(d)[i];
                     let rv = netmap_netif::adapter::view(mem, k).map_err(|_| Errno(libc::ENXIO))?;
-                    rv.set_head(get_u32(a, ATOK_HEAD))
-                        .and_then(|()| rv.set_cur(get_u32(a, ATOK_CUR)))
+                    rv.set_head(a.head)
+                        .and_then(|()| rv.set_cur(a.cur))
                         .map_err(|_| Errno(libc::EFAULT))?;
                     k.hwtail
                 };
                 super::poll::sync_one(&mut st, b, d, i, mem, &mut wakers);
                 let slot = st.adapters.get(&b.adapter).ok_or(Errno(libc::ENXIO))?;
                 let k = &slot.ad.endpoints()[b.ep].krings(d)[i];
-                let ke = &mut ktoa[j * CSB_ENTRY..(j + 1) * CSB_ENTRY];
-                put_u32(ke, KTOA_HWCUR, k.hwcur);
-                put_u32(ke, KTOA_HWTAIL, k.hwtail);
+                ke.hwcur = k.hwcur;
+                ke.hwtail = k.hwtail;
                 // The loop polls: application kicks would only cost it syscalls.
-                put_u32(ke, KTOA_NEED_KICK, 0);
+                ke.kern_need_kick = 0;
                 moved.push(k.hwtail != before);
             }
         }

@@ -3,10 +3,14 @@
 //! moves packets both ways over a pipe and signals an irqfd.
 
 use super::*;
-use netmap_abi::NmreqSyncKloopStart;
+use netmap_abi::{
+    NmCsbAtok, NmCsbKtoa, NmreqOptCsb, NmreqOptEventfd, NmreqOptSyncKloopMode, NmreqSyncKloopStart,
+    NMREQ_OPTION_SIZE,
+};
 use std::time::{Duration, Instant};
 
-const ENTRY: u64 = 64;
+/// Size (and alignment) of one CSB entry.
+const ENTRY: u64 = size_of::<NmCsbAtok>() as u64;
 
 /// Two CSB arrays for `n` rings (64-byte aligned) and a CSB option naming them.
 struct CsbArrays {
@@ -38,9 +42,12 @@ fn option(um: &FakeMem, reqtype: u32, size: u64) -> u64 {
 }
 
 fn csb_option(um: &FakeMem, atok: u64, ktoa: u64) -> u64 {
-    let opt = option(um, netmap_abi::NETMAP_REQ_OPT_CSB, 40);
-    um.set(opt + 24, &atok);
-    um.set(opt + 32, &ktoa);
+    let size = size_of::<NmreqOptCsb>() as u64;
+    let opt = option(um, netmap_abi::NETMAP_REQ_OPT_CSB, size);
+    let mut o: NmreqOptCsb = um.get(opt);
+    o.csb_atok = atok;
+    o.csb_ktoa = ktoa;
+    um.set(opt, &o);
     opt
 }
 
@@ -48,13 +55,14 @@ fn opt_status(um: &FakeMem, opt: u64) -> u32 {
     um.get::<NmreqOption>(opt).nro_status
 }
 
-/// Field `off` of CSB entry `j` of the array at `base`.
-fn entry(um: &FakeMem, base: u64, j: u64, off: u64) -> u32 {
-    um.get::<u32>(base + j * ENTRY + off)
+/// Entry `j` of the application-to-kernel array at `base`.
+fn atok(um: &FakeMem, base: u64, j: u64) -> NmCsbAtok {
+    um.get(base + j * ENTRY)
 }
 
-fn set_entry(um: &FakeMem, base: u64, j: u64, off: u64, v: u32) {
-    um.set(base + j * ENTRY + off, &v);
+/// Entry `j` of the kernel-to-application array at `base`.
+fn ktoa(um: &FakeMem, base: u64, j: u64) -> NmCsbKtoa {
+    um.get(base + j * ENTRY)
 }
 
 fn kloop_start(
@@ -148,13 +156,14 @@ fn csb_register_initialises_the_arrays_and_takes_the_rings_from_syncs() {
     assert_eq!(opt_status(&um, csb.opt), 0);
     // TX entry first (hwtail = slots - 1), then RX (hwtail = 0).
     for (j, hwtail) in [(0, SLOTS - 1), (1, 0)] {
-        assert_eq!(entry(&um, csb.atok, j, 0), 0, "atok head");
-        assert_eq!(entry(&um, csb.atok, j, 4), 0, "atok cur");
-        assert_eq!(entry(&um, csb.atok, j, 8), 1, "appl_need_kick");
-        assert_eq!(entry(&um, csb.atok, j, 12), 1, "sync_flags");
-        assert_eq!(entry(&um, csb.ktoa, j, 0), 0, "ktoa hwcur");
-        assert_eq!(entry(&um, csb.ktoa, j, 4), hwtail, "ktoa hwtail");
-        assert_eq!(entry(&um, csb.ktoa, j, 8), 1, "kern_need_kick");
+        let (a, k) = (atok(&um, csb.atok, j), ktoa(&um, csb.ktoa, j));
+        assert_eq!(a.head, 0, "atok head");
+        assert_eq!(a.cur, 0, "atok cur");
+        assert_eq!(a.appl_need_kick, 1, "appl_need_kick");
+        assert_eq!(a.sync_flags, 1, "sync_flags");
+        assert_eq!(k.hwcur, 0, "ktoa hwcur");
+        assert_eq!(k.hwtail, hwtail, "ktoa hwtail");
+        assert_eq!(k.kern_need_kick, 1, "kern_need_kick");
     }
     assert_eq!(
         cp.ioctl(fd, netmap_abi::NIOCTXSYNC, &[], &NoMemory),
@@ -251,8 +260,11 @@ fn kloop_start_and_stop_rules() {
         "sleep above 1 s"
     );
     // Bad MODE bits.
-    let mode = option(&um, netmap_abi::NETMAP_REQ_OPT_SYNC_KLOOP_MODE, 32);
-    um.set(mode + 24, &4u32);
+    let size = size_of::<NmreqOptSyncKloopMode>() as u64;
+    let mode = option(&um, netmap_abi::NETMAP_REQ_OPT_SYNC_KLOOP_MODE, size);
+    let mut m: NmreqOptSyncKloopMode = um.get(mode);
+    m.mode = 4;
+    um.set(mode, &m);
     assert_eq!(
         kloop_start(&cp, &um, fd, 100, mode),
         Err(EINVAL),
@@ -312,7 +324,7 @@ fn csb_enable_after_register() {
     let h = header(netmap_abi::NETMAP_REQ_CSB_ENABLE, "", 0, csb.opt);
     assert_eq!(ctrl(&cp, fd, &h, &um).map(|_| ()), Ok(()));
     assert_eq!(opt_status(&um, csb.opt), 0);
-    assert_eq!(entry(&um, csb.ktoa, 0, 4), SLOTS - 1);
+    assert_eq!(ktoa(&um, csb.ktoa, 0).hwtail, SLOTS - 1);
     assert_eq!(
         cp.ioctl(fd, netmap_abi::NIOCTXSYNC, &[], &NoMemory),
         Err(EBUSY)
@@ -340,10 +352,17 @@ fn kloop_moves_packets_both_ways_and_signals_the_irqfd() {
         netmap_abi::NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS,
         24 + 2 * 8,
     );
-    for (j, (io, irqfd)) in [(-1i32, -1i32), (-1, irq)].into_iter().enumerate() {
-        um.set(efd + 24 + 8 * j as u64, &io);
-        um.set(efd + 28 + 8 * j as u64, &irqfd);
-    }
+    let fds = [
+        NmreqOptEventfd {
+            ioeventfd: -1,
+            irqfd: -1,
+        },
+        NmreqOptEventfd {
+            ioeventfd: -1,
+            irqfd: irq,
+        },
+    ];
+    um.set(efd + NMREQ_OPTION_SIZE as u64, &fds);
     std::thread::scope(|scope| {
         let (lp, _stop) = spawn_loop(scope, &cp, &um, m, 50, efd);
         // TX: three packets in the master's ring, published through atok only.
@@ -356,11 +375,12 @@ fn kloop_moves_packets_both_ways_and_signals_the_irqfd() {
             sl.flags = 0;
             tx.set_slot(k as u32, &sl);
         }
-        set_entry(&um, csb.atok, 0, 4, 3);
-        set_entry(&um, csb.atok, 0, 0, 3);
-        wait_for("ktoa hwcur 3", || entry(&um, csb.ktoa, 0, 0) == 3);
+        let mut a = atok(&um, csb.atok, 0);
+        (a.head, a.cur) = (3, 3);
+        um.set(csb.atok, &a);
+        wait_for("ktoa hwcur 3", || ktoa(&um, csb.ktoa, 0).hwcur == 3);
         assert_eq!(
-            entry(&um, csb.ktoa, 0, 8),
+            ktoa(&um, csb.ktoa, 0).kern_need_kick,
             0,
             "a polling loop wants no kicks"
         );
@@ -375,7 +395,7 @@ fn kloop_moves_packets_both_ways_and_signals_the_irqfd() {
         sc.tx(0)
             .fill(&[(b"pong one".as_slice(), 0), (b"pong two".as_slice(), 0)]);
         txsync(&cp, s);
-        wait_for("ktoa RX hwtail 2", || entry(&um, csb.ktoa, 1, 4) == 2);
+        wait_for("ktoa RX hwtail 2", || ktoa(&um, csb.ktoa, 1).hwtail == 2);
         let mut v = [0u8; 8];
         wait_for("the irqfd", || {
             // SAFETY: reads 8 bytes into a local buffer from a descriptor we own.
