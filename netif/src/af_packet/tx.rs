@@ -204,8 +204,8 @@ struct TxShared {
     geom: TxGeom,
     /// Frames start with a `virtio_net_hdr` (PACKET_VNET_HDR accepted).
     vnet: bool,
-    /// Signalled after every kick and on later completions: wakes TX pollers (the
-    /// port's TX event descriptor).
+    /// Signalled when a completion report is due (see [`KickerState::report_due`]) and
+    /// after a retried kick: wakes TX pollers (the port's TX event descriptor).
     done: EventFd,
     /// Frames txsync has filled (a sequence count; frame = sequence mod ring size).
     filled: AtomicU64,
@@ -429,8 +429,6 @@ pub struct HwTx {
     geom: TxGeom,
     /// Sequence number of the next frame to fill (frame = sequence mod ring size).
     filled: u64,
-    /// Frames in use, in ring order.
-    frames_used: u32,
     inflight: VecDeque<InFlight>,
 }
 
@@ -484,7 +482,6 @@ impl HwTx {
             kicker: Some(kicker),
             geom,
             filled: 0,
-            frames_used: 0,
             inflight: VecDeque::new(),
         })
     }
@@ -565,7 +562,6 @@ impl HwTx {
                         tracing::error!(%e, seq, "tx: frame outside the ring");
                     }
                 }
-                self.frames_used -= 1;
                 last = Some(seq);
             }
             k.hwtail = k.prev(p.end);
@@ -617,7 +613,9 @@ impl HwTx {
                 // The client may still add the missing fragments.
                 break;
             }
-            if self.frames_used == self.geom.frame_nr() {
+            // Frames filled and not yet reclaimed (txsync is the only writer of both).
+            let in_use = self.filled - self.shared.reclaimed.load(Ordering::Relaxed);
+            if in_use == u64::from(self.geom.frame_nr()) {
                 break;
             }
             let foff = self.shared.seq_off(self.filled);
@@ -652,7 +650,6 @@ impl HwTx {
                     end,
                 });
                 self.filled += 1;
-                self.frames_used += 1;
                 queued = true;
                 st.tx_packets += 1;
                 st.tx_bytes += u64::from(total);
