@@ -337,6 +337,32 @@ impl AfPacketPort {
         }
     }
 
+    /// What a sync of ring `ring` of direction `d` works on: the sockets, the kring and
+    /// the counters. Fails fast once the interface is gone.
+    fn sync_parts(
+        &mut self,
+        d: Dir,
+        ring: usize,
+    ) -> Result<(&mut Rings, &mut Kring, &mut Stats), NetifError> {
+        if self.gone {
+            return Err(self.gone_err());
+        }
+        let Self {
+            eps, rings, stats, ..
+        } = self;
+        let rings = rings
+            .as_mut()
+            .ok_or_else(|| NetifError::Inval("port has no rings".into()))?;
+        let k = eps[0].krings_mut(d).get_mut(ring).ok_or_else(|| {
+            let name = match d {
+                Dir::Tx => "TX",
+                Dir::Rx => "RX",
+            };
+            NetifError::Inval(format!("no {name} ring {ring}"))
+        })?;
+        Ok((rings, k, stats))
+    }
+
     fn gone_err(&self) -> NetifError {
         NetifError::NoPort(format!("interface {} was deleted", self.ifname()))
     }
@@ -422,20 +448,8 @@ impl Adapter for AfPacketPort {
         head: u32,
         mem: SharedMem,
     ) -> Result<Wake, NetifError> {
-        if self.gone {
-            return Err(self.gone_err());
-        }
         let host = self.host_tx_ring();
-        let Self {
-            eps, rings, stats, ..
-        } = self;
-        let rings = rings
-            .as_mut()
-            .ok_or_else(|| NetifError::Inval("port has no rings".into()))?;
-        let k = eps[0]
-            .tx
-            .get_mut(ring)
-            .ok_or_else(|| NetifError::Inval(format!("no TX ring {ring}")))?;
+        let (rings, k, stats) = self.sync_parts(Dir::Tx, ring)?;
         let rv = view(mem, k)?;
         let res = if ring >= host {
             tx::host_txsync(k, &rv, head, stats)
@@ -455,20 +469,8 @@ impl Adapter for AfPacketPort {
         head: u32,
         mem: SharedMem,
     ) -> Result<Wake, NetifError> {
-        if self.gone {
-            return Err(self.gone_err());
-        }
         let host = self.host_rx_ring();
-        let Self {
-            eps, rings, stats, ..
-        } = self;
-        let rings = rings
-            .as_mut()
-            .ok_or_else(|| NetifError::Inval("port has no rings".into()))?;
-        let k = eps[0]
-            .rx
-            .get_mut(ring)
-            .ok_or_else(|| NetifError::Inval(format!("no RX ring {ring}")))?;
+        let (rings, k, stats) = self.sync_parts(Dir::Rx, ring)?;
         k.hwcur = head;
         let rv = view(mem, k)?;
         let geom = rings.geom;
@@ -510,7 +512,7 @@ impl Adapter for AfPacketPort {
     }
 
     /// RX sockets (hardware and host) wake RX pollers; the TX kickers' eventfds
-    /// (signalled after each kick and on later completions) wake TX pollers. The TX
+    /// (signalled when a completion report is due) wake TX pollers. The TX
     /// sockets are not watched: they would wake the control plane for every frame.
     fn event_fds(&self) -> Vec<(std::os::fd::RawFd, usize, Dir)> {
         let Some(r) = &self.rings else {
