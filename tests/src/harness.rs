@@ -151,3 +151,27 @@ where
 pub fn assert_success(out: &Output) {
     assert!(out.success(), "\n{}", out.describe());
 }
+
+/// Runs `script` with `$1` = netmapd and `$2` = `nm_client` in a new private mount
+/// namespace whose `/dev` holds only null, zero, urandom and fuse, for tests that run
+/// the daemon themselves (signals, restarts). The script may use `mounted` (a FUSE
+/// mount on /dev/netmap exists), `wait_mounted` (the daemon answers `status`) and `ms`
+/// (milliseconds since the epoch).
+pub fn in_private_ns(script: &str, nm_client: &str) -> Output {
+    require_privileges();
+    let prologue = r#"set -u
+mount --make-rprivate / && mount -t tmpfs tmpfs /dev || exit 90
+mknod -m 666 /dev/null c 1 3 && mknod -m 666 /dev/zero c 1 5 && mknod -m 666 /dev/urandom c 1 9 && mknod -m 600 /dev/fuse c 10 229 || exit 91
+d="$1"; c="$2"; export NETMAPD_STATUS_SOCKET=/dev/.st.sock
+mounted() { grep -q ' /dev/netmap .* - fuse' /proc/self/mountinfo; }
+wait_mounted() { i=0; until mounted && "$d" status >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 200 ] && { echo "daemon did not come up"; return 1; }; sleep 0.05; done; }
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+"#;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "sh", "-c"])
+        .arg(format!("{prologue}{script}"))
+        .arg("sh")
+        .arg(netmapd_bin())
+        .arg(nm_client);
+    run(cmd, Duration::from_secs(120))
+}

@@ -5,11 +5,10 @@
 //! Needs root and /dev/fuse, and `netmapd` built in the same profile (see e2e.rs).
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use netmapd_tests::harness::Output;
-use netmapd_tests::harness::{assert_success, netmapd_bin, netmapd_exec, require_privileges, run};
+use netmapd_tests::harness::{assert_success, netmapd_bin, netmapd_exec};
 
 const NM_CLIENT: &str = env!("CARGO_BIN_EXE_nm-client");
 const NM_STRESS: &str = env!("CARGO_BIN_EXE_nm-stress");
@@ -334,25 +333,8 @@ fn scribbler_killed_does_not_affect_others() {
     scribble_scenario(true);
 }
 
-/// Runs `script` with `$1` = netmapd, `$2` = nm-client in a new private mount
-/// namespace whose `/dev` holds only null, zero, urandom and fuse (as lifecycle.rs).
-fn in_private_ns(script: &str) -> Output {
-    require_privileges();
-    let prologue = r#"set -u
-mount --make-rprivate / && mount -t tmpfs tmpfs /dev || exit 90
-mknod -m 666 /dev/null c 1 3 && mknod -m 666 /dev/zero c 1 5 && mknod -m 666 /dev/urandom c 1 9 && mknod -m 600 /dev/fuse c 10 229 || exit 91
-d="$1"; c="$2"; export NETMAPD_STATUS_SOCKET=/dev/.st.sock
-mounted() { grep -q ' /dev/netmap .* - fuse' /proc/self/mountinfo; }
-wait_mounted() { i=0; until mounted && "$d" status >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 200 ] && { echo "daemon did not come up"; return 1; }; sleep 0.05; done; }
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-"#;
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-m", "sh", "-c"])
-        .arg(format!("{prologue}{script}"))
-        .arg("sh")
-        .arg(netmapd_bin())
-        .arg(NM_CLIENT);
-    run(cmd, Duration::from_secs(120))
+fn in_private_ns(script: &str) -> netmapd_tests::harness::Output {
+    netmapd_tests::harness::in_private_ns(script, NM_CLIENT)
 }
 
 /// A sender and a receiver stream through a daemon that is SIGKILLed mid-traffic:
