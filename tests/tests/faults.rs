@@ -333,6 +333,15 @@ fn scribbler_killed_does_not_affect_others() {
     scribble_scenario(true);
 }
 
+/// The number a script printed as `key=N`.
+#[track_caller]
+fn output_num(out: &Output, key: &str) -> i64 {
+    out.stdout
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in output\n{}", out.describe()))
+}
+
 fn in_private_ns(script: &str) -> netmapd_tests::harness::Output {
     netmapd_tests::harness::in_private_ns(script, NM_CLIENT)
 }
@@ -379,12 +388,7 @@ echo recovered
     );
     assert_success(&out);
     assert!(out.stdout.contains("recovered"), "{}", out.describe());
-    let num = |k: &str| -> i64 {
-        out.stdout
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('=')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {k}= in output\n{}", out.describe()))
-    };
+    let num = |k: &str| output_num(&out, k);
     for side in ["rx", "tx"] {
         let st = num(&format!("{side}_status"));
         let ms = num(&format!("{side}_ms"));
@@ -449,12 +453,7 @@ echo served
     );
     assert_success(&out);
     assert!(out.stdout.contains("served"), "{}", out.describe());
-    let died: u64 = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("died_ms="))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no died_ms line\n{}", out.describe()));
+    let died = output_num(&out, "died_ms");
     println!("client in a sync loop died {died} ms after SIGKILL");
     assert!(
         died < 2000,
