@@ -11,7 +11,11 @@
 #  (b) RX, the same sender (trafgen on vA, unpaced) for both receivers on vB:
 #        netmapd    : nm-client rx-count --port vB (netmapd receives through TPACKET_V3)
 #        netsniff-ng: --in vB --out /dev/null (TPACKET_V3 capture ring)
-#      captured frames per second of the sender's active time, and drops.
+#      captured frames per second of the sender's active time, and drops. On one
+#      veth the kernel's receive work (tpacket_rcv into either capture ring) runs in
+#      the sender's softirq, so while neither receiver drops this rate is the
+#      sender's. The receivers' own cost is printed beside it: CPU time (schedstat,
+#      all threads) per captured frame, netmapd = daemon + rx-count.
 #
 # The four measurements are repeated ROUNDS times, interleaved, so that a slow spell
 # of the VM hits both sides of a ratio alike; the ratio of each round and their
@@ -78,6 +82,8 @@ INNER='set -eu
 d="$1"; c="$2"; L="$3"; N="$4"; R="$5"
 stat() { cat "/sys/class/net/$1/statistics/$2"; }
 now() { date +%s.%N; }
+# CPU time (ns) the given processes have run, all their threads (schedstat).
+cpu_ns() { t=0; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do read -r x _ <"$f" && t=$((t + x)); done; done; echo $t; }
 TG="trafgen --dev vA --conf $L/frame.cfg -n $N -P 1 -Q"
 for round in $(seq 1 "$R"); do
 
@@ -101,15 +107,16 @@ sleep 1
 i=0; until grep -q holding "$L/hold.txt"; do i=$((i+1)); [ $i -gt 200 ] && exit 13; sleep 0.05; done
 "$c" rx-count --port vB --idle-ms 1500 >"$L/b1.txt" 2>&1 & r=$!
 i=0; until grep -q "rx-count ready" "$L/b1.txt"; do i=$((i+1)); [ $i -gt 200 ] && exit 14; sleep 0.05; done
-b=$(stat vB rx_packets); t0=$(now)
+b=$(stat vB rx_packets); c0=$(cpu_ns $PPID $r); t0=$(now)
 $TG >"$L/b1-tg.txt" 2>&1 || { cat "$L/b1-tg.txt"; exit 15; }
 t1=$(now); a=$(stat vB rx_packets)
+sleep 0.3; c1=$(cpu_ns $PPID $r)
 wait $r || { cat "$L/b1.txt"; exit 16; }
 "$d" status >"$L/b1-status.txt"
 kill -9 $h; wait $h 2>/dev/null || true
 got=$(sed -n "s/.*rx-count port=vB frames=\([0-9]*\).*/\1/p" "$L/b1.txt")
 drops=$(sed -n "s/^port=vB .* rx_drops=\([0-9]*\).*/\1/p" "$L/b1-status.txt")
-echo "B1 round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops"
+echo "B1 round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops cpu_ns=$((c1 - c0))"
 sleep 1
 
 # (b2) netsniff-ng capture of the same traffic
@@ -119,16 +126,17 @@ perl -MPOSIX -e "sigprocmask(SIG_UNBLOCK, POSIX::SigSet->new(SIGINT, SIGTERM, SI
 	netsniff-ng --in vB --out /dev/null --silent -A -Q -N >"$L/b2.txt" 2>&1 & s=$!
 i=0; until grep -q "Running" "$L/b2.txt"; do i=$((i+1)); [ $i -gt 200 ] && { cat "$L/b2.txt"; exit 19; }; sleep 0.05; done
 sleep 1
-b=$(stat vB rx_packets); t0=$(now)
+b=$(stat vB rx_packets); c0=$(cpu_ns $s); t0=$(now)
 $TG >"$L/b2-tg.txt" 2>&1 || { cat "$L/b2-tg.txt"; exit 17; }
 t1=$(now); a=$(stat vB rx_packets)
-sleep 1
+sleep 0.3; c1=$(cpu_ns $s)
+sleep 0.7
 kill -INT $s; wait $s || true
 tr -d '"'"'\r'"'"' <"$L/b2.txt" >"$L/b2-stats.txt"
 got=$(sed -n "s/^ *\([0-9]*\) *packets passed filter.*/\1/p" "$L/b2-stats.txt" | head -1)
 drops=$(sed -n "s/^ *\([0-9]*\) *packets failed filter (out of space).*/\1/p" "$L/b2-stats.txt" | head -1)
 [ -n "$got" ] && [ -n "$drops" ] || { echo "no statistics from netsniff-ng:"; cat "$L/b2.txt"; exit 18; }
-echo "B2 round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops"
+echo "B2 round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops cpu_ns=$((c1 - c0))"
 sleep 1
 done
 '
@@ -152,9 +160,9 @@ timeout "$TIMEOUT" unshare -n -m sh -c "$SETUP" sh "$NETMAPD" "$NMC" "$LOG" "$PA
 	die "measurement failed (logs in $LOG)"
 }
 
-# Per-round figures: "<key> <round> <frames> <secs> <drops> <offered>".
+# Per-round figures: "<key> <round> <frames> <secs> <drops> <offered> <receiver cpu ns>".
 awk '/^(A1|A2|B1|B2) round=/ {
-	k = $1; r = ""; f = ""; t = ""; d = ""; o = "-"
+	k = $1; r = ""; f = ""; t = ""; d = ""; o = "-"; c = "-"
 	for (i = 2; i <= NF; i++) {
 		split($i, kv, "=")
 		if (kv[1] == "round") r = kv[2]
@@ -162,9 +170,10 @@ awk '/^(A1|A2|B1|B2) round=/ {
 		if (kv[1] == "secs") t = kv[2]
 		if (kv[1] == "drops") d = kv[2]
 		if (kv[1] == "offered") o = kv[2]
+		if (kv[1] == "cpu_ns") c = kv[2]
 	}
 	if (f == "" || t == "" || t + 0 <= 0) { print "bad line: " $0 > "/dev/stderr"; exit 1 }
-	print k, r, f, t, (d == "" ? 0 : d), o
+	print k, r, f, t, (d == "" ? 0 : d), o, c
 }' "$LOG/out.txt" >"$LOG/rounds.txt" || die "unreadable results in $LOG/out.txt"
 for k in A1 A2 B1 B2; do
 	[ "$(grep -c "^$k " "$LOG/rounds.txt")" -eq "$ROUNDS" ] || die "expected $ROUNDS $k results in $LOG/out.txt"
@@ -184,7 +193,7 @@ BEGIN {
 	name["B1"] = "RX netmapd (rx-count vB; trafgen sender)"
 	name["B2"] = "RX netsniff-ng (vB -> /dev/null)"
 }
-{ mpps[$1, $2] = $3 / $4 / 1e6; fr[$1, $2] = $3; se[$1, $2] = $4; dr[$1, $2] = $5; of[$1, $2] = $6 }
+{ mpps[$1, $2] = $3 / $4 / 1e6; fr[$1, $2] = $3; se[$1, $2] = $4; dr[$1, $2] = $5; of[$1, $2] = $6; cpu[$1, $2] = $7 }
 END {
 	for (r = 1; r <= rounds; r++) {
 		split("A1 A2 B1 B2", ks, " ")
@@ -195,9 +204,14 @@ END {
 		tx[r] = mpps["A1", r] / mpps["A2", r]
 		rx[r] = mpps["B1", r] / mpps["B2", r]
 		printf "      round %d ratios: TX %.3f  RX %.3f  (RX offered at vB: netmapd %s, netsniff-ng %s)\n", r, tx[r], rx[r], of["B1", r], of["B2", r]
+		nsf1[r] = cpu["B1", r] / fr["B1", r]
+		nsf2[r] = cpu["B2", r] / fr["B2", r]
+		cr[r] = nsf1[r] / nsf2[r]
+		printf "      round %d receiver CPU per captured frame: netmapd %.0f ns (daemon + rx-count), netsniff-ng %.0f ns\n", r, nsf1[r], nsf2[r]
 	}
 	print "  TX frames = counted at vB (rx_packets delta); TX drops = vA tx_dropped delta"
 	print "  RX drops = netmapd rx_drops / netsniff-ng \"failed filter (out of space)\"; RX Mpps = frames captured / sender wall time"
 	printf "ratio TX netmapd/trafgen:     %.3f (median of %d rounds)\n", median(tx, rounds), rounds
 	printf "ratio RX netmapd/netsniff-ng: %.3f (median of %d rounds)\n", median(rx, rounds), rounds
+	printf "receiver CPU per frame, netmapd/netsniff-ng: %.2f (median of %d rounds; lower is cheaper; not a rate)\n", median(cr, rounds), rounds
 }' "$LOG/rounds.txt"
