@@ -21,7 +21,7 @@
 # of the VM hits both sides of a ratio alike; the ratio of each round and their
 # median are printed.
 #
-# usage: sudo bench/nic.sh          (env: PACKETS=2000000 ROUNDS=3 TIMEOUT=900)
+# usage: sudo bench/nic.sh          (env: PACKETS=2000000 ROUNDS=5 TIMEOUT=900)
 #
 # Needs root, /dev/fuse, ip, unshare, and trafgen + netsniff-ng (package
 # netsniff-ng; installed with apt-get if missing). It prints figures; it judges
@@ -29,7 +29,7 @@
 set -euo pipefail
 
 PACKETS=${PACKETS:-2000000}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 TIMEOUT=${TIMEOUT:-900}
 
 die() {
