@@ -83,7 +83,7 @@ d="$1"; c="$2"; L="$3"; N="$4"; R="$5"
 stat() { cat "/sys/class/net/$1/statistics/$2"; }
 now() { date +%s.%N; }
 # CPU time (ns) the given processes have run, all their threads (schedstat).
-cpu_ns() { t=0; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do read -r x _ <"$f" && t=$((t + x)); done; done; echo $t; }
+cpu_ns() { t=0; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do [ -r "$f" ] && read -r x _ <"$f" && t=$((t + x)); done; done; echo $t; }
 TG="trafgen --dev vA --conf $L/frame.cfg -n $N -P 1 -Q"
 for round in $(seq 1 "$R"); do
 
@@ -204,14 +204,17 @@ END {
 		tx[r] = mpps["A1", r] / mpps["A2", r]
 		rx[r] = mpps["B1", r] / mpps["B2", r]
 		printf "      round %d ratios: TX %.3f  RX %.3f  (RX offered at vB: netmapd %s, netsniff-ng %s)\n", r, tx[r], rx[r], of["B1", r], of["B2", r]
-		nsf1[r] = cpu["B1", r] / fr["B1", r]
-		nsf2[r] = cpu["B2", r] / fr["B2", r]
-		cr[r] = nsf1[r] / nsf2[r]
-		printf "      round %d receiver CPU per captured frame: netmapd %.0f ns (daemon + rx-count), netsniff-ng %.0f ns\n", r, nsf1[r], nsf2[r]
+		# schedstat may be missing (kernel without CONFIG_SCHED_INFO): then no CPU figure.
+		nsf1[r] = (cpu["B1", r] + 0 > 0 && fr["B1", r] > 0) ? cpu["B1", r] / fr["B1", r] : 0
+		nsf2[r] = (cpu["B2", r] + 0 > 0 && fr["B2", r] > 0) ? cpu["B2", r] / fr["B2", r] : 0
+		cr[r] = (nsf1[r] > 0 && nsf2[r] > 0) ? nsf1[r] / nsf2[r] : 0
+		if (cr[r] > 0) printf "      round %d receiver CPU per captured frame: netmapd %.0f ns (daemon + rx-count), netsniff-ng %.0f ns\n", r, nsf1[r], nsf2[r]
+		else { printf "      round %d receiver CPU per captured frame: not measured (no schedstat)\n", r; nocpu = 1 }
 	}
 	print "  TX frames = counted at vB (rx_packets delta); TX drops = vA tx_dropped delta"
 	print "  RX drops = netmapd rx_drops / netsniff-ng \"failed filter (out of space)\"; RX Mpps = frames captured / sender wall time"
 	printf "ratio TX netmapd/trafgen:     %.3f (median of %d rounds)\n", median(tx, rounds), rounds
 	printf "ratio RX netmapd/netsniff-ng: %.3f (median of %d rounds)\n", median(rx, rounds), rounds
-	printf "receiver CPU per frame, netmapd/netsniff-ng: %.2f (median of %d rounds; lower is cheaper; not a rate)\n", median(cr, rounds), rounds
+	if (nocpu) print "receiver CPU per frame: not measured in every round (no schedstat)"
+	else printf "receiver CPU per frame, netmapd/netsniff-ng: %.2f (median of %d rounds; lower is cheaper; not a rate)\n", median(cr, rounds), rounds
 }' "$LOG/rounds.txt"
