@@ -130,11 +130,6 @@ fn csb_setup_inner(
     Ok(Some(Csb { atok, ktoa }))
 }
 
-/// The eventfd pair of one ring, taken from the caller (`irqfd` signalled by us).
-struct RingFds {
-    irq: Option<std::fs::File>,
-}
-
 fn eventfd_signal(fd: &std::fs::File) {
     use std::io::Write;
     if let Err(e) = (&*fd).write_all(&1u64.to_ne_bytes()) {
@@ -253,7 +248,8 @@ impl ControlPlane {
             );
             o.hdr.nro_status = 0;
         }
-        let mut fds: Vec<RingFds> = Vec::new();
+        // Per ring, the caller's irqfd (taken with pidfd_getfd), signalled by the loop.
+        let mut irqfds: Vec<Option<std::fs::File>> = Vec::new();
         if let Some(o) = req.option_mut(abi::NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS) {
             let entry = std::mem::size_of::<NmreqOptEventfd>();
             let want = (abi::NMREQ_OPTION_SIZE + entry * rings.len()) as u64;
@@ -293,7 +289,7 @@ impl ControlPlane {
                 } else {
                     None
                 };
-                fds.push(RingFds { irq });
+                irqfds.push(irq);
             }
             o.hdr.nro_status = 0;
         }
@@ -326,7 +322,7 @@ impl ControlPlane {
             f.kloop.running = true;
         }
         tracing::debug!(fd, sleep_us, rings = rings.len(), "sync kloop started");
-        let res = self.kloop_run(fd, &b, csb, &rings, &fds, sleep_us, um);
+        let res = self.kloop_run(fd, &b, csb, &rings, &irqfds, sleep_us, um);
         {
             let mut st = self.lock();
             if let Some(f) = st.fds.get_mut(&fd) {
@@ -345,7 +341,7 @@ impl ControlPlane {
         b: &Binding,
         csb: Csb,
         rings: &[(Dir, usize)],
-        fds: &[RingFds],
+        irqfds: &[Option<std::fs::File>],
         sleep_us: u32,
         um: &dyn UserMemory,
     ) -> Result<(), Errno> {
@@ -375,7 +371,7 @@ impl ControlPlane {
             }
             for (j, (moved, a)) in progress.iter().zip(&atok).enumerate() {
                 if *moved && a.appl_need_kick != 0 {
-                    if let Some(irq) = fds.get(j).and_then(|f| f.irq.as_ref()) {
+                    if let Some(irq) = irqfds.get(j).and_then(Option::as_ref) {
                         eventfd_signal(irq);
                     }
                 }
