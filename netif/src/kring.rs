@@ -171,7 +171,7 @@ impl Kring {
 }
 
 /// `x` in the circular interval `[a, b]` of a ring with `n` slots.
-fn in_window(a: u32, b: u32, x: u32) -> bool {
+pub fn in_window(a: u32, b: u32, x: u32) -> bool {
     if a <= b {
         a <= x && x <= b
     } else {

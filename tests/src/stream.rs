@@ -60,10 +60,24 @@ pub fn send(port: &Port, count: u64, burst: u32, payload: &Payload) -> Result<St
     send_paced(port, count, burst, payload, None)
 }
 
+/// How a sender is paced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pacing {
+    /// As fast as the ring allows.
+    None,
+    /// Packet `seq` goes out at `start + seq / pps`: a smooth stream.
+    Smooth(u64),
+    /// pkt-gen's `-R pps`: a whole burst every `burst / pps` seconds, sent at once, so
+    /// the receiver sees line-rate bursts with gaps between them.
+    Bursts(u64),
+}
+
 /// Release schedule of a paced sender: packet `seq` may go out at `start + seq / rate`.
 struct Pacer {
     start: Instant,
     rate: u64,
+    /// pkt-gen's bursts: a burst is due when its first packet is.
+    bursts: bool,
 }
 
 impl Pacer {
@@ -75,10 +89,26 @@ impl Pacer {
             let t = self.start.elapsed();
             let allowed = (t.as_nanos() * self.rate as u128 / 1_000_000_000) as u64 + 1;
             if allowed > seq {
-                return (allowed - seq).min(want);
+                return if self.bursts {
+                    want
+                } else {
+                    (allowed - seq).min(want)
+                };
             }
             let at = Duration::from_nanos((seq as u128 * 1_000_000_000 / self.rate as u128) as u64);
-            std::thread::sleep(at.saturating_sub(t).max(Duration::from_micros(20)));
+            let left = at.saturating_sub(t);
+            if self.bursts {
+                // pkt-gen's wait: 1 ms naps while more than 1 ms remains, then spin.
+                if std::env::var_os("NM_PACE_SLEEP").is_some() {
+                    std::thread::sleep(left);
+                    continue;
+                }
+                if left > Duration::from_millis(1) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                continue;
+            }
+            std::thread::sleep(left.max(Duration::from_micros(20)));
         }
     }
 }
@@ -93,7 +123,8 @@ pub fn send_paced(
     payload: &Payload,
     rate: Option<u64>,
 ) -> Result<Stats, String> {
-    send_until(port, count, None, burst, payload, rate)
+    let pacing = rate.filter(|&r| r > 0).map_or(Pacing::None, Pacing::Smooth);
+    send_until(port, count, None, burst, payload, pacing)
 }
 
 /// [`send_paced`] that also stops queueing new packets once `duration` (if any) has
@@ -105,11 +136,23 @@ pub fn send_until(
     duration: Option<Duration>,
     burst: u32,
     payload: &Payload,
-    rate: Option<u64>,
+    pacing: Pacing,
 ) -> Result<Stats, String> {
     let ring = port.tx_ring(0).ok_or("TX ring 0 not bound")?;
     let start = Instant::now();
-    let pacer = rate.filter(|&r| r > 0).map(|rate| Pacer { start, rate });
+    let pacer = match pacing {
+        Pacing::Smooth(rate) if rate > 0 => Some(Pacer {
+            start,
+            rate,
+            bursts: false,
+        }),
+        Pacing::Bursts(rate) if rate > 0 => Some(Pacer {
+            start,
+            rate,
+            bursts: true,
+        }),
+        _ => None,
+    };
     let mut last_progress = Instant::now();
     let mut seq = 0u64;
     while seq < count {

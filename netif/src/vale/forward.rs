@@ -91,6 +91,30 @@ fn next_packet(
     }
 }
 
+/// Takes the slots the consumer of a full RX ring has already handed back by moving
+/// its `head`, without waiting for its next rxsync; returns the new `hwcur`.
+///
+/// Why: a VALE RX ring is refilled in the *sender's* sync, but its slots come back only
+/// when the receiver's next sync reaches the daemon. Through FUSE that sync is a round
+/// trip that queues behind the very forward that needs the room (one lock, two
+/// vCPUs), so a sender that emits two bursts close together (pkt-gen catching up
+/// after a late timer) found the ring full although the receiver had consumed the
+/// first burst, and dropped. In the kernel the receiver's rxsync runs in its own
+/// context and wins that race. The client releases slots by moving `head` (it must
+/// not touch a slot outside `[head, tail)`), so taking the release now is what its
+/// next rxsync would do (VALE's rxsync is just `hwcur = head`). `head` is untrusted:
+/// it is read once and used only if it lies in `[hwcur, hwtail]`, the window
+/// `rxsync_prologue` accepts; anything else waits for the real sync, which
+/// re-initialises the ring.
+fn early_release(k: &mut crate::kring::Kring, rv: &RingView) -> Result<Option<u32>, NetifError> {
+    let head = rv.head()?;
+    if head == k.hwcur || !crate::kring::in_window(k.hwcur, k.hwtail, head) || head >= k.num_slots {
+        return Ok(None);
+    }
+    k.hwcur = head;
+    Ok(Some(head))
+}
+
 /// Copies the packet into RX ring `r` of port `d`. Ports without rings are skipped
 /// silently; a full ring (or an invalid buffer in the slots to fill) is a drop.
 #[allow(clippy::too_many_arguments)]
@@ -112,11 +136,17 @@ fn deliver(
     }
     let rv = view(mem, rk)?;
     let n = rk.num_slots;
-    let hwcur = rk.hwcur;
-    let port = &mut sw.ports[d];
-    let fill = port.fill[r];
+    let fill = sw.ports[d].fill[r];
     // Free slots: [fill, hwcur - 1), circularly.
-    let free = (u64::from(hwcur) + u64::from(n) - 1 - u64::from(fill)) % u64::from(n);
+    let free_from =
+        |hwcur: u32| (u64::from(hwcur) + u64::from(n) - 1 - u64::from(fill)) % u64::from(n);
+    let mut free = free_from(rk.hwcur);
+    if free < frags.len() as u64 {
+        if let Some(hwcur) = early_release(&mut sw.eps[d].rx[r], &rv)? {
+            free = free_from(hwcur);
+        }
+    }
+    let port = &mut sw.ports[d];
     if free < frags.len() as u64 {
         port.stats.rx_drops += 1;
         return Ok(());

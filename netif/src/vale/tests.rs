@@ -452,6 +452,71 @@ fn full_destination_drops_and_counts() {
     assert!(sw.stats().contains(&("rx_drops", 4)));
 }
 
+/// A receiver that has consumed its packets (moved `head`) but whose rxsync has not
+/// reached the daemon yet does not lose the next ones: a forward that finds the ring
+/// full takes the release from `head`. A `head` outside `[hwcur, hwtail]` is ignored
+/// (the packet is dropped as before) and the receiver's next sync re-initialises.
+#[test]
+fn full_destination_takes_a_release_not_yet_synced() {
+    let mut env = Env::new();
+    let mut sw = ValeSwitch::new("vale0");
+    let a = env.open(&mut sw, "a", 1, 16);
+    let b = env.open(&mut sw, "b", 1, 8);
+    let burst = |env: &Env, sw: &mut ValeSwitch, tag: u8, n: u8| {
+        let frames: Vec<Vec<u8>> = (0..n).map(|i| frame(BCAST, mac(1), tag + i, 60)).collect();
+        env.send(sw, a, &frames);
+    };
+    // 7 packets fill B's 8-slot ring; B's rxsync publishes them (tail = 7).
+    burst(&env, &mut sw, 0, 7);
+    let r = rxsync_ring(&mut sw, b, 0, env.mem(), env.lim()).expect("rxsync");
+    assert!(r.ready);
+    let rv = env.ring(&sw, b, Dir::Rx, 0);
+    assert_eq!(rv.tail().unwrap(), 7);
+    // B consumes 5 of them but does not sync.
+    rv.set_head(5).unwrap();
+    rv.set_cur(5).unwrap();
+    burst(&env, &mut sw, 20, 5);
+    let st = sw.port_stats(b);
+    assert_eq!(
+        (st.rx_packets, st.rx_drops),
+        (12, 0),
+        "5 slots were given back"
+    );
+    assert_eq!(sw.endpoints()[b].rx[0].hwcur, 5);
+    // B's own sync agrees: it sees the 2 old and the 5 new packets.
+    let got = env.recv(&mut sw, b);
+    assert_eq!(got.len(), 7);
+    assert_eq!(got[0], frame(BCAST, mac(1), 5, 60));
+    assert_eq!(got[6], frame(BCAST, mac(1), 24, 60));
+
+    // Ring full again (7 unsynced packets), then a head beyond what B was shown.
+    burst(&env, &mut sw, 40, 7);
+    rxsync_ring(&mut sw, b, 0, env.mem(), env.lim()).expect("rxsync");
+    let k = sw.endpoints()[b].rx[0].clone();
+    let bogus = (k.hwtail + 1) % k.num_slots;
+    let rv = env.ring(&sw, b, Dir::Rx, 0);
+    rv.set_head(bogus).unwrap();
+    burst(&env, &mut sw, 60, 1);
+    assert_eq!(
+        sw.port_stats(b).rx_drops,
+        1,
+        "a bogus head releases nothing"
+    );
+    assert_eq!(sw.endpoints()[b].rx[0].hwcur, k.hwcur);
+    rv.set_head(8).unwrap();
+    burst(&env, &mut sw, 61, 1);
+    assert_eq!(
+        sw.port_stats(b).rx_drops,
+        2,
+        "a head beyond the ring releases nothing"
+    );
+    let r = rxsync_ring(&mut sw, b, 0, env.mem(), env.lim()).expect("rxsync");
+    assert!(
+        r.error,
+        "the broken ring is re-initialised by the real sync"
+    );
+}
+
 #[test]
 fn release_frees_rings_and_reuses_slots() {
     let mut env = Env::new();

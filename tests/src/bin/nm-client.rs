@@ -2,7 +2,7 @@
 //! /dev/netmap ABI like pkt-gen or ctrl-api-test would.
 //!
 //! ```text
-//! nm-client pipe-tx --port NAME (--count N | --duration SECS) [--burst 512] [--len L | --max-len M] [--rate PPS] [--stream ID]
+//! nm-client pipe-tx --port NAME (--count N | --duration SECS) [--burst 512] [--len L | --max-len M] [--rate PPS [--rate-bursts]] [--stream ID]
 //! nm-client pipe-rx --port NAME (--count N | --until-idle MS) [--len L | --max-len M] [--ignore-foreign] [--stream ID]
 //! nm-client pipe-kill-victim --port NAME
 //! nm-client errno CASE | --list | --all
@@ -29,7 +29,7 @@ use netmapd_tests::payload::{Payload, MAX_LEN, MIN_LEN};
 use netmapd_tests::{bench, monitor, nic, stream};
 
 const USAGE: &str = "usage:
-  nm-client pipe-tx --port NAME (--count N | --duration SECS) [--burst 512] [--len L | --max-len M] [--rate PPS] [--stream ID]
+  nm-client pipe-tx --port NAME (--count N | --duration SECS) [--burst 512] [--len L | --max-len M] [--rate PPS [--rate-bursts]] [--stream ID]
   nm-client pipe-rx --port NAME (--count N | --until-idle MS) [--len L | --max-len M] [--ignore-foreign] [--stream ID]
   nm-client pipe-kill-victim --port NAME
   nm-client errno CASE | --list | --all
@@ -65,6 +65,8 @@ struct Opts {
     /// Pacing of pipe-tx / flows-tx in packets per second (None or 0 = unpaced).
     rate: Option<u64>,
     ignore_foreign: bool,
+    /// pipe-tx: pace in whole bursts as pkt-gen's `-R` does (see [`stream::Pacing`]).
+    rate_bursts: bool,
     ifname: Option<String>,
     flows: u32,
     spread: bool,
@@ -91,6 +93,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         iters: None,
         rate: None,
         ignore_foreign: false,
+        rate_bursts: false,
         ifname: None,
         flows: 256,
         spread: false,
@@ -106,6 +109,10 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         match k.as_str() {
             "--ignore-foreign" => {
                 o.ignore_foreign = true;
+                continue;
+            }
+            "--rate-bursts" => {
+                o.rate_bursts = true;
                 continue;
             }
             "--spread" => {
@@ -155,10 +162,16 @@ fn pipe_tx(o: &Opts) -> Result<(), String> {
     };
     let payload = Payload::for_stream(o.len, o.max_len, o.stream)?;
     let port = stream::open_end(&name)?;
-    let st = stream::send_until(&port, count, duration, o.burst, &payload, o.rate)?;
-    let paced = match o.rate {
-        Some(r) if r > 0 => format!(", paced at {r} pps"),
-        _ => String::new(),
+    let pacing = match o.rate.filter(|&r| r > 0) {
+        None => stream::Pacing::None,
+        Some(r) if o.rate_bursts => stream::Pacing::Bursts(r),
+        Some(r) => stream::Pacing::Smooth(r),
+    };
+    let st = stream::send_until(&port, count, duration, o.burst, &payload, pacing)?;
+    let paced = match pacing {
+        stream::Pacing::Smooth(r) => format!(", paced at {r} pps"),
+        stream::Pacing::Bursts(r) => format!(", paced at {r} pps in bursts of {}", o.burst),
+        stream::Pacing::None => String::new(),
     };
     println!(
         "pipe-tx {name}: sent {} packets in {:.3} s ({:.3} Mpps{paced})",
