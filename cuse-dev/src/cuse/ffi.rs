@@ -1,9 +1,10 @@
 //! libfuse3's CUSE low-level API: hand-written declarations, the C callbacks, and safe
 //! wrappers ([`Req`], [`PollHandle`], [`Session`]) for the policy in the parent module.
 //!
-//! Only pointers libfuse hands us are dereferenced, and only the fields checked by
-//! `build.rs` against the installed headers (`fuse_file_info.fh` at 16 and
-//! `.poll_events` at 32 are the same in libfuse 3.14 and 3.17).
+//! Only pointers libfuse hands us are dereferenced, and only the fields whose offsets
+//! the `layout_matches_the_installed_headers` test checks against the installed headers
+//! (`fuse_file_info.fh` at 16 and `.poll_events` at 32 are the same in libfuse 3.14
+//! and 3.17).
 #![allow(unsafe_code)]
 
 use super::retry::{Span, Step};
@@ -103,8 +104,64 @@ struct CuseLowlevelOps {
 
 const CUSE_UNRESTRICTED_IOCTL: c_uint = 1;
 
-#[link(name = "fuse3")]
-extern "C" {
+/// The libfuse3 shared object, as packaged by every distribution (Debian: libfuse3-3).
+pub const LIBFUSE3: &str = "libfuse3.so.3";
+
+/// Declares the libfuse3 functions we call: a table of function pointers filled by
+/// `dlopen`/`dlsym` at the first CUSE start, and one `unsafe fn` per entry with the C
+/// name and signature so the call sites read like C.
+///
+/// Why at run time and not linked: a link-time dependency made the CUSE front end a
+/// property of the *build machine* (a build made before libfuse3-dev was installed had
+/// no CUSE at all, and cargo never re-ran the check after the install). Loaded at run
+/// time, every build has the CUSE front end, it needs only the runtime library
+/// (libfuse3-3, no headers, no pkg-config), and `--frontend cuse` says clearly when
+/// that library is missing.
+macro_rules! fuse3_api {
+    ($( fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) -> $ret:ty ; )*) => {
+        #[allow(non_snake_case)]
+        struct Fuse3 {
+            $( $name: unsafe extern "C" fn($($ty),*) -> $ret, )*
+            /// Keeps the library mapped for as long as the pointers above live.
+            _lib: libloading::Library,
+        }
+
+        impl Fuse3 {
+            fn load() -> Result<Self, String> {
+                // SAFETY: libfuse3's initialisers only set up its own state; loading it
+                // runs no code of ours.
+                let lib = unsafe { libloading::Library::new(LIBFUSE3) }
+                    .map_err(|e| e.to_string())?;
+                $(
+                    // SAFETY: the symbol is libfuse3's public function of that name, whose
+                    // C prototype (fuse_lowlevel.h, cuse_lowlevel.h) is the type given.
+                    let $name = *unsafe {
+                        lib.get::<unsafe extern "C" fn($($ty),*) -> $ret>(
+                            concat!(stringify!($name), "\0").as_bytes(),
+                        )
+                    }
+                    .map_err(|e| format!("{}: {e}", stringify!($name)))?;
+                )*
+                Ok(Self { $($name,)* _lib: lib })
+            }
+        }
+
+        $(
+            #[allow(clippy::unused_unit)]
+            /// Calls libfuse3's function of the same name.
+            ///
+            /// # Safety
+            /// As the C function's contract; the library must have been loaded by
+            /// [`load_libfuse3`] (every caller runs after a session started).
+            unsafe fn $name($($arg: $ty),*) -> $ret {
+                // SAFETY: forwarded to the caller (see the function's contract).
+                unsafe { (api().$name)($($arg),*) }
+            }
+        )*
+    };
+}
+
+fuse3_api! {
     fn cuse_lowlevel_new(
         args: *mut FuseArgs,
         ci: *const CuseInfo,
@@ -115,9 +172,9 @@ extern "C" {
     fn fuse_session_loop(se: *mut FuseSession) -> c_int;
     fn fuse_session_loop_mt_312(se: *mut FuseSession, cfg: *mut FuseLoopConfig) -> c_int;
     fn fuse_loop_cfg_create() -> *mut FuseLoopConfig;
-    fn fuse_loop_cfg_set_max_threads(cfg: *mut FuseLoopConfig, value: c_uint);
-    fn fuse_loop_cfg_set_clone_fd(cfg: *mut FuseLoopConfig, value: c_uint);
-    fn fuse_session_exit(se: *mut FuseSession);
+    fn fuse_loop_cfg_set_max_threads(cfg: *mut FuseLoopConfig, value: c_uint) -> ();
+    fn fuse_loop_cfg_set_clone_fd(cfg: *mut FuseLoopConfig, value: c_uint) -> ();
+    fn fuse_session_exit(se: *mut FuseSession) -> ();
     fn fuse_req_ctx(req: FuseReqT) -> *const FuseCtx;
     fn fuse_reply_err(req: FuseReqT, err: c_int) -> c_int;
     fn fuse_reply_open(req: FuseReqT, fi: *const FuseFileInfo) -> c_int;
@@ -131,7 +188,26 @@ extern "C" {
     fn fuse_reply_ioctl(req: FuseReqT, result: c_int, buf: *const c_void, size: usize) -> c_int;
     fn fuse_reply_poll(req: FuseReqT, revents: c_uint) -> c_int;
     fn fuse_lowlevel_notify_poll(ph: *mut FusePollhandle) -> c_int;
-    fn fuse_pollhandle_destroy(ph: *mut FusePollhandle);
+    fn fuse_pollhandle_destroy(ph: *mut FusePollhandle) -> ();
+}
+
+static FUSE3: std::sync::OnceLock<Result<Fuse3, String>> = std::sync::OnceLock::new();
+
+/// Loads libfuse3 once per process; the error names the library and what failed.
+pub fn load_libfuse3() -> Result<(), String> {
+    match FUSE3.get_or_init(Fuse3::load) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// The loaded library. Every libfuse3 call happens inside a session, which exists only
+/// after [`load_libfuse3`] succeeded; anything else is a bug in this module.
+fn api() -> &'static Fuse3 {
+    match FUSE3.get() {
+        Some(Ok(f)) => f,
+        _ => panic!("libfuse3 called before load_libfuse3 succeeded"),
+    }
 }
 
 /// What the CUSE device does; the parent module implements it over the control plane.
@@ -249,7 +325,7 @@ unsafe extern "C" fn cb_open(req: FuseReqT, fi: *mut FuseFileInfo) {
     guarded(req, |r| {
         let fh = h.open();
         // SAFETY: fi points to libfuse's fuse_file_info for this request; fh is at the
-        // offset checked by build.rs.
+        // offset checked by the layout test.
         unsafe { (*fi).fh = fh };
         // SAFETY: answers the request once with the same fi.
         unsafe { fuse_reply_open(r.0, fi) };
@@ -350,6 +426,7 @@ impl Session {
         threads: usize,
     ) -> io::Result<Session> {
         let inval = |m: &str| io::Error::new(io::ErrorKind::InvalidInput, m.to_string());
+        load_libfuse3().map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
         let ud = Box::into_raw(Box::new(Userdata { handler }));
         if USERDATA
             .compare_exchange(
@@ -422,5 +499,65 @@ impl Session {
     pub fn exit(&self) {
         // SAFETY: the session is never destroyed, so the pointer stays valid.
         unsafe { fuse_session_exit(self.se.0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    /// The struct offsets this module relies on, checked against the installed libfuse3
+    /// headers with the system C compiler. `./run-tests` installs libfuse3-dev; without
+    /// the headers this test fails (it cannot check anything) rather than pass.
+    #[test]
+    fn layout_matches_the_installed_headers() {
+        let pc = Command::new("pkg-config")
+            .args(["--cflags", "fuse3"])
+            .output()
+            .expect("pkg-config (install pkg-config and libfuse3-dev)");
+        assert!(
+            pc.status.success(),
+            "pkg-config knows no fuse3: install libfuse3-dev ({})",
+            String::from_utf8_lossy(&pc.stderr)
+        );
+        let cflags = String::from_utf8_lossy(&pc.stdout).into_owned();
+        let dir = std::env::temp_dir().join(format!("netmapd-fuse-layout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let src = dir.join("fuse_layout.c");
+        std::fs::write(
+            &src,
+            r#"#define FUSE_USE_VERSION 312
+#include <stddef.h>
+#include <fuse_lowlevel.h>
+#include <cuse_lowlevel.h>
+_Static_assert(offsetof(struct fuse_file_info, fh) == 16, "fuse_file_info.fh");
+_Static_assert(offsetof(struct fuse_file_info, poll_events) == 32, "fuse_file_info.poll_events");
+_Static_assert(offsetof(struct fuse_ctx, pid) == 8, "fuse_ctx.pid");
+_Static_assert(sizeof(struct cuse_info) == 32, "cuse_info");
+_Static_assert(sizeof(struct cuse_lowlevel_ops) == 11 * sizeof(void *), "cuse_lowlevel_ops");
+_Static_assert(offsetof(struct cuse_lowlevel_ops, ioctl) == 9 * sizeof(void *), "ioctl op");
+_Static_assert(FUSE_IOCTL_MAX_IOV == 256, "FUSE_IOCTL_MAX_IOV");
+_Static_assert(CUSE_UNRESTRICTED_IOCTL == 1, "CUSE_UNRESTRICTED_IOCTL");
+"#,
+        )
+        .expect("write the layout check");
+        let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .arg("-fsyntax-only")
+            .args(cflags.split_whitespace())
+            .arg(&src)
+            .output()
+            .expect("a C compiler (gcc)");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            out.status.success(),
+            "libfuse3's headers disagree with cuse/ffi.rs:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The runtime library loads and has every function we call.
+    #[test]
+    fn libfuse3_loads_with_every_symbol() {
+        super::load_libfuse3().expect("libfuse3.so.3 (install libfuse3-3)");
     }
 }

@@ -20,19 +20,12 @@
 //!
 //! The CUSE protocol is spoken by libfuse3 (`cuse_lowlevel_new` + a
 //! `fuse_session_loop_mt` over an fd of `/dev/cuse` we open ourselves), declared by
-//! hand in [`ffi`]; `build.rs` links it through pkg-config and checks the few struct
+//! hand in [`ffi`] and loaded at run time (`libfuse3.so.3`); a test checks the few struct
 //! offsets we use against the installed headers.
 
-#[cfg(not(netmapd_no_libfuse3))]
 mod ffi;
-#[cfg(not(netmapd_no_libfuse3))]
 mod session;
-#[cfg(not(netmapd_no_libfuse3))]
 pub use session::{start, CuseDevice};
-#[cfg(netmapd_no_libfuse3)]
-mod unavailable;
-#[cfg(netmapd_no_libfuse3)]
-pub use unavailable::{start, CuseDevice};
 pub mod retry;
 
 use std::fs::OpenOptions;
@@ -41,8 +34,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[cfg(not(netmapd_no_libfuse3))]
-pub use ffi::PollHandle;
+pub use ffi::{PollHandle, LIBFUSE3};
 
 /// Path of the CUSE control device.
 pub const CUSE_DEV: &str = "/dev/cuse";
@@ -58,9 +50,9 @@ pub enum CuseError {
     Session(io::Error),
     #[error("the kernel did not register the CUSE device {0:?} (no answer to CUSE_INIT)")]
     NotRegistered(String),
-    /// This build has no CUSE front end: libfuse3 was not found when it was compiled.
-    #[error("this netmapd was built without libfuse3: install libfuse3-dev and pkg-config, then rebuild")]
-    NotBuilt,
+    /// libfuse3 (loaded at run time) is missing or incomplete.
+    #[error("the CUSE front end needs {lib} ({0}): install it with `apt-get install -y libfuse3-3`", lib = ffi::LIBFUSE3)]
+    NoLibrary(String),
 }
 
 /// How the device is registered.

@@ -29,6 +29,7 @@ pub fn start(
     cuse: OwnedFd,
     opts: &CuseOptions,
 ) -> Result<CuseDevice, CuseError> {
+    ffi::load_libfuse3().map_err(CuseError::NoLibrary)?;
     if sysfs_dir(&opts.devname).exists() {
         return Err(CuseError::Exists(opts.devname.clone()));
     }
