@@ -4,7 +4,10 @@
 # with the daemon and its clients confined to CPU 0 (`taskset -c 0` on the whole
 # `netmapd exec` command).
 #
-# usage: sudo bench/run.sh            (env: PACKETS=20000000 ITERS=200000 TIMEOUT=900)
+# Also ping-pong latency (one 60-byte frame in flight, pkt-gen -f ping/-f pong style)
+# over a pipe and over two VALE ports: median and 99th percentile round trip.
+#
+# usage: sudo bench/run.sh            (env: PACKETS=20000000 ITERS=200000 PINGS=20000 TIMEOUT=900)
 #
 # It prints figures; it judges nothing. It fails (non-zero) when it cannot measure:
 # not root, no /dev/fuse, build failure, or a client error.
@@ -12,6 +15,7 @@ set -euo pipefail
 
 PACKETS=${PACKETS:-20000000}
 ITERS=${ITERS:-200000}
+PINGS=${PINGS:-20000}
 TIMEOUT=${TIMEOUT:-900}
 BURST=512
 LEN=60
@@ -51,7 +55,9 @@ run_mode() {
 		"$1" bench-pipe --port "pp{0" --count "$2" --burst "$3" --len "$4"
 		"$1" bench-pipe --port "vale0:a" --peer "vale0:b" --count "$2" --burst "$3" --len "$4" | sed "s/^bench-pipe /bench-vale /"
 		"$1" bench-rtt --port "rtt{0" --iters "$5"
-	' sh "$NMC" "$PACKETS" "$BURST" "$LEN" "$ITERS" >"$LOG/$name.out" 2>"$LOG/$name.err"; then
+		"$1" bench-latency --port "lat{0" --iters "$6" | sed "s/^bench-latency /bench-lat-pipe /"
+		"$1" bench-latency --port "vale1:ping" --peer "vale1:pong" --iters "$6" | sed "s/^bench-latency /bench-lat-vale /"
+	' sh "$NMC" "$PACKETS" "$BURST" "$LEN" "$ITERS" "$PINGS" >"$LOG/$name.out" 2>"$LOG/$name.err"; then
 		echo "--- stdout ($name) ---" >&2
 		cat "$LOG/$name.out" >&2
 		echo "--- stderr ($name) ---" >&2
@@ -93,4 +99,12 @@ for m in unpinned pinned; do
 		"$label" "$(kv $m bench-rtt txsync_us)" "$(kv $m bench-rtt bare_fuse_us)" \
 		"$(kv $m bench-rtt ratio_fuse)" "$(kv $m bench-rtt devnull_us)" \
 		"$(kv $m bench-rtt ratio_devnull)"
+done
+for m in unpinned pinned; do
+	label=$m
+	[ "$m" = pinned ] && label="1 CPU"
+	printf 'ping-pong RTT, %-8s : pipe median %6.1f us  p99 %7.1f us   VALE median %6.1f us  p99 %7.1f us   (NIOCTXSYNC round trip %.1f us)\n' \
+		"$label" "$(kv $m bench-lat-pipe median_us)" "$(kv $m bench-lat-pipe p99_us)" \
+		"$(kv $m bench-lat-vale median_us)" "$(kv $m bench-lat-vale p99_us)" \
+		"$(kv $m bench-rtt txsync_us)"
 done

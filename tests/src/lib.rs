@@ -11,6 +11,7 @@ pub mod bench;
 pub mod cases;
 pub mod harness;
 pub mod kloop;
+pub mod latency;
 pub mod monitor;
 pub mod nic;
 pub mod payload;

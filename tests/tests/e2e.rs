@@ -281,3 +281,29 @@ rm -rf "$t""#;
         );
     }
 }
+
+/// The latency benchmark's ping-pong (bench/run.sh) works over a pipe and over VALE:
+/// every frame comes back with its own sequence number, one at a time. It prints
+/// figures; nothing about speed is judged here.
+#[test]
+fn ping_pong_over_a_pipe_and_vale() {
+    let script = r#"set -e
+"$1" bench-latency --iters 500
+"$1" bench-latency --iters 500 --port vale3:ping --peer vale3:pong
+"#;
+    let out = netmapd_exec(
+        ["sh", "-c", script, "sh", NM_CLIENT],
+        Duration::from_secs(120),
+    );
+    assert_success(&out);
+    for want in [
+        "bench-latency port=lat{0 peer=lat}0 iters=500 median_us=",
+        "bench-latency port=vale3:ping peer=vale3:pong iters=500 median_us=",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "missing {want:?}\n{}",
+            out.describe()
+        );
+    }
+}

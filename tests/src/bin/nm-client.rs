@@ -7,6 +7,7 @@
 //! nm-client pipe-kill-victim --port NAME
 //! nm-client errno CASE | --list | --all
 //! nm-client bench-rtt [--iters 200000] [--port 'rtt{0']
+//! nm-client bench-latency [--iters 20000] [--port 'lat{0'] [--peer 'lat}0']
 //! nm-client bench-pipe [--count 20000000] [--burst 512] [--len 60] [--port 'pp{0']
 //! nm-client nic CASE --if IFNAME | nic --list
 //! nm-client flows-tx --if IFNAME --count N [--flows 256] [--rate PPS]
@@ -34,6 +35,7 @@ const USAGE: &str = "usage:
   nm-client pipe-kill-victim --port NAME
   nm-client errno CASE | --list | --all
   nm-client bench-rtt [--iters 200000] [--port 'rtt{0']
+  nm-client bench-latency [--iters 20000] [--port 'lat{0'] [--peer 'lat}0']
   nm-client bench-pipe [--count 20000000] [--burst 512] [--len 60] [--port 'pp{0'] [--peer NAME]
   nm-client nic CASE --if IFNAME | nic --list
   nm-client flows-tx --if IFNAME --count N [--flows 256] [--rate PPS]
@@ -232,6 +234,17 @@ fn bench_rtt(o: &Opts) -> Result<(), String> {
     let port = o.port.clone().unwrap_or_else(|| "rtt{0".into());
     let f = bench::rtt(&port, o.iters.unwrap_or(200_000))?;
     println!("{}", f.line());
+    Ok(())
+}
+
+fn bench_latency(o: &Opts) -> Result<(), String> {
+    let port = o.port.clone().unwrap_or_else(|| "lat{0".into());
+    let peer = match &o.peer {
+        Some(p) => p.clone(),
+        None => stream::peer_name(&port)?,
+    };
+    let f = netmapd_tests::latency::latency(&port, &peer, o.iters.unwrap_or(20_000))?;
+    println!("{}", f.line(&port, &peer));
     Ok(())
 }
 
@@ -449,6 +462,10 @@ fn main() -> ExitCode {
             .and_then(|o| need(&o.port, "--port"))
             .and_then(|p| nic::hold(&p)),
         "bench-rtt" => parse_opts(rest).and_then(|o| bench_rtt(&o)),
+        "bench-latency" => parse_opts(rest).and_then(|o| bench_latency(&o)),
+        "bench-pong" => parse_opts(rest).and_then(|o| {
+            netmapd_tests::latency::pong(&need(&o.port, "--port")?, need(&o.count, "--count")?)
+        }),
         "bench-pipe" => parse_opts(rest).and_then(|o| bench_pipe(&o)),
         "bench-pipe-tx" => parse_opts(rest).and_then(|o| bench_pipe_side(&o, true)),
         "bench-pipe-rx" => parse_opts(rest).and_then(|o| bench_pipe_side(&o, false)),
