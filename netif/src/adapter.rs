@@ -280,6 +280,13 @@ pub trait Adapter: Send {
         Vec::new()
     }
 
+    /// The counters of endpoint `ep` alone, where the adapter keeps them per endpoint
+    /// (a VALE switch: one port's drops must not be shown on its neighbours' lines);
+    /// by default the adapter's own.
+    fn endpoint_stats(&self, _ep: usize) -> Vec<(&'static str, u64)> {
+        self.stats()
+    }
+
     fn in_use(&self) -> bool {
         self.endpoints().iter().any(|e| e.users > 0)
     }

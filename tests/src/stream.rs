@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use netmap_abi::NR_REG_ALL_NIC;
 
-use crate::payload::{is_ours, Payload, MAX_LEN};
+use crate::payload::{self, is_ours, Payload, MAX_LEN};
 use crate::port::{Port, Ring};
 use crate::sys::poll_mask_name;
 
@@ -24,6 +24,8 @@ pub struct Stats {
     pub elapsed: Duration,
     /// Frames skipped by the receiver because they were not ours (`--ignore-foreign`).
     pub foreign: u64,
+    /// Sequence numbers that never arrived (lossy receive only).
+    pub lost: u64,
 }
 
 impl Stats {
@@ -213,6 +215,7 @@ pub fn send_until(
         packets: seq,
         elapsed: start.elapsed(),
         foreign: 0,
+        lost: 0,
     })
 }
 
@@ -297,6 +300,7 @@ pub fn receive_filtered(
         packets: got,
         elapsed: start.map(|s| s.elapsed()).unwrap_or_default(),
         foreign,
+        lost: 0,
     })
 }
 
@@ -377,6 +381,7 @@ pub fn receive_until_idle(
         packets: got,
         elapsed: first.map(|f| last.duration_since(f)).unwrap_or_default(),
         foreign: 0,
+        lost: 0,
     })
 }
 
@@ -416,4 +421,92 @@ pub fn victim(name: &str) -> Result<(), String> {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// Receives packets `0..count` on RX ring 0 of `port` where the path may drop (a NIC,
+/// a switch): every packet that arrives must be intact and in order, gaps are counted
+/// in `Stats::lost`. Ends when packet `count - 1` arrived, or `idle` after the last
+/// packet (the missing tail is lost too); fails if nothing arrives within
+/// `first_wait`. Frames that are not ours are skipped and counted when
+/// `ignore_foreign`.
+pub fn receive_lossy(
+    port: &Port,
+    count: u64,
+    payload: &Payload,
+    ignore_foreign: bool,
+    idle: Duration,
+    first_wait: Duration,
+) -> Result<Stats, String> {
+    let ring = port.rx_ring(0).ok_or("RX ring 0 not bound")?;
+    let mut buf = vec![0u8; MAX_LEN];
+    let (mut next, mut got, mut lost, mut foreign) = (0u64, 0u64, 0u64, 0u64);
+    let waited = Instant::now();
+    let mut first = None::<Instant>;
+    let mut last = Instant::now();
+    while next < count {
+        let budget = match first {
+            Some(_) => idle.saturating_sub(last.elapsed()),
+            None => first_wait.saturating_sub(waited.elapsed()),
+        };
+        if budget.is_zero() {
+            if first.is_none() {
+                return Err(format!(
+                    "no packet within {first_wait:?} ({})",
+                    ring_state(&ring)
+                ));
+            }
+            lost += count - next;
+            break;
+        }
+        let ms = budget.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let rev = port
+            .poll(libc::POLLIN, ms)
+            .map_err(|e| format!("poll(POLLIN): {e}"))?;
+        if rev & libc::POLLERR != 0 {
+            return Err(format!(
+                "poll(POLLIN) returned {} after {got} packets ({})",
+                poll_mask_name(rev),
+                ring_state(&ring)
+            ));
+        }
+        let tail = ring.tail();
+        let mut head = ring.head();
+        if tail >= ring.num_slots() {
+            return Err(format!("RX tail out of range ({})", ring_state(&ring)));
+        }
+        while head != tail {
+            let len = (ring.slot_len(head) as usize).min(buf.len());
+            ring.read_buf(ring.slot_buf_idx(head), &mut buf[..len]);
+            head = ring.next(head);
+            if !is_ours(&buf[..len]) {
+                if ignore_foreign {
+                    foreign += 1;
+                    continue;
+                }
+                return Err(format!("packet #{got}: not one of ours (len {len})"));
+            }
+            let seq = payload::seq_of(&buf[..len]).ok_or("short frame")?;
+            if seq < next || seq >= count {
+                return Err(format!(
+                    "packet #{got}: sequence number {seq} after {} (reordered, duplicated or unknown)",
+                    next.wrapping_sub(1)
+                ));
+            }
+            payload.check(seq, &buf[..len])?;
+            lost += seq - next;
+            next = seq + 1;
+            got += 1;
+            last = Instant::now();
+            first.get_or_insert(last);
+        }
+        ring.advance(head);
+    }
+    port.rxsync()
+        .map_err(|e| format!("final NIOCRXSYNC: {e}"))?;
+    Ok(Stats {
+        packets: got,
+        elapsed: first.map(|f| last.duration_since(f)).unwrap_or_default(),
+        foreign,
+        lost,
+    })
 }

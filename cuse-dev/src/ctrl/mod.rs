@@ -623,13 +623,16 @@ impl ControlPlane {
             c.buf_total,
         );
         for slot in st.adapters.values() {
-            let stats: Vec<String> = slot
-                .ad
-                .stats()
-                .iter()
-                .map(|(k, v)| format!(" {k}={v}"))
-                .collect();
-            for ep in slot.ad.endpoints().iter().filter(|e| !e.name.is_empty()) {
+            for (i, ep) in slot.ad.endpoints().iter().enumerate() {
+                if ep.name.is_empty() {
+                    continue;
+                }
+                let stats: Vec<String> = slot
+                    .ad
+                    .endpoint_stats(i)
+                    .iter()
+                    .map(|(k, v)| format!(" {k}={v}"))
+                    .collect();
                 s.push_str(&format!(
                     "port={} kind={:?} users={} tx_rings={} rx_rings={} tx_slots={} rx_slots={}{}\n",
                     ep.name,

@@ -409,6 +409,20 @@ impl Adapter for ValeSwitch {
         self.eps.iter().any(|e| e.users > 0) || self.has_persistent()
     }
 
+    /// The switch's port count, then this port's own counters.
+    fn endpoint_stats(&self, ep: usize) -> Vec<(&'static str, u64)> {
+        let s = self.port_stats(ep);
+        vec![
+            ("ports", self.ports_in_use() as u64),
+            ("tx_packets", s.tx_packets),
+            ("tx_bytes", s.tx_bytes),
+            ("tx_drops", s.tx_drops),
+            ("rx_packets", s.rx_packets),
+            ("rx_bytes", s.rx_bytes),
+            ("rx_drops", s.rx_drops),
+        ]
+    }
+
     /// Totals over all ports ([`ValeSwitch::port_stats`] has them per port).
     fn stats(&self) -> Vec<(&'static str, u64)> {
         let mut t = PortStats::default();

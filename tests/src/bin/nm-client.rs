@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! nm-client pipe-tx --port NAME (--count N | --duration SECS) [--burst 512] [--len L | --max-len M] [--rate PPS [--rate-bursts]] [--stream ID]
-//! nm-client pipe-rx --port NAME (--count N | --until-idle MS) [--len L | --max-len M] [--ignore-foreign] [--stream ID]
+//! nm-client pipe-rx --port NAME (--count N | --until-idle MS) [--len L | --max-len M] [--ignore-foreign] [--lossy [--idle-ms MS]] [--stream ID]
 //! nm-client pipe-kill-victim --port NAME
 //! nm-client errno CASE | --list | --all
 //! nm-client bench-rtt [--iters 200000] [--port 'rtt{0']
@@ -31,7 +31,7 @@ use netmapd_tests::{bench, monitor, nic, stream};
 
 const USAGE: &str = "usage:
   nm-client pipe-tx --port NAME (--count N | --duration SECS) [--burst 512] [--len L | --max-len M] [--rate PPS [--rate-bursts]] [--stream ID]
-  nm-client pipe-rx --port NAME (--count N | --until-idle MS) [--len L | --max-len M] [--ignore-foreign] [--stream ID]
+  nm-client pipe-rx --port NAME (--count N | --until-idle MS) [--len L | --max-len M] [--ignore-foreign] [--lossy [--idle-ms MS]] [--stream ID]
   nm-client pipe-kill-victim --port NAME
   nm-client errno CASE | --list | --all
   nm-client bench-rtt [--iters 200000] [--port 'rtt{0']
@@ -200,12 +200,37 @@ fn pipe_rx(o: &Opts) -> Result<(), String> {
                 UNTIL_IDLE_FIRST_WAIT,
             )?
         }
+        None if o.lossy => {
+            let count = need(&o.count, "--count")?;
+            let port = stream::open_end(&name)?;
+            stream::receive_lossy(
+                &port,
+                count,
+                &payload,
+                o.ignore_foreign,
+                Duration::from_millis(o.idle_ms.max(1)),
+                UNTIL_IDLE_FIRST_WAIT,
+            )?
+        }
         None => {
             let count = need(&o.count, "--count or --until-idle")?;
             let port = stream::open_end(&name)?;
             stream::receive_filtered(&port, count, &payload, o.ignore_foreign)?
         }
     };
+    if o.lossy {
+        println!(
+            "pipe-rx {name}: received {} packets in order and intact, lost={}{}",
+            st.packets,
+            st.lost,
+            if o.ignore_foreign {
+                format!(" (ignored {} foreign frames)", st.foreign)
+            } else {
+                String::new()
+            }
+        );
+        return Ok(());
+    }
     println!(
         "pipe-rx {name}: received {} packets in {:.3} s ({:.3} Mpps), all in order and intact{}",
         st.packets,
