@@ -9,9 +9,12 @@
 //! 14 bytes, or is unicast back to its sender. Otherwise the learning bridge picks the
 //! destinations and each fragment is copied into one slot of the destination's RX ring
 //! (same fragment layout; flags = fragment count << 8, NS_MOREFRAG on non-last). A
-//! destination without room for the whole packet drops it (its `rx_drops`). All TX
-//! slots are free again afterwards: `hwcur = head`, `hwtail = head - 1`.
+//! destination without room for the whole packet queues it in its bounded backlog
+//! (see `backlog.rs` for why the kernel needs none) and drops it (its `rx_drops`) only
+//! when that is full too. All TX slots are free again afterwards: `hwcur = head`,
+//! `hwtail = head - 1`.
 
+use super::backlog::Held;
 use super::switch::{is_group, Mac};
 use super::{BufGeom, ValeSwitch, MAX_FRAGS};
 use crate::adapter::{view, Wake};
@@ -116,7 +119,10 @@ fn early_release(k: &mut crate::kring::Kring, rv: &RingView) -> Result<Option<u3
 }
 
 /// Copies the packet into RX ring `r` of port `d`. Ports without rings are skipped
-/// silently; a full ring (or an invalid buffer in the slots to fill) is a drop.
+/// silently. A full ring (after taking the consumer's unsynced release) queues the
+/// packet in the port's [`Backlog`] for its next rxsync, and so does any packet while
+/// older ones wait there (order is kept); a full backlog, or an invalid buffer in the
+/// slots to fill, is a drop.
 #[allow(clippy::too_many_arguments)]
 fn deliver(
     sw: &mut ValeSwitch,
@@ -136,54 +142,152 @@ fn deliver(
     }
     let rv = view(mem, rk)?;
     let n = rk.num_slots;
-    let fill = sw.ports[d].fill[r];
-    // Free slots: [fill, hwcur - 1), circularly.
-    let free_from =
-        |hwcur: u32| (u64::from(hwcur) + u64::from(n) - 1 - u64::from(fill)) % u64::from(n);
-    let mut free = free_from(rk.hwcur);
-    if free < frags.len() as u64 {
-        if let Some(hwcur) = early_release(&mut sw.eps[d].rx[r], &rv)? {
-            free = free_from(hwcur);
+    let queued = sw.ports[d].backlog.get(r).is_some_and(|b| !b.is_empty());
+    if !queued {
+        let fill = sw.ports[d].fill[r];
+        let mut free = free_slots(rk.hwcur, fill, n);
+        if free < frags.len() as u64 {
+            if let Some(hwcur) = early_release(&mut sw.eps[d].rx[r], &rv)? {
+                free = free_slots(hwcur, fill, n);
+            }
+        }
+        if free >= frags.len() as u64 {
+            let lens: Vec<u16> = frags.iter().map(|f| f.len).collect();
+            let placed = put_packet(&rv, fill, n, geom, &lens, |i, dst| {
+                mem.copy_within(frags[i].off, dst, usize::from(frags[i].len))
+                    .map_err(NetifError::from)
+            })?;
+            let port = &mut sw.ports[d];
+            match placed {
+                Some(next) => {
+                    port.fill[r] = next;
+                    port.stats.rx_packets += 1;
+                    port.stats.rx_bytes += bytes;
+                    wake.add(d, Dir::Rx);
+                }
+                None => port.stats.rx_drops += 1,
+            }
+            return Ok(());
         }
     }
     let port = &mut sw.ports[d];
-    if free < frags.len() as u64 {
+    let Some(bl) = port.backlog.get_mut(r) else {
+        port.stats.rx_drops += 1;
+        return Ok(());
+    };
+    if !bl.has_room(frags.len(), bytes as usize, n) {
         port.stats.rx_drops += 1;
         return Ok(());
     }
+    let mut data = bl.buffer();
+    data.resize(bytes as usize, 0);
+    let mut at = 0;
+    for f in frags {
+        let len = usize::from(f.len);
+        mem.read_bytes(f.off, &mut data[at..at + len])?;
+        at += len;
+    }
+    bl.push(Held {
+        data,
+        lens: frags.iter().map(|f| f.len).collect(),
+    });
+    port.stats.rx_packets += 1;
+    port.stats.rx_bytes += bytes;
+    wake.add(d, Dir::Rx);
+    Ok(())
+}
+
+/// Free slots of an RX ring filled up to `fill` and released up to `hwcur`:
+/// `[fill, hwcur - 1)`, circularly.
+fn free_slots(hwcur: u32, fill: u32, n: u32) -> u64 {
+    (u64::from(hwcur) + u64::from(n) - 1 - u64::from(fill)) % u64::from(n)
+}
+
+/// Writes one packet of `lens.len()` fragments into the RX slots from `fill` on (the
+/// caller checked the room); `copy(i, dst)` copies fragment `i` to region offset
+/// `dst`. Every destination buffer is validated first: `None` (nothing written) if a
+/// slot holds an invalid one. Returns the slot after the packet.
+fn put_packet(
+    rv: &RingView,
+    fill: u32,
+    n: u32,
+    geom: &BufGeom,
+    lens: &[u16],
+    mut copy: impl FnMut(usize, usize) -> Result<(), NetifError>,
+) -> Result<Option<u32>, NetifError> {
     let next = |j: u32| if j + 1 >= n { 0 } else { j + 1 };
-    // Validate every destination buffer before touching anything.
     let mut j = fill;
-    for _ in frags {
+    for _ in lens {
         if geom.offset(rv.slot_buf_idx(j)?).is_none() {
-            tracing::debug!(
-                port = d,
-                ring = r,
-                slot = j,
-                "VALE RX slot with a bad buffer"
-            );
-            port.stats.rx_drops += 1;
-            return Ok(());
+            tracing::debug!(slot = j, "VALE RX slot with a bad buffer");
+            return Ok(None);
         }
         j = next(j);
     }
-    let count = ((frags.len() as u32) << NS_PORT_SHIFT) as u16 & NS_PORT_MASK;
+    let count = ((lens.len() as u32) << NS_PORT_SHIFT) as u16 & NS_PORT_MASK;
     let mut j = fill;
-    for (i, f) in frags.iter().enumerate() {
+    for (i, &len) in lens.iter().enumerate() {
         let idx = rv.slot_buf_idx(j)?;
         let dst = geom.offset(idx).ok_or_else(|| {
             NetifError::Inval(format!("VALE RX buffer {idx} changed during a sync"))
         })?;
-        mem.copy_within(f.off, dst, usize::from(f.len))?;
-        rv.set_slot_buf_len(j, idx, f.len)?;
-        let more = if i + 1 < frags.len() { NS_MOREFRAG } else { 0 };
+        copy(i, dst)?;
+        rv.set_slot_buf_len(j, idx, len)?;
+        let more = if i + 1 < lens.len() { NS_MOREFRAG } else { 0 };
         rv.set_slot_flags(j, count | more)?;
         j = next(j);
     }
-    port.fill[r] = j;
-    port.stats.rx_packets += 1;
-    port.stats.rx_bytes += bytes;
-    wake.add(d, Dir::Rx);
+    Ok(Some(j))
+}
+
+/// Part of the rxsync of port `ep`, RX ring `ring`, after the release: moves queued
+/// packets into the ring while they fit (oldest first).
+pub(super) fn drain_backlog(
+    sw: &mut ValeSwitch,
+    ep: usize,
+    ring: usize,
+    mem: SharedMem,
+    geom: &BufGeom,
+) -> Result<(), NetifError> {
+    let Some(rk) = sw.eps.get(ep).and_then(|e| e.rx.get(ring)) else {
+        return Ok(());
+    };
+    if rk.ring_off.is_none() {
+        return Ok(());
+    }
+    let rv = view(mem, rk)?;
+    let (n, hwcur) = (rk.num_slots, rk.hwcur);
+    let port = &mut sw.ports[ep];
+    let Some(bl) = port.backlog.get_mut(ring) else {
+        return Ok(());
+    };
+    while let Some(h) = bl.front() {
+        let fill = port.fill[ring];
+        if free_slots(hwcur, fill, n) < h.lens.len() as u64 {
+            break;
+        }
+        let mut at = vec![0usize; h.lens.len()];
+        let mut pos = 0;
+        for (i, &l) in h.lens.iter().enumerate() {
+            at[i] = pos;
+            pos += usize::from(l);
+        }
+        let placed = put_packet(&rv, fill, n, geom, &h.lens, |i, dst| {
+            let len = usize::from(h.lens[i]);
+            mem.write_bytes(dst, &h.data[at[i]..at[i] + len])
+                .map_err(NetifError::from)
+        })?;
+        match placed {
+            Some(next) => port.fill[ring] = next,
+            None => {
+                port.stats.rx_drops += 1;
+                port.stats.rx_packets = port.stats.rx_packets.saturating_sub(1);
+            }
+        }
+        if let Some(h) = bl.pop() {
+            bl.recycle(h.data);
+        }
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@
 //! whose header lengths differ (the kernel's header conversion/segmentation is not
 //! emulated).
 
+mod backlog;
 mod forward;
 mod persistent;
 pub mod switch;
@@ -95,6 +96,8 @@ struct PortState {
     hdr_len: u32,
     /// Per RX ring: the next slot senders fill; published as hwtail by rxsync.
     fill: Vec<u32>,
+    /// Per RX ring: packets that found the ring full, moved in by the next rxsync.
+    backlog: Vec<backlog::Backlog>,
     stats: PortStats,
 }
 
@@ -198,6 +201,7 @@ impl ValeSwitch {
             port: port.to_string(),
             hdr_len: 0,
             fill: vec![0; counts.rx_rings as usize],
+            backlog: vec![backlog::Backlog::default(); counts.rx_rings as usize],
             stats: PortStats::default(),
         };
         tracing::debug!(switch = %self.name, port, slot, ?counts, "VALE port created");
@@ -299,6 +303,8 @@ impl ValeSwitch {
         e.delete_rings(alloc, mem, keep);
         if let Some(p) = self.ports.get_mut(ep) {
             p.fill.iter_mut().for_each(|f| *f = 0);
+            let dropped: usize = p.backlog.iter_mut().map(backlog::Backlog::clear).sum();
+            p.stats.rx_drops += dropped as u64;
         }
     }
 }
@@ -340,6 +346,9 @@ impl Adapter for ValeSwitch {
         let geom = BufGeom::of(alloc);
         self.eps[ep].create_rings(alloc, mem)?;
         self.ports[ep].fill.iter_mut().for_each(|f| *f = 0);
+        self.ports[ep].backlog.iter_mut().for_each(|b| {
+            b.clear();
+        });
         self.geom = Some(geom);
         Ok(())
     }
@@ -391,16 +400,17 @@ impl Adapter for ValeSwitch {
         ep: usize,
         ring: usize,
         head: u32,
-        _mem: SharedMem,
+        mem: SharedMem,
     ) -> Result<Wake, NetifError> {
-        let fill = self
-            .ports
-            .get(ep)
-            .and_then(|p| p.fill.get(ring).copied())
-            .ok_or_else(|| no_port("VALE RX ring"))?;
-        let k = &mut self.eps[ep].rx[ring];
-        k.hwcur = head;
-        k.hwtail = fill;
+        if self.ports.get(ep).and_then(|p| p.fill.get(ring)).is_none() {
+            return Err(no_port("VALE RX ring"));
+        }
+        self.eps[ep].rx[ring].hwcur = head;
+        if let Some(geom) = self.geom {
+            forward::drain_backlog(self, ep, ring, mem, &geom)?;
+        }
+        let fill = self.ports[ep].fill[ring];
+        self.eps[ep].rx[ring].hwtail = fill;
         Ok(Wake::none())
     }
 
@@ -420,6 +430,22 @@ impl Adapter for ValeSwitch {
             ("rx_packets", s.rx_packets),
             ("rx_bytes", s.rx_bytes),
             ("rx_drops", s.rx_drops),
+            (
+                "rx_queued",
+                self.ports
+                    .get(ep)
+                    .map_or(0, |p| p.backlog.iter().map(|b| b.len() as u64).sum()),
+            ),
+            (
+                "rx_queued_max",
+                self.ports.get(ep).map_or(0, |p| {
+                    p.backlog
+                        .iter()
+                        .map(|b| b.high_water() as u64)
+                        .max()
+                        .unwrap_or(0)
+                }),
+            ),
         ]
     }
 

@@ -413,15 +413,24 @@ fn bad_slots_are_dropped() {
     assert_eq!(env.recv(&mut sw, b), vec![g]);
 }
 
+fn queued(sw: &ValeSwitch, ep: usize) -> u64 {
+    sw.endpoint_stats(ep)
+        .iter()
+        .find(|(k, _)| *k == "rx_queued")
+        .map_or(u64::MAX, |(_, v)| *v)
+}
+
+/// A destination whose ring is full gets the packet in its backlog (as many slots as
+/// the ring), moved into the ring, in order, by its next rxsyncs; beyond that packets
+/// are dropped and counted. The sender never blocks.
 #[test]
-fn full_destination_drops_and_counts() {
+fn full_destination_queues_then_drops_and_counts() {
     let mut env = Env::new();
     let mut sw = ValeSwitch::new("vale0");
     let a = env.open(&mut sw, "a", 1, 16);
     let b = env.open(&mut sw, "b", 1, 8);
-    // B never reads: its 8-slot RX ring holds 7 packets, the rest are dropped. The
-    // sender never blocks.
-    for round in 0..2u8 {
+    // B never reads: its 8-slot RX ring holds 7 packets, the backlog 4 × 8 more.
+    for round in 0..9u8 {
         let frames: Vec<Vec<u8>> = (0..5u8)
             .map(|i| frame(BCAST, mac(1), round * 10 + i, 60))
             .collect();
@@ -433,23 +442,56 @@ fn full_destination_drops_and_counts() {
         );
         assert!(!r.error);
         let k = &sw.endpoints()[a].tx[0];
-        assert_eq!(k.hwtail, k.prev(k.hwcur));
+        assert_eq!(k.hwtail, k.prev(k.hwcur), "the sender never waits");
     }
     let st = sw.port_stats(b);
-    assert_eq!((st.rx_packets, st.rx_drops), (7, 3));
-    assert_eq!(sw.port_stats(a).tx_packets, 10);
-    let got = env.recv(&mut sw, b);
-    assert_eq!(got.len(), 7);
-    assert_eq!(got[6], frame(BCAST, mac(1), 11, 60));
-    // Room again after the release; a 3-fragment packet needs 3 free slots.
+    assert_eq!((st.rx_packets, st.rx_drops), (39, 6));
+    assert_eq!(queued(&sw, b), 32);
+    assert_eq!(sw.port_stats(a).tx_packets, 45);
+    assert!(sw.stats().contains(&("rx_drops", 6)));
+    // Everything accepted arrives, in the order sent: the first 39 packets.
+    let mut got = Vec::new();
+    loop {
+        let g = env.recv(&mut sw, b);
+        if g.is_empty() {
+            break;
+        }
+        got.extend(g);
+    }
+    let want: Vec<Vec<u8>> = (0..39u8)
+        .map(|i| frame(BCAST, mac(1), (i / 5) * 10 + i % 5, 60))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(queued(&sw, b), 0);
+    // A 3-fragment packet needs 3 slots, in the ring or in the backlog: after 7
+    // packets in the ring and 30 single-slot ones queued, 2 slots are left.
+    let singles: Vec<Vec<u8>> = (0..37u8)
+        .map(|i| frame(BCAST, mac(1), 100 + i, 60))
+        .collect();
+    for chunk in singles.chunks(5) {
+        env.send(&mut sw, a, chunk);
+    }
     let frags = vec![frame(BCAST, mac(1), 50, 60), vec![1; 10], vec![2; 10]];
-    for _ in 0..3 {
-        env.send_frags(&mut sw, a, 0, std::slice::from_ref(&frags));
-    }
+    env.send_frags(&mut sw, a, 0, std::slice::from_ref(&frags));
     let st = sw.port_stats(b);
-    assert_eq!((st.rx_packets, st.rx_drops), (9, 4));
-    assert_eq!(env.recv_slots(&mut sw, b, 0).len(), 6);
-    assert!(sw.stats().contains(&("rx_drops", 4)));
+    assert_eq!(
+        (st.rx_packets, st.rx_drops),
+        (39 + 37, 7),
+        "no room for 3 slots"
+    );
+    let mut got = Vec::new();
+    while got.len() < singles.len() {
+        let g = env.recv(&mut sw, b);
+        assert!(!g.is_empty(), "queued packets come");
+        got.extend(g);
+    }
+    assert_eq!(got, singles);
+    env.send_frags(&mut sw, a, 0, std::slice::from_ref(&frags));
+    let got = env.recv_slots(&mut sw, b, 0);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].0, frags[0]);
+    assert_eq!(got[2], (vec![2; 10], 3 << 8));
+    assert_eq!(queued(&sw, b), 0);
 }
 
 /// A receiver that has consumed its packets (moved `head`) but whose rxsync has not
@@ -497,19 +539,12 @@ fn full_destination_takes_a_release_not_yet_synced() {
     let rv = env.ring(&sw, b, Dir::Rx, 0);
     rv.set_head(bogus).unwrap();
     burst(&env, &mut sw, 60, 1);
-    assert_eq!(
-        sw.port_stats(b).rx_drops,
-        1,
-        "a bogus head releases nothing"
-    );
+    assert_eq!(queued(&sw, b), 1, "a bogus head releases nothing");
     assert_eq!(sw.endpoints()[b].rx[0].hwcur, k.hwcur);
     rv.set_head(8).unwrap();
     burst(&env, &mut sw, 61, 1);
-    assert_eq!(
-        sw.port_stats(b).rx_drops,
-        2,
-        "a head beyond the ring releases nothing"
-    );
+    assert_eq!(queued(&sw, b), 2, "a head beyond the ring releases nothing");
+    assert_eq!(sw.port_stats(b).rx_drops, 0);
     let r = rxsync_ring(&mut sw, b, 0, env.mem(), env.lim()).expect("rxsync");
     assert!(
         r.error,
