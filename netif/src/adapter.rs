@@ -270,6 +270,14 @@ pub trait Adapter: Send {
         None
     }
 
+    /// Whether the rings' sync state lives in their shared state blocks
+    /// ([`crate::kstate`]) because clients may run the sync themselves (pipes): the
+    /// generic sync path then takes the ring's busy flag and loads the state before
+    /// the sync, and stores it after.
+    fn shared_kstate(&self) -> bool {
+        false
+    }
+
     /// The copy monitor behind this adapter, for the control plane to feed it.
     fn as_monitor_mut(&mut self) -> Option<&mut crate::monitor::MonitorPort> {
         None

@@ -22,6 +22,7 @@ pub mod adapter;
 pub mod af_packet;
 pub mod error;
 pub mod kring;
+pub mod kstate;
 pub mod monitor;
 pub mod null;
 pub mod pipe;

@@ -12,7 +12,9 @@ use crate::adapter::{
     buf_free_checked, ring_free, view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Taken,
     Wake,
 };
-use crate::kring::Dir;
+use crate::kring::{Dir, Kring};
+use crate::kstate::{KState, KIND_PIPE};
+use crate::ringmem::RingView;
 use crate::NetifError;
 use netmap_abi::{NS_BUF_CHANGED, NS_MOREFRAG};
 use netmap_pool::{MemAllocator, SharedMem};
@@ -26,23 +28,10 @@ pub const MAX_PIPE_SLOTS: u32 = 4096;
 pub const MASTER: usize = 0;
 pub const SLAVE: usize = 1;
 
-/// The indices each side of a connected ring pair publishes to the other.
-#[derive(Debug, Clone, Copy)]
-struct Link {
-    /// Last slot the writer may fill (the reader's `head - 1` at its last release).
-    to_writer: u32,
-    /// End of the complete packets the writer has handed over.
-    to_reader: u32,
-}
-
 /// A pipe pair: one adapter, two endpoints.
 #[derive(Debug)]
 pub struct PipePair {
     eps: [Endpoint; 2],
-    /// `links[w][i]`: endpoint `w`'s TX ring `i` → the other endpoint's RX ring `i`.
-    links: [Vec<Link>; 2],
-    /// Slots and bytes each endpoint has handed to its peer (for `netmapd status`).
-    sent: [(u64, u64); 2],
 }
 
 /// Splits a kernel name at the pipe bracket: `Some((parent, is_master, id))`.
@@ -87,16 +76,7 @@ impl PipePair {
             rx_slots: m.tx_slots,
             ..m
         };
-        let link = |n: u32| Link {
-            to_writer: n - 1,
-            to_reader: 0,
-        };
         Self {
-            sent: [(0, 0); 2],
-            links: [
-                vec![link(m.tx_slots); m.tx_rings as usize],
-                vec![link(s.tx_slots); s.tx_rings as usize],
-            ],
             eps: [
                 Endpoint::new(format!("{base}{{{id}"), m),
                 Endpoint::new(format!("{base}}}{id}"), s),
@@ -140,19 +120,111 @@ impl PipePair {
             }
         }
         taken.commit();
-        for (e, d, i, off) in placed {
+        for &(e, d, i, off) in &placed {
             let k = &mut self.eps[e].krings_mut(d)[i];
             k.reset_indices();
             k.ring_off = Some(off);
         }
-        for (w, links) in self.links.iter_mut().enumerate() {
-            for (i, l) in links.iter_mut().enumerate() {
-                l.to_writer = self.eps[w].tx[i].num_slots - 1;
-                l.to_reader = 0;
+        // The link of a connected pair lives in both rings' state blocks: the TX ring
+        // holds what its writer may fill, the RX ring what its reader may read.
+        for w in [MASTER, SLAVE] {
+            let r = 1 - w;
+            for i in 0..self.eps[w].tx.len() {
+                let (t, rk) = (&self.eps[w].tx[i], &self.eps[r].rx[i]);
+                let (Some(toff), Some(roff)) = (t.ring_off, rk.ring_off) else {
+                    continue;
+                };
+                KState::new(mem, toff).init(KIND_PIPE, t, t.num_slots - 1, roff)?;
+                KState::new(mem, roff).init(KIND_PIPE, rk, 0, toff)?;
             }
         }
         Ok(())
     }
+}
+
+/// The txsync of a pipe's writer ring `t` (view `tv`, state `tks`) into the reader's
+/// ring `rv` (state `rks`): copies the slot descriptors `[hwcur, head)` to the same
+/// indices of the reader's ring and publishes to the reader up to the end of the last
+/// complete packet. The one implementation, run by the daemon and by preloaded
+/// clients. Returns `None` if the reader got nothing new, else whether a kernel-path
+/// poller waits for it (see [`crate::kstate::publish`]).
+pub fn tx_core(
+    t: &mut Kring,
+    tv: &RingView,
+    rv: &RingView,
+    tks: &KState,
+    rks: &KState,
+    head: u32,
+) -> Result<Option<bool>, NetifError> {
+    let to_writer = tks.link()?;
+    if to_writer >= t.num_slots {
+        return Err(NetifError::Inval(format!(
+            "pipe link {to_writer} out of range"
+        )));
+    }
+    t.hwtail = to_writer;
+    let mut k = t.hwcur;
+    let mut complete = None;
+    let (mut slots, mut bytes) = (0u64, 0u64);
+    while k != head {
+        let s = tv.slot(k)?;
+        rv.set_slot(k, &s)?;
+        slots += 1;
+        bytes += u64::from(s.len);
+        if s.flags & NS_BUF_CHANGED != 0 {
+            tv.set_slot_flags(k, s.flags & !NS_BUF_CHANGED)?;
+        }
+        k = t.next(k);
+        if s.flags & NS_MOREFRAG == 0 {
+            complete = Some(k);
+        }
+    }
+    t.hwcur = head;
+    if slots > 0 {
+        tks.count_sent(slots, bytes)?;
+    }
+    match complete {
+        Some(end) => {
+            rks.set_link(end)?;
+            Ok(Some(crate::kstate::publish(rks)?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The rxsync of a pipe's reader ring `rk`: takes what the writer handed over, and
+/// copies the released slots `[hwcur, head)` back to the writer's ring, publishing
+/// them to the writer as free. Returns as [`tx_core`], for the writer.
+pub fn rx_core(
+    rk: &mut Kring,
+    rv: &RingView,
+    tv: &RingView,
+    rks: &KState,
+    tks: &KState,
+    head: u32,
+) -> Result<Option<bool>, NetifError> {
+    let to_reader = rks.link()?;
+    if to_reader >= rk.num_slots {
+        return Err(NetifError::Inval(format!(
+            "pipe link {to_reader} out of range"
+        )));
+    }
+    rk.hwtail = to_reader;
+    let mut k = rk.hwcur;
+    if k == head {
+        return Ok(None);
+    }
+    while k != head {
+        let s = rv.slot(k)?;
+        tv.set_slot(k, &s)?;
+        if s.flags & NS_BUF_CHANGED != 0 {
+            rv.set_slot_flags(k, s.flags & !NS_BUF_CHANGED)?;
+        }
+        k = rk.next(k);
+    }
+    rk.hwcur = head;
+    tks.set_link(rk.prev(head))?;
+    Ok(Some(crate::kstate::publish(tks)?))
 }
 
 /// `x` in the circular half-open interval `[a, b)`.
@@ -200,8 +272,19 @@ impl Adapter for PipePair {
             for i in 0..self.eps[w].tx.len() {
                 let (t, rk) = (&self.eps[w].tx[i], &self.eps[r].rx[i]);
                 if let (Ok(tv), Ok(rv)) = (view(mem, t), view(mem, rk)) {
+                    // A client may have synced last: its indices are in the state
+                    // blocks. Used only if in range (frees are validated anyway).
+                    let (tks, rks) = (KState::new(mem, tv.offset()), KState::new(mem, rv.offset()));
+                    let shared = |ks: &KState, own: &Kring| {
+                        let mut c = own.clone();
+                        match ks.load(&mut c) {
+                            Ok(()) if c.hwcur < own.num_slots => c.hwcur,
+                            _ => own.hwcur,
+                        }
+                    };
+                    let (t_hwcur, r_hwcur) = (shared(&tks, t), shared(&rks, rk));
                     for k in 0..t.num_slots {
-                        let from = if in_half_open(rk.hwcur, t.hwcur, k) {
+                        let from = if in_half_open(r_hwcur, t_hwcur, k) {
                             &rv
                         } else {
                             &tv
@@ -211,11 +294,21 @@ impl Adapter for PipePair {
                             Err(e) => tracing::error!(%e, "reading a pipe slot at teardown"),
                         }
                     }
+                    for ks in [tks, rks] {
+                        if let Err(e) = ks.clear() {
+                            tracing::error!(%e, "clearing a pipe ring's state block");
+                        }
+                    }
                 }
                 ring_free(alloc, &mut self.eps[w].tx[i]);
                 ring_free(alloc, &mut self.eps[r].rx[i]);
             }
         }
+    }
+
+    /// Pipe ring state lives in the rings' state blocks ([`KState`]).
+    fn shared_kstate(&self) -> bool {
+        true
     }
 
     fn txsync(
@@ -226,37 +319,16 @@ impl Adapter for PipePair {
         mem: SharedMem,
     ) -> Result<Wake, NetifError> {
         let peer = 1 - ep;
-        let link = &mut self.links[ep][ring];
         let [a, b] = &mut self.eps;
         let (w, r) = if ep == MASTER { (a, b) } else { (b, a) };
         let t = &mut w.tx[ring];
         let rk = &r.rx[ring];
-        t.hwtail = link.to_writer;
-        let tv = view(mem, t)?;
-        let rv = view(mem, rk)?;
-        let mut k = t.hwcur;
-        let mut complete = None;
-        let sent = &mut self.sent[ep];
-        while k != head {
-            let s = tv.slot(k)?;
-            rv.set_slot(k, &s)?;
-            sent.0 += 1;
-            sent.1 += u64::from(s.len);
-            if s.flags & NS_BUF_CHANGED != 0 {
-                tv.set_slot_flags(k, s.flags & !NS_BUF_CHANGED)?;
-            }
-            k = t.next(k);
-            if s.flags & NS_MOREFRAG == 0 {
-                complete = Some(k);
-            }
-        }
-        t.hwcur = head;
-        Ok(match complete {
-            Some(end) => {
-                link.to_reader = end;
-                Wake::one(peer, Dir::Rx)
-            }
-            None => Wake::none(),
+        let (tv, rv) = (view(mem, t)?, view(mem, rk)?);
+        let (tks, rks) = (KState::new(mem, tv.offset()), KState::new(mem, rv.offset()));
+        Ok(if tx_core(t, &tv, &rv, &tks, &rks, head)?.is_some() {
+            Wake::one(peer, Dir::Rx)
+        } else {
+            Wake::none()
         })
     }
 
@@ -268,29 +340,17 @@ impl Adapter for PipePair {
         mem: SharedMem,
     ) -> Result<Wake, NetifError> {
         let writer = 1 - ep;
-        let link = &mut self.links[writer][ring];
         let [a, b] = &mut self.eps;
         let (r, w) = if ep == MASTER { (a, b) } else { (b, a) };
         let rk = &mut r.rx[ring];
         let t = &w.tx[ring];
-        rk.hwtail = link.to_reader;
-        let rv = view(mem, rk)?;
-        let tv = view(mem, t)?;
-        let mut k = rk.hwcur;
-        if k == head {
-            return Ok(Wake::none());
-        }
-        while k != head {
-            let s = rv.slot(k)?;
-            tv.set_slot(k, &s)?;
-            if s.flags & NS_BUF_CHANGED != 0 {
-                rv.set_slot_flags(k, s.flags & !NS_BUF_CHANGED)?;
-            }
-            k = rk.next(k);
-        }
-        rk.hwcur = head;
-        link.to_writer = rk.prev(head);
-        Ok(Wake::one(writer, Dir::Tx))
+        let (rv, tv) = (view(mem, rk)?, view(mem, t)?);
+        let (rks, tks) = (KState::new(mem, rv.offset()), KState::new(mem, tv.offset()));
+        Ok(if rx_core(rk, &rv, &tv, &rks, &tks, head)?.is_some() {
+            Wake::one(writer, Dir::Tx)
+        } else {
+            Wake::none()
+        })
     }
 }
 

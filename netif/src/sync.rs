@@ -3,7 +3,8 @@
 //! against the trusted kring state, run the port's sync, publish the new tail.
 
 use crate::adapter::{view, Adapter, Wake};
-use crate::kring::Dir;
+use crate::kring::{Dir, Kring};
+use crate::kstate::{KState, BUSY_DAEMON};
 use crate::NetifError;
 use netmap_pool::SharedMem;
 
@@ -35,9 +36,111 @@ fn now() -> (i64, i64) {
     (d.as_secs() as i64, i64::from(d.subsec_micros()))
 }
 
+/// Holds a ring's busy flag (netmap's `nm_kr_tryget`/`nm_kr_put`) for a sync the
+/// daemon runs on shared ring state, and stores the state back when dropped.
+struct SharedSync<'a> {
+    ks: KState<'a>,
+}
+
+/// Rounds of `try_get` (with a yield between) before the holder is looked at.
+const BUSY_TRIES: u32 = 200;
+
+impl<'a> SharedSync<'a> {
+    /// Takes the flag and loads the shared indices into `k` (kept only if they are
+    /// all in range: a block a client broke is overwritten with the daemon's copy).
+    /// `None` if a live client holds the flag (the sync is skipped, as netmap skips a
+    /// busy ring); a holder that died is cleared.
+    fn begin(ks: KState<'a>, k: &mut Kring) -> Result<Option<Self>, NetifError> {
+        let mut tries = 0;
+        while !ks.try_get(BUSY_DAEMON)? {
+            tries += 1;
+            if tries < BUSY_TRIES {
+                std::thread::yield_now();
+                continue;
+            }
+            let h = ks.holder()?;
+            if h != 0 && h != BUSY_DAEMON && !std::path::Path::new(&format!("/proc/{h}")).exists() {
+                tracing::info!(tid = h, ring = k.id, dir = ?k.dir, "ring busy flag held by a thread that is gone: cleared");
+                ks.break_holder(h)?;
+                tries = 0;
+                continue;
+            }
+            tracing::debug!(tid = h, ring = k.id, dir = ?k.dir, "ring busy: sync skipped");
+            return Ok(None);
+        }
+        let mut c = k.clone();
+        ks.load(&mut c)?;
+        let n = k.num_slots;
+        if [c.hwcur, c.hwtail, c.rhead, c.rcur, c.rtail]
+            .iter()
+            .all(|&x| x < n)
+        {
+            (k.hwcur, k.hwtail, k.rhead, k.rcur, k.rtail) =
+                (c.hwcur, c.hwtail, c.rhead, c.rcur, c.rtail);
+        } else {
+            tracing::debug!(ring = k.id, dir = ?k.dir, "shared ring state out of range: the daemon's copy wins");
+        }
+        Ok(Some(Self { ks }))
+    }
+
+    fn end(self, k: &Kring) {
+        if let Err(e) = self.ks.store(k) {
+            tracing::warn!(%e, "storing a ring's shared state");
+        }
+        if let Err(e) = self.ks.put(BUSY_DAEMON) {
+            tracing::warn!(%e, "releasing a ring's busy flag");
+        }
+    }
+}
+
+/// A sync the daemon skipped because a client was syncing the same ring.
+fn busy() -> RingSync {
+    RingSync {
+        error: false,
+        ready: false,
+        pending: false,
+        wake: Wake::none(),
+    }
+}
+
+/// Runs `f` (a whole ring sync) bracketed by [`SharedSync`] when the adapter keeps
+/// its ring state in shared memory.
+fn bracketed(
+    ad: &mut dyn Adapter,
+    ep: usize,
+    d: Dir,
+    i: usize,
+    mem: SharedMem,
+    f: impl FnOnce(&mut dyn Adapter) -> Result<RingSync, NetifError>,
+) -> Result<RingSync, NetifError> {
+    if !ad.shared_kstate() {
+        return f(ad);
+    }
+    let k = &mut ad.endpoints_mut()[ep].krings_mut(d)[i];
+    let ks = KState::new(mem, view(mem, k)?.offset());
+    let Some(g) = SharedSync::begin(ks, k)? else {
+        return Ok(busy());
+    };
+    let r = f(ad);
+    g.end(&ad.endpoints()[ep].krings(d)[i]);
+    r
+}
+
 /// One TX ring: prologue, txsync, finalize. An invalid head/cur re-initialises the ring
 /// and skips the sync.
 pub fn txsync_ring(
+    ad: &mut dyn Adapter,
+    ep: usize,
+    i: usize,
+    mem: SharedMem,
+    lim: BufLimits,
+) -> Result<RingSync, NetifError> {
+    bracketed(ad, ep, Dir::Tx, i, mem, |ad| {
+        txsync_inner(ad, ep, i, mem, lim)
+    })
+}
+
+fn txsync_inner(
     ad: &mut dyn Adapter,
     ep: usize,
     i: usize,
@@ -93,6 +196,18 @@ pub fn txsync_ring(
 /// One RX ring: prologue (a failure re-initialises and carries on), rxsync, finalize,
 /// timestamp.
 pub fn rxsync_ring(
+    ad: &mut dyn Adapter,
+    ep: usize,
+    i: usize,
+    mem: SharedMem,
+    lim: BufLimits,
+) -> Result<RingSync, NetifError> {
+    bracketed(ad, ep, Dir::Rx, i, mem, |ad| {
+        rxsync_inner(ad, ep, i, mem, lim)
+    })
+}
+
+fn rxsync_inner(
     ad: &mut dyn Adapter,
     ep: usize,
     i: usize,

@@ -230,6 +230,87 @@ impl<'a> SharedMem<'a> {
         Ok(())
     }
 
+    /// Atomic compare-and-exchange (AcqRel on success, Acquire on failure), for lock
+    /// words shared with clients (a ring's busy flag): `Ok(Ok(old))` if the word held
+    /// `current` and now holds `new`, `Ok(Err(seen))` otherwise.
+    pub fn cas_u32(
+        &self,
+        off: usize,
+        current: u32,
+        new: u32,
+    ) -> Result<Result<u32, u32>, OutOfBounds> {
+        let p = self.check_atomic_u32(off)?;
+        // SAFETY: as in load_u32_acquire.
+        let a = unsafe { AtomicU32::from_ptr(p) };
+        Ok(a.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire))
+    }
+
+    /// Atomic fetch-add (SeqCst: it is the "publish" half of the wake-up handshake,
+    /// ordered against the later load of the waiter flag), returning the old value.
+    pub fn fetch_add_u32(&self, off: usize, v: u32) -> Result<u32, OutOfBounds> {
+        let p = self.check_atomic_u32(off)?;
+        // SAFETY: as in load_u32_acquire.
+        let a = unsafe { AtomicU32::from_ptr(p) };
+        Ok(a.fetch_add(v, Ordering::SeqCst))
+    }
+
+    /// Atomic fetch-or (SeqCst), returning the old value: sets waiter flags.
+    pub fn fetch_or_u32(&self, off: usize, v: u32) -> Result<u32, OutOfBounds> {
+        let p = self.check_atomic_u32(off)?;
+        // SAFETY: as in load_u32_acquire.
+        let a = unsafe { AtomicU32::from_ptr(p) };
+        Ok(a.fetch_or(v, Ordering::SeqCst))
+    }
+
+    /// Atomic fetch-and (SeqCst), returning the old value: clears waiter flags.
+    pub fn fetch_and_u32(&self, off: usize, v: u32) -> Result<u32, OutOfBounds> {
+        let p = self.check_atomic_u32(off)?;
+        // SAFETY: as in load_u32_acquire.
+        let a = unsafe { AtomicU32::from_ptr(p) };
+        Ok(a.fetch_and(v, Ordering::SeqCst))
+    }
+
+    /// Atomic load (SeqCst): the "check the waiter flag" half of the wake-up handshake.
+    pub fn load_u32_seqcst(&self, off: usize) -> Result<u32, OutOfBounds> {
+        let p = self.check_atomic_u32(off)?;
+        // SAFETY: as in load_u32_acquire.
+        let a = unsafe { AtomicU32::from_ptr(p) };
+        Ok(a.load(Ordering::SeqCst))
+    }
+
+    /// FUTEX_WAKE on the shared word at `off` (every process mapping the same file
+    /// page shares the futex): wakes up to `n` waiters; returns how many woke.
+    pub fn futex_wake(&self, off: usize, n: u32) -> Result<i64, OutOfBounds> {
+        let p = self.check_atomic_u32(off)?;
+        // SAFETY: p is an in-bounds, aligned word of the mapping; FUTEX_WAKE only uses
+        // its address as a key and touches no memory.
+        let r = unsafe { libc::syscall(libc::SYS_futex, p, libc::FUTEX_WAKE, n as i32, 0, 0, 0) };
+        Ok(r)
+    }
+
+    /// FUTEX_WAIT on the shared word at `off` while it holds `expected`, for at most
+    /// `timeout` (None: no limit). Returns at once if the word differs; spurious
+    /// returns are possible, so callers re-check what they wait for.
+    pub fn futex_wait(
+        &self,
+        off: usize,
+        expected: u32,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), OutOfBounds> {
+        let p = self.check_atomic_u32(off)?;
+        let ts = timeout.map(|d| libc::timespec {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        let tsp = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: p is an in-bounds, aligned word of the mapping, which the kernel reads
+        // atomically; tsp is null or points to a live timespec.
+        unsafe { libc::syscall(libc::SYS_futex, p, libc::FUTEX_WAIT, expected, tsp, 0, 0) };
+        Ok(())
+    }
+
     /// Copies `dst.len()` bytes starting at `off` out of shared memory.
     pub fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Result<(), OutOfBounds> {
         let p = self.check(off, dst.len())?;

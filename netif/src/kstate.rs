@@ -1,0 +1,203 @@
+//! Kring state in shared memory: what a sync needs, kept where both the daemon and a
+//! preloaded client (which runs the sync in its own process) can reach it.
+//!
+//! It lives in the 128 bytes of `netmap_ring.sem`, which the ABI reserves for the
+//! kernel and no netmap program touches. Every client can write it, as it can write
+//! every ring and buffer of the global allocator, so nothing read from here is
+//! trusted for the daemon's own safety: indices are checked against the daemon's slot
+//! count before use (a bad one re-initialises the ring, §8.4), buffer indices are
+//! validated where they are used, and all accesses go through [`SharedMem`].
+//!
+//! Layout (offsets inside `sem`):
+//!
+//! | off | field | written by |
+//! |---|---|---|
+//! | 0 | magic ([`MAGIC`]) | daemon, when the ring is created |
+//! | 4 | kind ([`KIND_PIPE`], or 0: sync in the daemon only) | daemon |
+//! | 8..28 | hwcur, hwtail, rhead, rcur, rtail | whoever syncs this ring |
+//! | 28 | link: TX ring = last slot the writer may fill (`to_writer`); RX ring = end of the complete packets handed over (`to_reader`) | the peer's sync |
+//! | 32 | peer ring offset (u64) | daemon |
+//! | 40 | busy: 0, or the tid of the syncing thread ([`BUSY_DAEMON`] for the daemon) | syncer |
+//! | 44 | seq: bumped after each publish into this ring (futex word) | the peer's sync |
+//! | 48 | waiters: [`WAIT_FUTEX`], [`WAIT_KERNEL`] | sleepers |
+//! | 56 | slots, 64 bytes handed to the peer (u64 each) | this ring's txsync |
+
+use crate::kring::Kring;
+use netmap_abi::NetmapRing;
+use netmap_pool::{OutOfBounds, SharedMem};
+
+/// "NMKS" + layout version 1.
+pub const MAGIC: u32 = 0x4e4d_4b01;
+/// A pipe ring: its sync may run in the client.
+pub const KIND_PIPE: u32 = 1;
+/// A sleeper waits on `seq` with FUTEX_WAIT: wake it after publishing.
+pub const WAIT_FUTEX: u32 = 1;
+/// A poller waits in the kernel (FUSE/CUSE poll): the daemon must send the notify, so
+/// a peer syncing in its own process kicks the daemon.
+pub const WAIT_KERNEL: u32 = 2;
+/// Busy-flag owner value of the daemon's own syncs.
+pub const BUSY_DAEMON: u32 = u32::MAX;
+
+const SEM: usize = core::mem::offset_of!(NetmapRing, sem);
+const O_MAGIC: usize = 0;
+const O_KIND: usize = 4;
+const O_HWCUR: usize = 8;
+const O_HWTAIL: usize = 12;
+const O_RHEAD: usize = 16;
+const O_RCUR: usize = 20;
+const O_RTAIL: usize = 24;
+const O_LINK: usize = 28;
+const O_PEER: usize = 32;
+const O_BUSY: usize = 40;
+const O_SEQ: usize = 44;
+const O_WAITERS: usize = 48;
+const O_SENT_SLOTS: usize = 56;
+const O_SENT_BYTES: usize = 64;
+
+/// The state block of the ring at region offset `ring`.
+#[derive(Clone, Copy)]
+pub struct KState<'a> {
+    mem: SharedMem<'a>,
+    base: usize,
+}
+
+impl<'a> KState<'a> {
+    pub fn new(mem: SharedMem<'a>, ring_off: usize) -> Self {
+        Self {
+            mem,
+            base: ring_off + SEM,
+        }
+    }
+
+    fn at(&self, o: usize) -> usize {
+        self.base + o
+    }
+
+    /// Region offset of the `seq` word (the futex address, relative to the region).
+    pub fn seq_offset(&self) -> usize {
+        self.at(O_SEQ)
+    }
+
+    /// Writes a fresh block: indices from `k`, the link, the peer, no holder.
+    pub fn init(
+        &self,
+        kind: u32,
+        k: &Kring,
+        link: u32,
+        peer_off: usize,
+    ) -> Result<(), OutOfBounds> {
+        self.mem.fill(self.base, 128, 0)?;
+        self.mem.write_u32(self.at(O_KIND), kind)?;
+        self.store(k)?;
+        self.mem.store_u32_release(self.at(O_LINK), link)?;
+        self.mem.write_u64(self.at(O_PEER), peer_off as u64)?;
+        self.mem.store_u32_release(self.at(O_MAGIC), MAGIC)
+    }
+
+    /// Clears the block (the ring goes away, or is no longer synced in clients).
+    pub fn clear(&self) -> Result<(), OutOfBounds> {
+        self.mem.store_u32_release(self.at(O_MAGIC), 0)?;
+        self.mem.fill(self.base, 128, 0)
+    }
+
+    pub fn magic(&self) -> Result<u32, OutOfBounds> {
+        self.mem.load_u32_acquire(self.at(O_MAGIC))
+    }
+    pub fn kind(&self) -> Result<u32, OutOfBounds> {
+        self.mem.read_u32(self.at(O_KIND))
+    }
+    pub fn peer(&self) -> Result<u64, OutOfBounds> {
+        self.mem.read_u64(self.at(O_PEER))
+    }
+
+    /// Copies the shared indices into `k` (the caller validates them).
+    pub fn load(&self, k: &mut Kring) -> Result<(), OutOfBounds> {
+        k.hwcur = self.mem.load_u32_acquire(self.at(O_HWCUR))?;
+        k.hwtail = self.mem.load_u32_acquire(self.at(O_HWTAIL))?;
+        k.rhead = self.mem.load_u32_acquire(self.at(O_RHEAD))?;
+        k.rcur = self.mem.load_u32_acquire(self.at(O_RCUR))?;
+        k.rtail = self.mem.load_u32_acquire(self.at(O_RTAIL))?;
+        Ok(())
+    }
+
+    /// Publishes `k`'s indices.
+    pub fn store(&self, k: &Kring) -> Result<(), OutOfBounds> {
+        self.mem.store_u32_release(self.at(O_HWCUR), k.hwcur)?;
+        self.mem.store_u32_release(self.at(O_HWTAIL), k.hwtail)?;
+        self.mem.store_u32_release(self.at(O_RHEAD), k.rhead)?;
+        self.mem.store_u32_release(self.at(O_RCUR), k.rcur)?;
+        self.mem.store_u32_release(self.at(O_RTAIL), k.rtail)
+    }
+
+    pub fn link(&self) -> Result<u32, OutOfBounds> {
+        self.mem.load_u32_acquire(self.at(O_LINK))
+    }
+    pub fn set_link(&self, v: u32) -> Result<(), OutOfBounds> {
+        self.mem.store_u32_release(self.at(O_LINK), v)
+    }
+
+    /// Takes the busy flag (netmap's `nm_kr_tryget`) for `owner`; false if held.
+    pub fn try_get(&self, owner: u32) -> Result<bool, OutOfBounds> {
+        Ok(self.mem.cas_u32(self.at(O_BUSY), 0, owner)?.is_ok())
+    }
+    /// Releases the busy flag if `owner` holds it.
+    pub fn put(&self, owner: u32) -> Result<(), OutOfBounds> {
+        let _ = self.mem.cas_u32(self.at(O_BUSY), owner, 0)?;
+        Ok(())
+    }
+    /// The current holder (0: free).
+    pub fn holder(&self) -> Result<u32, OutOfBounds> {
+        self.mem.load_u32_acquire(self.at(O_BUSY))
+    }
+    /// Clears the flag if `dead` still holds it (its process is gone).
+    pub fn break_holder(&self, dead: u32) -> Result<bool, OutOfBounds> {
+        Ok(self.mem.cas_u32(self.at(O_BUSY), dead, 0)?.is_ok())
+    }
+
+    pub fn seq(&self) -> Result<u32, OutOfBounds> {
+        self.mem.load_u32_seqcst(self.at(O_SEQ))
+    }
+    /// Publish half of the wake-up handshake: bumps `seq` and returns the waiter flags
+    /// seen afterwards (the caller wakes whoever is flagged).
+    pub fn bump(&self) -> Result<u32, OutOfBounds> {
+        self.mem.fetch_add_u32(self.at(O_SEQ), 1)?;
+        self.mem.load_u32_seqcst(self.at(O_WAITERS))
+    }
+    pub fn waiters(&self) -> Result<u32, OutOfBounds> {
+        self.mem.load_u32_seqcst(self.at(O_WAITERS))
+    }
+    pub fn add_waiter(&self, w: u32) -> Result<(), OutOfBounds> {
+        self.mem.fetch_or_u32(self.at(O_WAITERS), w).map(|_| ())
+    }
+    pub fn clear_waiter(&self, w: u32) -> Result<(), OutOfBounds> {
+        self.mem.fetch_and_u32(self.at(O_WAITERS), !w).map(|_| ())
+    }
+
+    /// Adds to the handed-over counters (statistics only; racy adds are fine).
+    pub fn count_sent(&self, slots: u64, bytes: u64) -> Result<(), OutOfBounds> {
+        let s = self.mem.read_u64(self.at(O_SENT_SLOTS))?;
+        let b = self.mem.read_u64(self.at(O_SENT_BYTES))?;
+        self.mem
+            .write_u64(self.at(O_SENT_SLOTS), s.wrapping_add(slots))?;
+        self.mem
+            .write_u64(self.at(O_SENT_BYTES), b.wrapping_add(bytes))
+    }
+    pub fn sent(&self) -> Result<(u64, u64), OutOfBounds> {
+        Ok((
+            self.mem.read_u64(self.at(O_SENT_SLOTS))?,
+            self.mem.read_u64(self.at(O_SENT_BYTES))?,
+        ))
+    }
+}
+
+/// Publish half of the wake-up handshake, after the ring's new state is stored: bumps
+/// `seq` of the ring whose reader/writer was given something, wakes a futex sleeper,
+/// and returns true if a kernel-path poller waits there (a sync running in a client
+/// must then kick the daemon, which owns the FUSE/CUSE notification).
+pub fn publish(ks: &KState) -> Result<bool, OutOfBounds> {
+    let w = ks.bump()?;
+    if w & WAIT_FUTEX != 0 {
+        ks.mem.futex_wake(ks.seq_offset(), i32::MAX as u32)?;
+    }
+    Ok(w & WAIT_KERNEL != 0)
+}
