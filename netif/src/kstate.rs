@@ -19,7 +19,8 @@
 //! | 32 | peer ring offset (u64) | daemon |
 //! | 40 | busy: 0, or the tid of the syncing thread ([`BUSY_DAEMON`] for the daemon) | syncer |
 //! | 44 | seq: bumped after each publish into this ring (futex word) | the peer's sync |
-//! | 48 | waiters: [`WAIT_FUTEX`], [`WAIT_KERNEL`] | sleepers |
+//! | 48 | futex sleepers on `seq` (a count) | sleepers in clients |
+//! | 52 | a kernel-path poller waits (FUSE/CUSE poll; 0 or 1) | daemon |
 //! | 56 | slots, 64 bytes handed to the peer (u64 each) | this ring's txsync |
 
 use crate::kring::Kring;
@@ -30,11 +31,6 @@ use netmap_pool::{OutOfBounds, SharedMem};
 pub const MAGIC: u32 = 0x4e4d_4b01;
 /// A pipe ring: its sync may run in the client.
 pub const KIND_PIPE: u32 = 1;
-/// A sleeper waits on `seq` with FUTEX_WAIT: wake it after publishing.
-pub const WAIT_FUTEX: u32 = 1;
-/// A poller waits in the kernel (FUSE/CUSE poll): the daemon must send the notify, so
-/// a peer syncing in its own process kicks the daemon.
-pub const WAIT_KERNEL: u32 = 2;
 /// Busy-flag owner value of the daemon's own syncs.
 pub const BUSY_DAEMON: u32 = u32::MAX;
 
@@ -51,6 +47,7 @@ const O_PEER: usize = 32;
 const O_BUSY: usize = 40;
 const O_SEQ: usize = 44;
 const O_WAITERS: usize = 48;
+const O_KWAIT: usize = 52;
 const O_SENT_SLOTS: usize = 56;
 const O_SENT_BYTES: usize = 64;
 
@@ -157,20 +154,34 @@ impl<'a> KState<'a> {
     pub fn seq(&self) -> Result<u32, OutOfBounds> {
         self.mem.load_u32_seqcst(self.at(O_SEQ))
     }
-    /// Publish half of the wake-up handshake: bumps `seq` and returns the waiter flags
-    /// seen afterwards (the caller wakes whoever is flagged).
-    pub fn bump(&self) -> Result<u32, OutOfBounds> {
-        self.mem.fetch_add_u32(self.at(O_SEQ), 1)?;
-        self.mem.load_u32_seqcst(self.at(O_WAITERS))
+
+    /// A futex sleeper arrives (before it re-checks the ring: see [`publish`]).
+    pub fn futex_enter(&self) -> Result<(), OutOfBounds> {
+        self.mem.fetch_add_u32(self.at(O_WAITERS), 1).map(|_| ())
     }
-    pub fn waiters(&self) -> Result<u32, OutOfBounds> {
-        self.mem.load_u32_seqcst(self.at(O_WAITERS))
+    /// A futex sleeper leaves.
+    pub fn futex_leave(&self) -> Result<(), OutOfBounds> {
+        self.mem
+            .fetch_add_u32(self.at(O_WAITERS), u32::MAX)
+            .map(|_| ())
     }
-    pub fn add_waiter(&self, w: u32) -> Result<(), OutOfBounds> {
-        self.mem.fetch_or_u32(self.at(O_WAITERS), w).map(|_| ())
+    /// Sleeps while `seq` still holds `seen` (at most `timeout`).
+    pub fn futex_wait(
+        &self,
+        seen: u32,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), OutOfBounds> {
+        self.mem.futex_wait(self.at(O_SEQ), seen, timeout)
     }
-    pub fn clear_waiter(&self, w: u32) -> Result<(), OutOfBounds> {
-        self.mem.fetch_and_u32(self.at(O_WAITERS), !w).map(|_| ())
+
+    /// The daemon holds a kernel-path poller's waker for this ring (set before its
+    /// readiness check, cleared when it fires the wakers).
+    pub fn set_kernel_waiter(&self, on: bool) -> Result<(), OutOfBounds> {
+        self.mem
+            .store_u32_release(self.at(O_KWAIT), u32::from(on))?;
+        // The store must be ordered before the readiness check that follows it.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Adds to the handed-over counters (statistics only; racy adds are fine).
@@ -191,13 +202,15 @@ impl<'a> KState<'a> {
 }
 
 /// Publish half of the wake-up handshake, after the ring's new state is stored: bumps
-/// `seq` of the ring whose reader/writer was given something, wakes a futex sleeper,
+/// `seq` of the ring whose reader/writer was given something, wakes futex sleepers,
 /// and returns true if a kernel-path poller waits there (a sync running in a client
-/// must then kick the daemon, which owns the FUSE/CUSE notification).
+/// must then kick the daemon, which owns the FUSE/CUSE notification). Sleepers do the
+/// mirror image: announce themselves, re-check the ring, then sleep; with SeqCst on
+/// both sides one of the two always sees the other.
 pub fn publish(ks: &KState) -> Result<bool, OutOfBounds> {
-    let w = ks.bump()?;
-    if w & WAIT_FUTEX != 0 {
+    ks.mem.fetch_add_u32(ks.at(O_SEQ), 1)?;
+    if ks.mem.load_u32_seqcst(ks.at(O_WAITERS))? != 0 {
         ks.mem.futex_wake(ks.seq_offset(), i32::MAX as u32)?;
     }
-    Ok(w & WAIT_KERNEL != 0)
+    Ok(ks.mem.load_u32_seqcst(ks.at(O_KWAIT))? != 0)
 }

@@ -21,6 +21,7 @@
 pub mod adapter;
 pub mod af_packet;
 pub mod error;
+pub mod inproc;
 pub mod kring;
 pub mod kstate;
 pub mod monitor;

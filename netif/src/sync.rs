@@ -29,7 +29,7 @@ pub struct BufLimits {
     pub size: u32,
 }
 
-fn now() -> (i64, i64) {
+pub(crate) fn now() -> (i64, i64) {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -1,0 +1,214 @@
+//! A pipe ring's sync run by a preloaded client in its own process (no daemon round
+//! trip): the same steps as the daemon's generic path ([`crate::sync`]) — busy flag,
+//! shared state load, head/cur validation ([`Kring::txsync_prologue`] /
+//! [`Kring::rxsync_prologue`], re-initialisation on a broken ring), the pipe's
+//! [`crate::pipe::tx_core`] / [`crate::pipe::rx_core`], finalize — on the ring's state
+//! block ([`crate::kstate`]). The daemon runs the very same functions for programs it
+//! serves through FUSE/CUSE, on the same state, so both kinds of program share a pipe.
+
+use crate::kring::{Dir, Kring};
+use crate::kstate::{KState, KIND_PIPE, MAGIC};
+use crate::pipe::{rx_core, tx_core, MAX_PIPE_SLOTS};
+use crate::ringmem::RingView;
+use crate::NetifError;
+use netmap_abi::NetmapRing;
+use netmap_pool::SharedMem;
+
+/// A ring the client may sync itself, found by [`InprocRing::probe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InprocRing {
+    pub off: usize,
+    pub dir: Dir,
+    pub id: u32,
+    pub num_slots: u32,
+    pub peer_off: usize,
+}
+
+/// What one in-process sync did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// `cur != tail` afterwards (RX: packets to read; TX: free slots).
+    pub ready: bool,
+    /// The client broke the ring; it was re-initialised (poll reports POLLERR).
+    pub error: bool,
+    /// A kernel-path poller waits on the peer: the daemon must be kicked.
+    pub kick: bool,
+    /// Another thread (or the daemon) was syncing this ring: nothing was done.
+    pub busy: bool,
+}
+
+impl InprocRing {
+    /// The ring at region offset `off` if its state block says the daemon lets clients
+    /// sync it (a pipe ring) and its peer lies inside the region.
+    pub fn probe(mem: SharedMem, off: usize, dir: Dir, id: u32) -> Option<Self> {
+        let ks = KState::new(mem, off);
+        if ks.magic().ok()? != MAGIC || ks.kind().ok()? != KIND_PIPE {
+            return None;
+        }
+        let num_slots = mem
+            .read_u32(off + core::mem::offset_of!(NetmapRing, num_slots))
+            .ok()?;
+        let peer_off = usize::try_from(ks.peer().ok()?).ok()?;
+        let ring_bytes = netmap_abi::ring_slot_offset(num_slots);
+        let fits = |o: usize| o.checked_add(ring_bytes).is_some_and(|e| e <= mem.len());
+        if !(2..=MAX_PIPE_SLOTS).contains(&num_slots) || !fits(off) || !fits(peer_off) {
+            return None;
+        }
+        Some(Self {
+            off,
+            dir,
+            id,
+            num_slots,
+            peer_off,
+        })
+    }
+
+    /// One sync of this ring, as thread `owner` (its tid, for the busy flag).
+    /// `buf_total`/`buf_size` bound the buffer indices a re-initialisation keeps.
+    pub fn sync(
+        &self,
+        mem: SharedMem,
+        owner: u32,
+        buf_total: u32,
+        buf_size: u32,
+    ) -> Result<Outcome, NetifError> {
+        let ks = KState::new(mem, self.off);
+        if !ks.try_get(owner)? {
+            return Ok(Outcome {
+                busy: true,
+                ..Outcome::default()
+            });
+        }
+        let r = self.sync_locked(mem, &ks, buf_total, buf_size);
+        ks.put(owner)?;
+        r
+    }
+
+    fn sync_locked(
+        &self,
+        mem: SharedMem,
+        ks: &KState,
+        buf_total: u32,
+        buf_size: u32,
+    ) -> Result<Outcome, NetifError> {
+        let n = self.num_slots;
+        let mut k = Kring::new(self.dir, self.id, n);
+        ks.load(&mut k)?;
+        if [k.hwcur, k.hwtail, k.rhead, k.rcur, k.rtail]
+            .iter()
+            .any(|&x| x >= n)
+        {
+            return Err(NetifError::Inval("shared ring state out of range".into()));
+        }
+        k.ring_off = Some(self.off);
+        let rv = RingView::new(mem, self.off, n);
+        let pv = RingView::new(mem, self.peer_off, n);
+        let pks = KState::new(mem, self.peer_off);
+        let (mut head, mut cur) = (rv.head()?, rv.cur()?);
+        let mut out = Outcome::default();
+        let kick = match self.dir {
+            Dir::Tx => {
+                if !k.txsync_prologue(&rv, head, cur)? {
+                    k.reinit(&rv, buf_total, buf_size)?;
+                    ks.store(&k)?;
+                    out.error = true;
+                    return Ok(out);
+                }
+                tx_core(&mut k, &rv, &pv, ks, &pks, head)?
+            }
+            Dir::Rx => {
+                if !k.rxsync_prologue(&rv, head, cur)? {
+                    k.reinit(&rv, buf_total, buf_size)?;
+                    (head, cur) = (k.rhead, k.rcur);
+                    out.error = true;
+                }
+                rx_core(&mut k, &rv, &pv, ks, &pks, head)?
+            }
+        };
+        k.finalize(&rv)?;
+        if self.dir == Dir::Rx {
+            let (s, us) = crate::sync::now();
+            rv.set_timestamp(s, us)?;
+        }
+        ks.store(&k)?;
+        out.ready = cur != k.rtail;
+        out.kick = kick == Some(true);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapter::{Adapter, PortCounts};
+    use crate::pipe::{PipePair, MASTER, SLAVE};
+    use crate::sync::{rxsync_ring, txsync_ring};
+
+    crate::testenv::test_env!();
+
+    /// A client syncing the master's TX ring in process and the daemon syncing the
+    /// slave's RX ring through the adapter move packets through one pipe, and back:
+    /// the two paths share the state.
+    #[test]
+    fn in_process_and_daemon_syncs_interoperate() {
+        let mut env = Env(crate::testenv::TestEnv::new(2, 64, 8, 200));
+        let mut p = PipePair::new("x", "1", PortCounts::default(), 16, 64);
+        {
+            let crate::testenv::TestEnv { region, alloc } = &mut env.0;
+            p.krings_create(MASTER, alloc, region.shmem())
+                .expect("krings");
+        }
+        let mem = env.mem();
+        let t = &p.endpoints()[MASTER].tx[0];
+        let toff = t.ring_off.expect("tx ring");
+        let roff = p.endpoints()[SLAVE].rx[0].ring_off.expect("rx ring");
+        let tx = InprocRing::probe(mem, toff, Dir::Tx, 0).expect("a pipe ring");
+        assert_eq!((tx.num_slots, tx.peer_off), (16, roff));
+        let lim = env.lim();
+        let tv = RingView::new(mem, toff, 16);
+        let rv = RingView::new(mem, roff, 16);
+        for round in 0..5u32 {
+            // Client: 10 packets, synced in process.
+            let h = tv.head().unwrap();
+            for j in 0..10 {
+                let s = (h + j) % 16;
+                let idx = tv.slot_buf_idx(s).unwrap();
+                tv.set_slot_buf_len(s, idx, 60 + round as u16).unwrap();
+            }
+            let nh = (h + 10) % 16;
+            tv.set_head(nh).unwrap();
+            tv.set_cur(nh).unwrap();
+            let o = tx.sync(mem, 7, lim.total, lim.size).unwrap();
+            assert!(!o.error && !o.busy && !o.kick);
+            // Daemon: the reader's rxsync sees them.
+            let r = rxsync_ring(&mut p, SLAVE, 0, mem, lim).unwrap();
+            assert!(r.ready && !r.error);
+            let (rh, rt) = (rv.head().unwrap(), rv.tail().unwrap());
+            assert_eq!((rt + 16 - rh) % 16, 10, "round {round}");
+            assert_eq!(rv.slot(rh).unwrap().len, 60 + round as u16);
+            rv.set_head(rt).unwrap();
+            rv.set_cur(rt).unwrap();
+            rxsync_ring(&mut p, SLAVE, 0, mem, lim).unwrap();
+            // Client again: the released slots are free.
+            let o = tx.sync(mem, 7, lim.total, lim.size).unwrap();
+            assert!(o.ready);
+            assert_eq!(tv.tail().unwrap(), (nh + 15) % 16, "every slot free again");
+        }
+        // The daemon's own txsync on the same ring continues from the shared state.
+        let r = txsync_ring(&mut p, MASTER, 0, mem, lim).unwrap();
+        assert!(r.ready && !r.error);
+        // A busy ring is skipped by the client, and by the daemon after its tries.
+        let ks = KState::new(mem, toff);
+        assert!(ks.try_get(std::process::id()).unwrap());
+        assert!(tx.sync(mem, 7, lim.total, lim.size).unwrap().busy);
+        ks.put(std::process::id()).unwrap();
+        // A scribbled state block: the client refuses it, the daemon overwrites it.
+        mem.write_u32(toff + 128 + 8, 9999).unwrap();
+        assert!(tx.sync(mem, 7, lim.total, lim.size).is_err());
+        assert!(!txsync_ring(&mut p, MASTER, 0, mem, lim).unwrap().error);
+        assert!(
+            tx.sync(mem, 7, lim.total, lim.size).is_ok(),
+            "repaired by the daemon"
+        );
+    }
+}
