@@ -15,6 +15,11 @@ pub const NIOCRXSYNC: u32 = ioc(IOC_NONE, b'i', 149, 0);
 pub const NIOCCONFIG: u32 = ioc(IOC_READ_WRITE, b'i', 150, crate::NM_IFREQ_SIZE);
 pub const NIOCCTRL: u32 = ioc(IOC_READ_WRITE, b'i', 151, crate::NMREQ_HEADER_SIZE);
 
+/// netmapd's own command (not netmap's): a client that ran a sync in its own process
+/// found a poller of the peer waiting in the kernel (FUSE/CUSE poll) and asks the
+/// daemon to wake it. No argument; on any other `/dev/netmap` it is an unknown ioctl.
+pub const NIOC_NMD_KICK: u32 = ioc(IOC_NONE, b'i', 0xd0, 0);
+
 /// Size of the argument struct the kernel copies for `cmd` (the `_IOC_SIZE` bits).
 pub const fn ioc_size(cmd: u32) -> usize {
     ((cmd >> 16) & 0x3fff) as usize

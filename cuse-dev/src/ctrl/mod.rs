@@ -583,6 +583,7 @@ impl ControlPlane {
             abi::NIOCTXSYNC => self.sync_ioctl(fd, Dir::Tx).map(|()| Vec::new()),
             abi::NIOCRXSYNC => self.sync_ioctl(fd, Dir::Rx).map(|()| Vec::new()),
             abi::NIOCCTRL => self.nmreq_ctrl(fd, arg, um),
+            abi::NIOC_NMD_KICK => self.kick(fd).map(|()| Vec::new()),
             abi::NIOCREGIF | abi::NIOCGINFO => self.legacy(fd, cmd, arg),
             abi::NIOCCONFIG => {
                 tracing::debug!(fd, "NIOCCONFIG: no switch has a configuration hook");

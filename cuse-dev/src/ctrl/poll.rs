@@ -1,6 +1,7 @@
 //! NIOCTXSYNC / NIOCRXSYNC (NETMAP-ABI.md §6) and poll (§9).
 
 use super::{Binding, ControlPlane, Errno, FdId, PollWaker, State};
+use netmap_netif::kstate::KState;
 use netmap_netif::sync::{sync_ring, BufLimits, RingSync};
 use netmap_netif::Dir;
 use netmap_pool::SharedMem;
@@ -60,7 +61,69 @@ fn tx_pending(st: &State, b: &Binding, i: usize, mem: SharedMem) -> bool {
     }
 }
 
+/// The state blocks of the rings `b` binds in direction `d`, when the adapter keeps
+/// its ring state in shared memory (pipes); empty otherwise.
+fn shared_states<'a>(st: &State, b: &Binding, d: Dir, mem: SharedMem<'a>) -> Vec<KState<'a>> {
+    let Some(slot) = st.adapters.get(&b.adapter) else {
+        return Vec::new();
+    };
+    if !slot.ad.shared_kstate() {
+        return Vec::new();
+    }
+    let krings = slot.ad.endpoints()[b.ep].krings(d);
+    b.rings(d)
+        .filter_map(|i| krings.get(i)?.ring_off)
+        .map(|off| KState::new(mem, off))
+        .collect()
+}
+
+/// Sets or clears the kernel-waiter flag on every ring of every endpoint of the
+/// adapter (a kick wakes them all, so all their flags go).
+fn clear_kernel_waiters(st: &State, adapter: u64, mem: SharedMem) {
+    let Some(slot) = st.adapters.get(&adapter) else {
+        return;
+    };
+    for e in slot.ad.endpoints() {
+        for k in e.tx.iter().chain(e.rx.iter()) {
+            if let Some(off) = k.ring_off {
+                if let Err(e) = KState::new(mem, off).set_kernel_waiter(false) {
+                    tracing::debug!(%e, "clearing a kernel-waiter flag");
+                }
+            }
+        }
+    }
+}
+
 impl ControlPlane {
+    /// NIOC_NMD_KICK: a client synced a pipe ring in its own process and saw a
+    /// kernel-path poller waiting on the peer: wake every poller of the adapter (the
+    /// pollers re-check, so a spare wake-up is harmless) and clear the flags, which
+    /// pollers set again before they sleep.
+    pub(crate) fn kick(&self, fd: FdId) -> Result<(), Errno> {
+        let mem = self.mem();
+        let mut wakers = Vec::new();
+        {
+            let mut st = self.lock();
+            let Some(b) = st.fds.get(&fd).and_then(|f| f.binding.clone()) else {
+                tracing::debug!(fd, "kick on an unregistered descriptor");
+                return Err(Errno(libc::ENXIO));
+            };
+            let n = st
+                .adapters
+                .get(&b.adapter)
+                .map_or(0, |s| s.ad.endpoints().len());
+            let mut w = netmap_netif::Wake::none();
+            for ep in 0..n {
+                w.add(ep, Dir::Tx);
+                w.add(ep, Dir::Rx);
+            }
+            st.collect_wakers(b.adapter, w, &mut wakers);
+            clear_kernel_waiters(&st, b.adapter, mem);
+        }
+        super::fire(wakers);
+        Ok(())
+    }
+
     pub(crate) fn sync_ioctl(&self, fd: FdId, d: Dir) -> Result<(), Errno> {
         let mem = self.mem();
         let mut wakers = Vec::new();
@@ -99,6 +162,23 @@ impl ControlPlane {
             let mut want_tx = events & (POLLOUT | POLLWRNORM);
             let want_rx = events & (POLLIN | POLLRDNORM);
             let mut revents = 0;
+            // Rings a preloaded peer may advance without the daemon: announce this
+            // poller before checking them (the peer checks the flag after publishing),
+            // so that a peer's progress between the check and the sleep is not lost.
+            let mut announced = Vec::new();
+            if waker.is_some() {
+                if want_tx != 0 {
+                    announced.extend(shared_states(&st, &b, Dir::Tx, mem));
+                }
+                if want_rx != 0 {
+                    announced.extend(shared_states(&st, &b, Dir::Rx, mem));
+                }
+                for ks in &announced {
+                    if let Err(e) = ks.set_kernel_waiter(true) {
+                        tracing::debug!(%e, "setting a kernel-waiter flag");
+                    }
+                }
+            }
             if b.flags & netmap_abi::NR_NO_TX_POLL == 0 || want_tx != 0 {
                 for _pass in 0..2 {
                     for i in b.tx.clone() {

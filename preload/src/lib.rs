@@ -1,0 +1,645 @@
+//! `libnetmapd_preload.so`: netmap's data path in the client's own process.
+//!
+//! Loaded with `LD_PRELOAD` (`netmapd exec` does it by default), it answers
+//! NIOCTXSYNC, NIOCRXSYNC and `poll`/`ppoll` for descriptors of `/dev/netmap` bound to
+//! pipe rings by running the sync itself ([`netmap_netif::inproc`], the same code the
+//! daemon runs) on the ring state the daemon keeps in shared memory. No system call is
+//! made when a ring is ready; when nothing is, the caller sleeps on a futex in the
+//! ring's state block, which the peer's sync wakes (in whichever process it runs).
+//! Everything else — control requests, other port kinds, mixed poll sets, `select`,
+//! `epoll`, programs without the library — takes the kernel path through the daemon,
+//! on the same shared state, so preloaded and plain programs share a pipe.
+//!
+//! Shape (as OpenOnload, libvma and VPP's LDP): the real functions resolved once with
+//! `dlsym(RTLD_NEXT)`, one fd-indexed table of registrations (an array of atomic
+//! pointers: "not ours" costs one load), a fast path per call, libc for the rest.
+//! `ioctl` is declared with its one pointer argument: on the Linux ABIs this library
+//! builds for, a variadic caller passes it in the same register.
+#![allow(unsafe_code)]
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use libc::{c_int, c_ulong, c_void, nfds_t, off_t, pollfd, sigset_t, size_t, timespec};
+use netmap_abi as abi;
+use netmap_netif::inproc::{InprocRing, Outcome};
+use netmap_netif::kstate::KState;
+use netmap_netif::Dir;
+use netmap_pool::SharedMem;
+
+type IoctlFn = unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int;
+type MmapFn = unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
+type MunmapFn = unsafe extern "C" fn(*mut c_void, size_t) -> c_int;
+type PollFn = unsafe extern "C" fn(*mut pollfd, nfds_t, c_int) -> c_int;
+type PpollFn = unsafe extern "C" fn(*mut pollfd, nfds_t, *const timespec, *const sigset_t) -> c_int;
+type CloseFn = unsafe extern "C" fn(c_int) -> c_int;
+
+/// libc's functions, found behind this library.
+struct Real {
+    ioctl: IoctlFn,
+    mmap: MmapFn,
+    mmap64: MmapFn,
+    munmap: MunmapFn,
+    poll: PollFn,
+    ppoll: PpollFn,
+    close: CloseFn,
+}
+
+fn real() -> &'static Real {
+    static R: OnceLock<Real> = OnceLock::new();
+    R.get_or_init(|| {
+        let sym = |name: &std::ffi::CStr| -> *mut c_void {
+            // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name only looks the
+            // symbol up.
+            let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+            if p.is_null() {
+                eprintln!("netmapd preload: {name:?} not found behind the library");
+                // SAFETY: nothing can run without the real function.
+                unsafe { libc::abort() };
+            }
+            p
+        };
+        // SAFETY: each symbol is libc's function of that name, whose C prototype is
+        // the function pointer type it is converted to.
+        unsafe {
+            Real {
+                ioctl: std::mem::transmute::<*mut c_void, IoctlFn>(sym(c"ioctl")),
+                mmap: std::mem::transmute::<*mut c_void, MmapFn>(sym(c"mmap")),
+                mmap64: std::mem::transmute::<*mut c_void, MmapFn>(sym(c"mmap64")),
+                munmap: std::mem::transmute::<*mut c_void, MunmapFn>(sym(c"munmap")),
+                poll: std::mem::transmute::<*mut c_void, PollFn>(sym(c"poll")),
+                ppoll: std::mem::transmute::<*mut c_void, PpollFn>(sym(c"ppoll")),
+                close: std::mem::transmute::<*mut c_void, CloseFn>(sym(c"close")),
+            }
+        }
+    })
+}
+
+/// Whether in-process syncs are switched off (`NETMAPD_PRELOAD_SYNC=0`): the library
+/// then only passes calls through.
+fn disabled() -> bool {
+    static D: OnceLock<bool> = OnceLock::new();
+    *D.get_or_init(|| std::env::var("NETMAPD_PRELOAD_SYNC").is_ok_and(|v| v == "0"))
+}
+
+/// A registration seen on a descriptor (from the REGISTER reply).
+struct Reg {
+    nr_offset: usize,
+    mode: u32,
+    ringid: u16,
+    flags: u64,
+    /// Worked out at the first use after the region is mapped; `None` inside: not
+    /// a registration this library syncs (kernel path).
+    rings: OnceLock<Option<Rings>>,
+}
+
+struct Rings {
+    tx: Vec<InprocRing>,
+    rx: Vec<InprocRing>,
+    no_tx_poll: bool,
+    buf_total: u32,
+    buf_size: u32,
+}
+
+const MAX_FD: usize = 4096;
+static REGS: [AtomicPtr<Reg>; MAX_FD] = [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_FD];
+/// The program's mapping of the region (every netmapd port shares one region).
+static REGION: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static REGION_LEN: AtomicUsize = AtomicUsize::new(0);
+
+fn slot(fd: c_int) -> Option<&'static AtomicPtr<Reg>> {
+    REGS.get(usize::try_from(fd).ok()?)
+}
+
+fn reg(fd: c_int) -> Option<&'static Reg> {
+    let p = slot(fd)?.load(Ordering::Acquire);
+    // SAFETY: table entries are leaked Boxes, never freed (a closed descriptor's entry
+    // is unlinked and leaked), so a non-null pointer stays valid.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+fn set_reg(fd: c_int, r: Option<Reg>) {
+    if let Some(s) = slot(fd) {
+        let p = r.map_or(std::ptr::null_mut(), |r| Box::into_raw(Box::new(r)));
+        s.store(p, Ordering::Release);
+    }
+}
+
+fn region() -> Option<SharedMem<'static>> {
+    let p = REGION.load(Ordering::Acquire);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: REGION is the program's live shared mapping of the region, of
+    // REGION_LEN bytes; munmap of it clears REGION first. Accesses through SharedMem
+    // are bounds-checked and volatile, as other processes write the same memory.
+    Some(unsafe { SharedMem::from_raw(p, REGION_LEN.load(Ordering::Acquire)) })
+}
+
+fn tid() -> u32 {
+    thread_local!(static TID: Cell<u32> = const { Cell::new(0) });
+    TID.with(|t| {
+        if t.get() == 0 {
+            // SAFETY: gettid has no arguments and cannot fail.
+            t.set(unsafe { libc::syscall(libc::SYS_gettid) } as u32);
+        }
+        t.get()
+    })
+}
+
+impl Reg {
+    fn rings(&self) -> Option<&Rings> {
+        if let Some(r) = self.rings.get() {
+            return r.as_ref();
+        }
+        let mem = region()?;
+        self.rings.get_or_init(|| self.find_rings(mem)).as_ref()
+    }
+
+    fn find_rings(&self, mem: SharedMem) -> Option<Rings> {
+        use core::mem::offset_of;
+        let nifp = self.nr_offset;
+        let rd = |o: usize| mem.read_u32(nifp + o).ok();
+        let ntx = rd(offset_of!(abi::NetmapIf, ni_tx_rings))? as usize;
+        let nrx = rd(offset_of!(abi::NetmapIf, ni_rx_rings))? as usize;
+        let nhtx = rd(offset_of!(abi::NetmapIf, ni_host_tx_rings))? as usize;
+        let (tx, rx) = match self.mode {
+            abi::NR_REG_ALL_NIC => (0..ntx, 0..nrx),
+            abi::NR_REG_ONE_NIC => {
+                let i = usize::from(self.ringid & abi::NETMAP_RING_MASK);
+                (i..(i + 1).min(ntx), i..(i + 1).min(nrx))
+            }
+            _ => return None,
+        };
+        let tx = if self.flags & abi::NR_RX_RINGS_ONLY != 0 {
+            0..0
+        } else {
+            tx
+        };
+        let rx = if self.flags & abi::NR_TX_RINGS_ONLY != 0 {
+            0..0
+        } else {
+            rx
+        };
+        let ring_at = |k: usize| -> Option<usize> {
+            let rel = mem.read_i64(nifp + abi::if_ring_ofs_offset(k)).ok()?;
+            usize::try_from(nifp as i64 + rel).ok()
+        };
+        let mut out = Rings {
+            tx: Vec::new(),
+            rx: Vec::new(),
+            no_tx_poll: self.flags & abi::NR_NO_TX_POLL != 0,
+            buf_total: 0,
+            buf_size: 0,
+        };
+        for i in tx {
+            out.tx
+                .push(InprocRing::probe(mem, ring_at(i)?, Dir::Tx, i as u32)?);
+        }
+        for i in rx {
+            out.rx.push(InprocRing::probe(
+                mem,
+                ring_at(ntx + nhtx + i)?,
+                Dir::Rx,
+                i as u32,
+            )?);
+        }
+        let first = out.tx.first().or(out.rx.first())?.off;
+        let buf_ofs = mem
+            .read_i64(first + offset_of!(abi::NetmapRing, buf_ofs))
+            .ok()?;
+        let buf_size = mem
+            .read_u32(first + offset_of!(abi::NetmapRing, nr_buf_size))
+            .ok()?;
+        let pool = usize::try_from(first as i64 + buf_ofs).ok()?;
+        if buf_size == 0 || pool >= mem.len() {
+            return None;
+        }
+        out.buf_size = buf_size;
+        out.buf_total = u32::try_from((mem.len() - pool) / buf_size as usize).unwrap_or(u32::MAX);
+        Some(out)
+    }
+}
+
+/// Syncs one ring, waiting out a short busy spell (the daemon or another thread
+/// syncing it) and clearing the flag of a holder that died.
+fn sync_ring(r: &InprocRing, mem: SharedMem, rings: &Rings) -> Result<Outcome, ()> {
+    for i in 0..2000u32 {
+        let o = r
+            .sync(mem, tid(), rings.buf_total, rings.buf_size)
+            .map_err(|_| ())?;
+        if !o.busy {
+            return Ok(o);
+        }
+        if i >= 100 && i % 100 == 0 {
+            let ks = KState::new(mem, r.off);
+            let h = ks.holder().map_err(|_| ())?;
+            if h != 0
+                && h != netmap_netif::kstate::BUSY_DAEMON
+                && !std::path::Path::new(&format!("/proc/{h}")).exists()
+            {
+                let _ = ks.break_holder(h);
+            }
+        }
+        std::thread::yield_now();
+    }
+    Ok(Outcome {
+        busy: true,
+        ..Outcome::default()
+    })
+}
+
+fn kick(fd: c_int) {
+    // SAFETY: NIOC_NMD_KICK takes no argument.
+    unsafe { (real().ioctl)(fd, abi::NIOC_NMD_KICK as c_ulong, 0usize) };
+}
+
+/// NIOCTXSYNC / NIOCRXSYNC in process; `None` = take the kernel path.
+fn sync_ioctl(fd: c_int, d: Dir) -> Option<c_int> {
+    if disabled() {
+        return None;
+    }
+    let reg = reg(fd)?;
+    let rings = reg.rings()?;
+    let mem = region()?;
+    let mut need_kick = false;
+    let list = if d == Dir::Tx { &rings.tx } else { &rings.rx };
+    for r in list {
+        let o = sync_ring(r, mem, rings).ok()?;
+        need_kick |= o.kick;
+    }
+    if need_kick {
+        kick(fd);
+    }
+    Some(0)
+}
+
+/// Reads the REGISTER reply of a successful NIOCCTRL.
+///
+/// # Safety
+/// `arg` is the caller's NIOCCTRL argument, which the kernel just accepted.
+unsafe fn capture_ctrl(fd: c_int, arg: *mut c_void) {
+    if arg.is_null() {
+        return;
+    }
+    // SAFETY: arg points to the caller's nmreq_header (the ioctl succeeded on it).
+    let hdr = unsafe { std::ptr::read_unaligned(arg.cast::<abi::NmreqHeader>()) };
+    if hdr.nr_reqtype != abi::NETMAP_REQ_REGISTER || hdr.nr_body == 0 {
+        return;
+    }
+    // SAFETY: nr_body points to the caller's nmreq_register, which the daemon just
+    // filled in (the ioctl succeeded).
+    let b = unsafe { std::ptr::read_unaligned(hdr.nr_body as usize as *const abi::NmreqRegister) };
+    set_reg(
+        fd,
+        Some(Reg {
+            nr_offset: b.nr_offset as usize,
+            mode: b.nr_mode,
+            ringid: b.nr_ringid,
+            flags: b.nr_flags,
+            rings: OnceLock::new(),
+        }),
+    );
+}
+
+/// Reads the reply of a successful legacy NIOCREGIF.
+///
+/// # Safety
+/// `arg` is the caller's NIOCREGIF argument, which the kernel just accepted.
+unsafe fn capture_legacy(fd: c_int, arg: *mut c_void) {
+    if arg.is_null() {
+        return;
+    }
+    // SAFETY: arg points to the caller's 60-byte struct nmreq.
+    let r = unsafe { std::ptr::read_unaligned(arg.cast::<abi::Nmreq>()) };
+    let mut mode = r.nr_flags & abi::NR_REG_MASK;
+    if mode == 0 {
+        mode = if r.nr_ringid & abi::NETMAP_HW_RING != 0 {
+            abi::NR_REG_ONE_NIC
+        } else if r.nr_ringid & abi::NETMAP_SW_RING != 0 {
+            0 // host rings: kernel path
+        } else {
+            abi::NR_REG_ALL_NIC
+        };
+    }
+    let mut flags = u64::from(r.nr_flags & !abi::NR_REG_MASK);
+    if r.nr_ringid & abi::NETMAP_NO_TX_POLL != 0 {
+        flags |= abi::NR_NO_TX_POLL;
+    }
+    set_reg(
+        fd,
+        Some(Reg {
+            nr_offset: r.nr_offset as usize,
+            mode,
+            ringid: r.nr_ringid,
+            flags,
+            rings: OnceLock::new(),
+        }),
+    );
+}
+
+/// # Safety
+/// As libc's `ioctl`.
+#[no_mangle]
+pub unsafe extern "C" fn ioctl(fd: c_int, req: c_ulong, arg: *mut c_void) -> c_int {
+    let cmd = req as u32;
+    let d = match cmd {
+        abi::NIOCTXSYNC => Some(Dir::Tx),
+        abi::NIOCRXSYNC => Some(Dir::Rx),
+        _ => None,
+    };
+    if let Some(rc) = d.and_then(|d| sync_ioctl(fd, d)) {
+        return rc;
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let rc = unsafe { (real().ioctl)(fd, req, arg) };
+    if rc == 0 {
+        match cmd {
+            // SAFETY: the request was just accepted on this argument.
+            abi::NIOCCTRL => unsafe { capture_ctrl(fd, arg) },
+            // SAFETY: as above.
+            abi::NIOCREGIF => unsafe { capture_legacy(fd, arg) },
+            _ => {}
+        }
+    }
+    rc
+}
+
+fn note_mapping(p: *mut c_void, len: size_t, flags: c_int, fd: c_int, off: off_t) {
+    if p != libc::MAP_FAILED && off == 0 && flags & libc::MAP_SHARED != 0 && reg(fd).is_some() {
+        REGION_LEN.store(len, Ordering::Release);
+        REGION.store(p.cast(), Ordering::Release);
+    }
+}
+
+/// # Safety
+/// As libc's `mmap`.
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let p = unsafe { (real().mmap)(addr, len, prot, flags, fd, off) };
+    note_mapping(p, len, flags, fd, off);
+    p
+}
+
+/// # Safety
+/// As libc's `mmap64`.
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let p = unsafe { (real().mmap64)(addr, len, prot, flags, fd, off) };
+    note_mapping(p, len, flags, fd, off);
+    p
+}
+
+/// # Safety
+/// As libc's `munmap`.
+#[no_mangle]
+pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
+    let r = REGION.load(Ordering::Acquire);
+    if !r.is_null() && addr.cast::<u8>() == r {
+        REGION.store(std::ptr::null_mut(), Ordering::Release);
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { (real().munmap)(addr, len) }
+}
+
+/// # Safety
+/// As libc's `close`.
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    if let Some(s) = slot(fd) {
+        // The entry is leaked, not freed: another thread may still be reading it.
+        s.store(std::ptr::null_mut(), Ordering::Release);
+    }
+    // SAFETY: the caller's argument, passed on unchanged.
+    unsafe { (real().close)(fd) }
+}
+
+const POLL_RX: i16 = libc::POLLIN | libc::POLLRDNORM;
+const POLL_TX: i16 = libc::POLLOUT | libc::POLLWRNORM;
+
+/// netmap_poll for one in-process descriptor: TX rings synced (for POLLOUT, or to
+/// flush unless NO_TX_POLL), RX rings synced for POLLIN; the ready events.
+fn check(fd: c_int, rings: &Rings, events: i16, mem: SharedMem) -> i16 {
+    let (want_tx, want_rx) = (events & POLL_TX, events & POLL_RX);
+    let mut rev = 0;
+    let mut need_kick = false;
+    if want_tx != 0 || !rings.no_tx_poll {
+        for r in &rings.tx {
+            match sync_ring(r, mem, rings) {
+                Ok(o) => {
+                    need_kick |= o.kick;
+                    if o.error {
+                        rev |= libc::POLLERR;
+                    } else if o.ready {
+                        rev |= want_tx;
+                    }
+                }
+                Err(()) => rev |= libc::POLLERR,
+            }
+        }
+    }
+    if want_rx != 0 {
+        for r in &rings.rx {
+            match sync_ring(r, mem, rings) {
+                Ok(o) => {
+                    need_kick |= o.kick;
+                    if o.error {
+                        rev |= libc::POLLERR;
+                    }
+                    if o.ready {
+                        rev |= want_rx;
+                    }
+                }
+                Err(()) => rev |= libc::POLLERR,
+            }
+        }
+    }
+    if need_kick {
+        kick(fd);
+    }
+    rev
+}
+
+/// The ring a sleeper of this descriptor waits on: the first RX ring for POLLIN, else
+/// the first TX ring for POLLOUT.
+fn wait_ring(rings: &Rings, events: i16) -> Option<InprocRing> {
+    if events & POLL_RX != 0 {
+        rings.rx.first().copied()
+    } else if events & POLL_TX != 0 {
+        rings.tx.first().copied()
+    } else {
+        None
+    }
+}
+
+enum Poll {
+    /// Not ours: the kernel path for the whole call.
+    Kernel,
+    Done(c_int),
+}
+
+/// poll() over a set holding in-process descriptors. Ready ones answer at once; when
+/// none is, and the set holds only in-process descriptors with one ring to wait on,
+/// the caller sleeps on that ring's futex; any other set sleeps in the kernel.
+fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bool) -> Poll {
+    if disabled() {
+        return Poll::Kernel;
+    }
+    let Some(mem) = region() else {
+        return Poll::Kernel;
+    };
+    let ours: Vec<Option<&Rings>> = set.iter().map(|p| reg(p.fd).and_then(Reg::rings)).collect();
+    if ours.iter().all(Option::is_none) {
+        return Poll::Kernel;
+    }
+    let only_ours = ours.iter().all(Option::is_some);
+    let mut waits: Vec<InprocRing> = Vec::new();
+    if only_ours {
+        for (p, r) in set.iter().zip(&ours) {
+            if let Some(w) = r.and_then(|r| wait_ring(r, p.events)) {
+                waits.push(w);
+            }
+        }
+    }
+    loop {
+        let mut n = 0;
+        for (p, r) in set.iter_mut().zip(&ours) {
+            p.revents = match r {
+                Some(r) => check(p.fd, r, p.events, mem),
+                None => 0,
+            };
+            n += i32::from(p.revents != 0);
+        }
+        if !only_ours {
+            if n > 0 {
+                // The others too, without sleeping, so the answer is complete.
+                let mut rest: Vec<pollfd> = set
+                    .iter()
+                    .zip(&ours)
+                    .filter(|(_, r)| r.is_none())
+                    .map(|(p, _)| *p)
+                    .collect();
+                // SAFETY: rest is a valid array of rest.len() pollfds.
+                let k = unsafe { (real().poll)(rest.as_mut_ptr(), rest.len() as nfds_t, 0) };
+                if k > 0 {
+                    let mut it = rest.iter();
+                    for (p, r) in set.iter_mut().zip(&ours) {
+                        if r.is_none() {
+                            if let Some(q) = it.next() {
+                                p.revents = q.revents;
+                                n += i32::from(q.revents != 0);
+                            }
+                        }
+                    }
+                }
+                return Poll::Done(n);
+            }
+            return Poll::Kernel;
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if n > 0 || left == Some(Duration::ZERO) || waits.is_empty() || !may_sleep_here {
+            return Poll::Done(n);
+        }
+        // Several rings: wake up now and then to look at the others.
+        let slice = if waits.len() > 1 {
+            Some(Duration::from_millis(1))
+        } else {
+            None
+        };
+        let timeout = match (left, slice) {
+            (Some(l), Some(s)) => Some(l.min(s)),
+            (l, s) => l.or(s),
+        };
+        let ks = KState::new(mem, waits[0].off);
+        if ks.futex_enter().is_err() {
+            return Poll::Done(n);
+        }
+        let seen = ks.seq().unwrap_or(0);
+        // Re-check after announcing: progress made before the announcement is seen
+        // here, progress after it wakes the futex.
+        let mut again = 0;
+        for (p, r) in set.iter_mut().zip(&ours) {
+            if let Some(r) = r {
+                p.revents = check(p.fd, r, p.events, mem);
+                again += i32::from(p.revents != 0);
+            }
+        }
+        if again == 0 {
+            let _ = ks.futex_wait(seen, timeout);
+        }
+        let _ = ks.futex_leave();
+        if again > 0 {
+            return Poll::Done(again);
+        }
+    }
+}
+
+/// # Safety
+/// As libc's `poll`.
+#[no_mangle]
+pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
+    if !fds.is_null() && nfds > 0 && nfds < 1 << 16 {
+        // SAFETY: the caller passes nfds valid pollfds.
+        let set = unsafe { std::slice::from_raw_parts_mut(fds, nfds as usize) };
+        let deadline =
+            (timeout >= 0).then(|| Instant::now() + Duration::from_millis(timeout as u64));
+        if let Poll::Done(n) = poll_inproc(set, deadline, true) {
+            return n;
+        }
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { (real().poll)(fds, nfds, timeout) }
+}
+
+/// # Safety
+/// As libc's `ppoll`.
+#[no_mangle]
+pub unsafe extern "C" fn ppoll(
+    fds: *mut pollfd,
+    nfds: nfds_t,
+    tmo: *const timespec,
+    sigmask: *const sigset_t,
+) -> c_int {
+    if !fds.is_null() && nfds > 0 && nfds < 1 << 16 {
+        // SAFETY: the caller passes nfds valid pollfds and a null or valid timespec.
+        let (set, t) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(fds, nfds as usize),
+                tmo.as_ref(),
+            )
+        };
+        let deadline = t.map(|t| {
+            Instant::now()
+                + Duration::new(
+                    t.tv_sec.max(0) as u64,
+                    t.tv_nsec.clamp(0, 999_999_999) as u32,
+                )
+        });
+        // With a signal mask the sleep must be the kernel's (atomic mask change).
+        if let Poll::Done(n) = poll_inproc(set, deadline, sigmask.is_null()) {
+            if n > 0 || sigmask.is_null() {
+                return n;
+            }
+        }
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { (real().ppoll)(fds, nfds, tmo, sigmask) }
+}
