@@ -35,6 +35,9 @@ pub struct Outcome {
     pub kick: bool,
     /// Another thread (or the daemon) was syncing this ring: nothing was done.
     pub busy: bool,
+    /// The daemon has switched client-side syncs of this ring off (a monitor watches
+    /// it): nothing was done, use the kernel path.
+    pub fallback: bool,
 }
 
 impl InprocRing {
@@ -76,6 +79,13 @@ impl InprocRing {
         if !ks.try_get(owner)? {
             return Ok(Outcome {
                 busy: true,
+                ..Outcome::default()
+            });
+        }
+        if ks.kind()? != KIND_PIPE {
+            ks.put(owner)?;
+            return Ok(Outcome {
+                fallback: true,
                 ..Outcome::default()
             });
         }

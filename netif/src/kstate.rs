@@ -97,11 +97,17 @@ impl<'a> KState<'a> {
         self.mem.fill(self.base, 128, 0)
     }
 
+    /// Switches client-side syncs of this ring on (`KIND_PIPE`) or off (0: e.g. a
+    /// monitor watches the port, and only the daemon's syncs feed it).
+    pub fn set_kind(&self, kind: u32) -> Result<(), OutOfBounds> {
+        self.mem.store_u32_release(self.at(O_KIND), kind)
+    }
+
     pub fn magic(&self) -> Result<u32, OutOfBounds> {
         self.mem.load_u32_acquire(self.at(O_MAGIC))
     }
     pub fn kind(&self) -> Result<u32, OutOfBounds> {
-        self.mem.read_u32(self.at(O_KIND))
+        self.mem.load_u32_acquire(self.at(O_KIND))
     }
     pub fn peer(&self) -> Result<u64, OutOfBounds> {
         self.mem.read_u64(self.at(O_PEER))

@@ -134,7 +134,34 @@ pub fn wait_signal(set: &libc::sigset_t) -> i32 {
 }
 
 /// Runs CMD against a fresh daemon and returns its exit status.
-pub fn run(opts: &DaemonOpts, command: &[String]) -> ExitCode {
+/// File name of the preload library (built by `cargo build --release`, next to the
+/// `netmapd` binary).
+pub const PRELOAD_LIB: &str = "libnetmapd_preload.so";
+
+/// Where the preload library is: `$NETMAPD_PRELOAD_LIB`, else beside this binary.
+pub fn preload_library() -> Result<std::path::PathBuf, String> {
+    if let Some(p) = std::env::var_os("NETMAPD_PRELOAD_LIB") {
+        let p = std::path::PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("NETMAPD_PRELOAD_LIB={} is not a file", p.display()))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("locating netmapd: {e}"))?;
+    let p = exe.with_file_name(PRELOAD_LIB);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{} not found beside {} (build it: cargo build --release -p netmapd-preload)",
+            PRELOAD_LIB,
+            exe.display()
+        ))
+    }
+}
+
+pub fn run(opts: &DaemonOpts, command: &[String], preload: bool) -> ExitCode {
     let _set = block_signals();
     // A CUSE device name is global to the machine: use one of our own, so a daemon
     // serving the host's /dev/netmap (or another exec) does not collide with us.
@@ -155,6 +182,20 @@ pub fn run(opts: &DaemonOpts, command: &[String]) -> ExitCode {
     };
     let mut cmd = Command::new(prog);
     cmd.args(args);
+    if preload {
+        match preload_library() {
+            Ok(lib) => {
+                let mut v = lib.into_os_string();
+                if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|o| !o.is_empty()) {
+                    v.push(" ");
+                    v.push(old);
+                }
+                tracing::info!(ld_preload = ?v, "in-process data path preloaded");
+                cmd.env("LD_PRELOAD", v);
+            }
+            Err(e) => tracing::warn!("{e}; running without the in-process data path"),
+        }
+    }
     // The daemon blocks the termination signals to take them with sigwait; the child
     // must start with them deliverable again.
     // SAFETY: the closure runs in the forked child before exec and only calls

@@ -30,12 +30,19 @@ enum Cmd {
     /// Run CMD in a private mount namespace with its own /dev/netmap served by a fresh
     /// daemon; exit with CMD's status. Nothing is left on the host afterwards.
     Exec {
+        /// Do not preload the in-process data path library (also: NETMAPD_NO_PRELOAD=1);
+        /// every sync and poll then goes through the daemon.
+        #[arg(long)]
+        no_preload: bool,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
     /// Print pool occupancy, clients and ports of the running daemon.
     Status,
+    /// Print the path of the preload library (libnetmapd_preload.so), for running
+    /// programs with LD_PRELOAD against a daemon started as a service.
+    PreloadPath,
 }
 
 /// Which kernel interface serves the device.
@@ -140,14 +147,29 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Some(Cmd::Status) => status::print(&cli.opts.status_socket()),
-        Some(Cmd::Exec { command }) => {
+        Some(Cmd::PreloadPath) => match exec::preload_library() {
+            Ok(p) => {
+                println!("{}", p.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("netmapd: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Cmd::Exec {
+            no_preload,
+            command,
+        }) => {
             // The namespace must be entered while the process is still single-threaded.
             if let Err(e) = exec::enter_private_namespace(&cli.opts) {
                 eprintln!("netmapd exec: {e}");
                 return ExitCode::from(125);
             }
             init_logging(&cli.opts.log);
-            exec::run(&cli.opts, &command)
+            let preload = !no_preload
+                && std::env::var("NETMAPD_NO_PRELOAD").map_or(true, |v| v.is_empty() || v == "0");
+            exec::run(&cli.opts, &command, preload)
         }
         None => {
             init_logging(&cli.opts.log);

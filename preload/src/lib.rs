@@ -268,6 +268,9 @@ fn sync_ioctl(fd: c_int, d: Dir) -> Option<c_int> {
     let list = if d == Dir::Tx { &rings.tx } else { &rings.rx };
     for r in list {
         let o = sync_ring(r, mem, rings).ok()?;
+        if o.fallback {
+            return None;
+        }
         need_kick |= o.kick;
     }
     if need_kick {
@@ -286,8 +289,38 @@ unsafe fn capture_ctrl(fd: c_int, arg: *mut c_void) {
     }
     // SAFETY: arg points to the caller's nmreq_header (the ioctl succeeded on it).
     let hdr = unsafe { std::ptr::read_unaligned(arg.cast::<abi::NmreqHeader>()) };
+    if matches!(
+        hdr.nr_reqtype,
+        abi::NETMAP_REQ_CSB_ENABLE | abi::NETMAP_REQ_SYNC_KLOOP_START
+    ) {
+        // CSB mode: syncs belong to the sync loop and get EBUSY from the daemon.
+        set_reg(fd, None);
+        return;
+    }
     if hdr.nr_reqtype != abi::NETMAP_REQ_REGISTER || hdr.nr_body == 0 {
         return;
+    }
+    // A CSB option puts the descriptor in CSB mode from the start: kernel path.
+    let mut opt = hdr.nr_options;
+    for _ in 0..64 {
+        if opt == 0 {
+            break;
+        }
+        // SAFETY: the daemon just walked this chain in the caller's memory without a
+        // fault (the request succeeded); each option starts with nro_next (u64) and
+        // nro_reqtype (u32).
+        let (next, ty) = unsafe {
+            let p = opt as usize as *const u8;
+            (
+                std::ptr::read_unaligned(p.cast::<u64>()),
+                std::ptr::read_unaligned(p.add(8).cast::<u32>()),
+            )
+        };
+        if ty == abi::NETMAP_REQ_OPT_CSB {
+            set_reg(fd, None);
+            return;
+        }
+        opt = next;
     }
     // SAFETY: nr_body points to the caller's nmreq_register, which the daemon just
     // filled in (the ioctl succeeded).
@@ -437,13 +470,14 @@ const POLL_TX: i16 = libc::POLLOUT | libc::POLLWRNORM;
 
 /// netmap_poll for one in-process descriptor: TX rings synced (for POLLOUT, or to
 /// flush unless NO_TX_POLL), RX rings synced for POLLIN; the ready events.
-fn check(fd: c_int, rings: &Rings, events: i16, mem: SharedMem) -> i16 {
+fn check(fd: c_int, rings: &Rings, events: i16, mem: SharedMem) -> Option<i16> {
     let (want_tx, want_rx) = (events & POLL_TX, events & POLL_RX);
     let mut rev = 0;
     let mut need_kick = false;
     if want_tx != 0 || !rings.no_tx_poll {
         for r in &rings.tx {
             match sync_ring(r, mem, rings) {
+                Ok(o) if o.fallback => return None,
                 Ok(o) => {
                     need_kick |= o.kick;
                     if o.error {
@@ -459,6 +493,7 @@ fn check(fd: c_int, rings: &Rings, events: i16, mem: SharedMem) -> i16 {
     if want_rx != 0 {
         for r in &rings.rx {
             match sync_ring(r, mem, rings) {
+                Ok(o) if o.fallback => return None,
                 Ok(o) => {
                     need_kick |= o.kick;
                     if o.error {
@@ -475,7 +510,7 @@ fn check(fd: c_int, rings: &Rings, events: i16, mem: SharedMem) -> i16 {
     if need_kick {
         kick(fd);
     }
-    rev
+    Some(rev)
 }
 
 /// The ring a sleeper of this descriptor waits on: the first RX ring for POLLIN, else
@@ -523,7 +558,10 @@ fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bo
         let mut n = 0;
         for (p, r) in set.iter_mut().zip(&ours) {
             p.revents = match r {
-                Some(r) => check(p.fd, r, p.events, mem),
+                Some(r) => match check(p.fd, r, p.events, mem) {
+                    Some(rev) => rev,
+                    None => return Poll::Kernel,
+                },
                 None => 0,
             };
             n += i32::from(p.revents != 0);
@@ -578,7 +616,7 @@ fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bo
         let mut again = 0;
         for (p, r) in set.iter_mut().zip(&ours) {
             if let Some(r) = r {
-                p.revents = check(p.fd, r, p.events, mem);
+                p.revents = check(p.fd, r, p.events, mem).unwrap_or(0);
                 again += i32::from(p.revents != 0);
             }
         }

@@ -322,6 +322,34 @@ impl State {
     }
 
     /// Takes the stored wakers of every descriptor bound to `(adapter, ep)`.
+    /// Lets clients sync a pipe's rings themselves except on endpoints a monitor
+    /// watches (only the daemon's syncs feed monitors). Called after every register
+    /// and release, which is when monitors come and go.
+    pub(crate) fn refresh_inproc(&self, mem: SharedMem) {
+        use netmap_netif::kstate::{KState, KIND_PIPE, MAGIC};
+        for (&aid, slot) in &self.adapters {
+            if !slot.ad.shared_kstate() {
+                continue;
+            }
+            for (i, e) in slot.ad.endpoints().iter().enumerate() {
+                let kind = if self.monitors.watched(aid, i) {
+                    0
+                } else {
+                    KIND_PIPE
+                };
+                for k in e.tx.iter().chain(e.rx.iter()) {
+                    let Some(off) = k.ring_off else { continue };
+                    let ks = KState::new(mem, off);
+                    if ks.magic().is_ok_and(|m| m == MAGIC) && ks.kind().is_ok_and(|k| k != kind) {
+                        if let Err(e) = ks.set_kind(kind) {
+                            tracing::debug!(%e, "switching a ring's client-side syncs");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     pub fn collect_wakers(&mut self, adapter: u64, wake: Wake, out: &mut Vec<Box<dyn PollWaker>>) {
         for (ep, _dir) in wake.iter() {
             let Some(slot) = self.adapters.get(&adapter) else {
@@ -564,6 +592,7 @@ impl ControlPlane {
             if let Some(f) = st.fds.remove(&fd) {
                 if let Some(b) = f.binding {
                     register::unbind(&mut st, &b, fd, self.mem(), &mut wakers);
+                    st.refresh_inproc(self.mem());
                 }
             }
         }

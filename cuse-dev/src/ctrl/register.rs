@@ -467,7 +467,9 @@ impl ControlPlane {
         let res = {
             let mut guard = self.lock();
             let st = &mut *guard;
-            self.register_locked(st, fd, name, reg, opts, mem, um, &mut wakers)
+            let r = self.register_locked(st, fd, name, reg, opts, mem, um, &mut wakers);
+            st.refresh_inproc(mem);
+            r
         };
         super::fire(wakers);
         if let Ok(()) = &res {
