@@ -146,6 +146,19 @@ where
     run(cmd, timeout)
 }
 
+/// [`netmapd_exec`] without the preload library: every sync and poll goes through the
+/// daemon (what static and unpreloaded programs get).
+pub fn netmapd_exec_no_preload<I, S>(args: I, timeout: Duration) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    require_privileges();
+    let mut cmd = Command::new(netmapd_bin());
+    cmd.arg("exec").arg("--no-preload").arg("--").args(args);
+    run(cmd, timeout)
+}
+
 /// Asserts success, printing the command's output otherwise.
 #[track_caller]
 pub fn assert_success(out: &Output) {

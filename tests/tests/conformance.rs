@@ -60,6 +60,21 @@ fn conformance_suite() {
     );
 }
 
+/// The suite once more with every sync and poll through the daemon (the default run
+/// above is preloaded).
+#[test]
+fn conformance_suite_not_preloaded() {
+    let runner = build_suite();
+    let out = netmapd_tests::harness::netmapd_exec_no_preload([runner.as_os_str()], SUITE_TIMEOUT);
+    println!("{}", out.stdout);
+    assert_success(&out);
+    assert!(
+        out.stdout.contains(" passed, 0 failed"),
+        "no summary line:\n{}",
+        out.describe()
+    );
+}
+
 #[test]
 fn conformance_suite_with_veth() {
     let runner = build_suite();

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use netmapd_tests::harness::{assert_success, netmapd_bin, netmapd_exec, run};
+use netmapd_tests::harness::{
+    assert_success, netmapd_bin, netmapd_exec, netmapd_exec_no_preload, run,
+};
 
 const NM_CLIENT: &str = env!("CARGO_BIN_EXE_nm-client");
 
@@ -169,19 +171,41 @@ fn status_reports_pools() {
     assert_eq!(st["buf_total"], "163840", "{}", out.describe());
 }
 
+/// Which ends of a pipe stream run with the preload library (in-process syncs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Preload {
+    Both,
+    Neither,
+    SenderOnly,
+    ReceiverOnly,
+}
+
 /// Runs a sender and a receiver as two processes on the two ends of one pipe and
-/// checks both exit statuses.
-fn pipe_stream(count: u64, extra: &str, timeout: Duration) {
+/// checks both exit statuses, and where the syncs ran: `daemon_syncs` in `netmapd
+/// status` counts the sync ioctls and polls the daemon served.
+fn pipe_stream_with(count: u64, extra: &str, timeout: Duration, preload: Preload) {
+    let (tx_env, rx_env) = match preload {
+        Preload::Both | Preload::Neither => ("", ""),
+        Preload::SenderOnly => ("LD_PRELOAD=$lib", ""),
+        Preload::ReceiverOnly => ("", "LD_PRELOAD=$lib"),
+    };
     let script = format!(
-        r#"c="$1"
-"$c" pipe-rx --port 'pp}}0' --count {count} {extra} & rx=$!
-"$c" pipe-tx --port 'pp{{0' --count {count} {extra} & tx=$!
+        r#"d="$1"; c="$2"; lib=$("$d" preload-path) || exit 9
+env {rx_env} "$c" pipe-rx --port 'pp}}0' --count {count} {extra} & rx=$!
+env {tx_env} "$c" pipe-tx --port 'pp{{0' --count {count} {extra} & tx=$!
 wait "$tx"; txs=$?
 wait "$rx"; rxs=$?
 echo "pipe-tx exit=$txs pipe-rx exit=$rxs"
+"$d" status | grep '^daemon_syncs='
 [ "$txs" -eq 0 ] && [ "$rxs" -eq 0 ]"#
     );
-    let out = netmapd_exec(["sh", "-c", &script, "sh", NM_CLIENT], timeout);
+    let d = netmapd_bin();
+    let args = ["sh", "-c", &script, "sh", &d.to_string_lossy(), NM_CLIENT];
+    let out = if preload == Preload::Both {
+        netmapd_exec(args, timeout)
+    } else {
+        netmapd_exec_no_preload(args, timeout)
+    };
     assert_success(&out);
     assert!(
         out.stdout.contains(&format!("sent {count} packets"))
@@ -189,7 +213,32 @@ echo "pipe-tx exit=$txs pipe-rx exit=$rxs"
         "missing sender/receiver summary\n{}",
         out.describe()
     );
-    println!("{}", out.stdout);
+    let syncs: u64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("daemon_syncs=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no daemon_syncs in status\n{}", out.describe()));
+    // A burst is at most 512 packets: a side on the kernel path costs the daemon at
+    // least one sync per burst, a preloaded side none (it may kick the daemon when
+    // its peer sleeps in the kernel, at most once per sync of that peer).
+    let per_side = count / 512;
+    match preload {
+        Preload::Both => assert!(
+            syncs < 100,
+            "preloaded on both ends, yet the daemon served {syncs} syncs\n{}",
+            out.describe()
+        ),
+        _ => assert!(
+            syncs >= per_side,
+            "{preload:?}: the daemon served only {syncs} syncs for {count} packets\n{}",
+            out.describe()
+        ),
+    }
+    println!("{preload:?}: daemon_syncs={syncs}\n{}", out.stdout);
+}
+
+fn pipe_stream(count: u64, extra: &str, timeout: Duration) {
+    pipe_stream_with(count, extra, timeout, Preload::Both);
 }
 
 /// Quick streaming smoke test: 100k minimum-size packets in small bursts.
@@ -199,10 +248,38 @@ fn pipe_100k_small_packets() {
 }
 
 /// 10 million packets of varying length (60..2048) over "pp{0" -> "pp}0": no loss,
-/// no reordering, no corruption.
+/// no reordering, no corruption; both ends preloaded (syncs in the clients).
 #[test]
 fn pipe_10m_packets() {
     pipe_stream(10_000_000, "", Duration::from_secs(900));
+}
+
+/// The same through the daemon only (what static or unpreloaded programs get).
+#[test]
+fn pipe_10m_packets_not_preloaded() {
+    pipe_stream_with(10_000_000, "", Duration::from_secs(900), Preload::Neither);
+}
+
+/// A preloaded sender and a receiver on the kernel path share the pipe's state.
+#[test]
+fn pipe_10m_packets_preloaded_sender_kernel_receiver() {
+    pipe_stream_with(
+        10_000_000,
+        "",
+        Duration::from_secs(900),
+        Preload::SenderOnly,
+    );
+}
+
+/// The reverse: a sender on the kernel path, a preloaded receiver.
+#[test]
+fn pipe_10m_packets_kernel_sender_preloaded_receiver() {
+    pipe_stream_with(
+        10_000_000,
+        "",
+        Duration::from_secs(900),
+        Preload::ReceiverOnly,
+    );
 }
 
 /// A client killed with SIGKILL while holding rings, buffers, extra buffers and

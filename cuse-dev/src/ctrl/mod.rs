@@ -412,6 +412,9 @@ pub struct ControlPlane {
     kloop_cv: std::sync::Condvar,
     /// The daemon is stopping: sync loops end (see [`ControlPlane::stop_loops`]).
     stopping: std::sync::atomic::AtomicBool,
+    /// Sync ioctls and polls the daemon served (`netmapd status`: `daemon_syncs`),
+    /// which shows how much of a data path ran in the clients instead.
+    pub(crate) daemon_syncs: std::sync::atomic::AtomicU64,
 }
 
 /// Held by a front end from the start of a close until its reply is sent.
@@ -493,6 +496,7 @@ impl ControlPlane {
             closing: std::sync::atomic::AtomicUsize::new(0),
             kloop_cv: std::sync::Condvar::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            daemon_syncs: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(State {
                 alloc,
                 adapters: HashMap::new(),
@@ -652,6 +656,10 @@ impl ControlPlane {
             c.buf_free,
             c.buf_total,
         );
+        s.push_str(&format!(
+            "daemon_syncs={}\n",
+            self.daemon_syncs.load(std::sync::atomic::Ordering::Relaxed)
+        ));
         for slot in st.adapters.values() {
             for (i, ep) in slot.ad.endpoints().iter().enumerate() {
                 if ep.name.is_empty() {

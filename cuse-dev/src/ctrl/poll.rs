@@ -125,6 +125,8 @@ impl ControlPlane {
     }
 
     pub(crate) fn sync_ioctl(&self, fd: FdId, d: Dir) -> Result<(), Errno> {
+        self.daemon_syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mem = self.mem();
         let mut wakers = Vec::new();
         {
@@ -148,6 +150,8 @@ impl ControlPlane {
     /// Computes the ready mask for `events`, syncing rings as netmap_poll does. When
     /// nothing is ready and `waker` is given, it is kept until a peer makes progress.
     pub fn poll(&self, fd: FdId, events: u32, waker: Option<Box<dyn PollWaker>>) -> u32 {
+        self.daemon_syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mem = self.mem();
         let mut wakers = Vec::new();
         let revents = {
