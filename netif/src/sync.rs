@@ -53,6 +53,13 @@ impl<'a> SharedSync<'a> {
     fn begin(ks: KState<'a>, k: &mut Kring) -> Result<Option<Self>, NetifError> {
         let mut tries = 0;
         while !ks.try_get(BUSY_DAEMON)? {
+            // The daemon's syncs run one at a time (under its state lock), so its own
+            // mark found here was written by a client: not a holder.
+            if ks.holder()? == BUSY_DAEMON {
+                tracing::debug!(ring = k.id, dir = ?k.dir, "forged daemon busy mark cleared");
+                ks.break_holder(BUSY_DAEMON)?;
+                continue;
+            }
             tries += 1;
             if tries < BUSY_TRIES {
                 std::thread::yield_now();

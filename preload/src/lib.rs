@@ -226,14 +226,14 @@ impl Reg {
 /// Syncs one ring, waiting out a short busy spell (the daemon or another thread
 /// syncing it) and clearing the flag of a holder that died.
 fn sync_ring(r: &InprocRing, mem: SharedMem, rings: &Rings) -> Result<Outcome, ()> {
-    for i in 0..2000u32 {
+    for i in 0..200u32 {
         let o = r
             .sync(mem, tid(), rings.buf_total, rings.buf_size)
             .map_err(|_| ())?;
         if !o.busy {
             return Ok(o);
         }
-        if i >= 100 && i % 100 == 0 {
+        if i >= 50 && i % 50 == 0 {
             let ks = KState::new(mem, r.off);
             let h = ks.holder().map_err(|_| ())?;
             if h != 0

@@ -2,7 +2,7 @@
 //! (`tests/tests/faults.rs`).
 //!
 //! ```text
-//! nm-stress scribble --port NAME [--secs 10] [--seed N] [--extra 64] [--pause-us 500]
+//! nm-stress scribble --port NAME [--secs 10] [--seed N] [--extra 64] [--pause-us 500] [--hit-others]
 //! ```
 //!
 //! `scribble` registers both ends of pipe NAME (the first with `--extra` extra
@@ -32,7 +32,7 @@ use netmapd_tests::stream::peer_name;
 use netmapd_tests::sys::{errno_name, poll_mask_name, Mapping};
 
 const USAGE: &str = "usage:
-  nm-stress scribble --port NAME [--secs 10] [--seed N] [--extra 64] [--pause-us 500]";
+  nm-stress scribble --port NAME [--secs 10] [--seed N] [--extra 64] [--pause-us 500] [--hit-others]";
 
 /// xorshift64*: deterministic for a given seed, so a failure can be replayed.
 struct Rng(u64);
@@ -84,6 +84,8 @@ struct Scribbler<'a> {
     sync_ok: u64,
     errors: BTreeMap<&'static str, u64>,
     poll_masks: BTreeMap<String, u64>,
+    /// Also scribble the shared sync state (`netmap_ring.sem`) of other clients' rings.
+    hit_others: bool,
 }
 
 impl<'a> Scribbler<'a> {
@@ -124,6 +126,7 @@ impl<'a> Scribbler<'a> {
             sync_ok: 0,
             errors: BTreeMap::new(),
             poll_masks: BTreeMap::new(),
+            hit_others: false,
         };
         s.scan_foreign();
         Ok(s)
@@ -215,9 +218,35 @@ impl<'a> Scribbler<'a> {
         self.rng.below(self.rings.len() as u64) as usize
     }
 
+    /// One random word into the shared sync state block (`netmap_ring.sem`: indices,
+    /// links, busy flag, futex word, waiter flags) of one of our rings or, with
+    /// `hit_others`, of another client's ring.
+    fn scribble_kstate(&mut self) {
+        let off = if self.hit_others && !self.foreign.is_empty() && self.rng.chance(70) {
+            self.foreign[self.rng.below(self.foreign.len() as u64) as usize].off
+        } else {
+            let ri = self.pick_ring();
+            self.rings[ri].1.offset()
+        };
+        let word = self.rng.below(32) as usize;
+        let v = match self.rng.below(4) {
+            0 => 0,
+            1 => u32::MAX,
+            2 => self.rng.below(4096) as u32,
+            _ => self.rng.u32(),
+        };
+        self.ports[0]
+            .mapping()
+            .write_u32(off + offset_of!(NetmapRing, sem) + 4 * word, v);
+    }
+
     /// One random write to our own rings / netmap_if / extra buffers.
     fn scribble_once(&mut self) {
         self.writes += 1;
+        if self.rng.chance(15) {
+            self.scribble_kstate();
+            return;
+        }
         let ri = self.pick_ring();
         let n = self.rings[ri].1.num_slots();
         match self.rng.below(100) {
@@ -370,6 +399,7 @@ struct Opts {
     seed: Option<u64>,
     extra: u32,
     pause_us: u64,
+    hit_others: bool,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
@@ -379,9 +409,14 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         seed: None,
         extra: 64,
         pause_us: 500,
+        hit_others: false,
     };
     let mut it = args.iter();
     while let Some(k) = it.next() {
+        if k == "--hit-others" {
+            o.hit_others = true;
+            continue;
+        }
         let v = it.next().ok_or_else(|| format!("{k} needs a value"))?;
         let num = |v: &str| v.parse::<u64>().map_err(|e| format!("{k} {v}: {e}"));
         match k.as_str() {
@@ -411,6 +446,7 @@ fn scribble(o: &Opts) -> Result<(), String> {
     let b = Port::register(&peer, NR_REG_ALL_NIC, 0, 0, o.extra / 4, 0, 0, 0, 0)
         .map_err(|e| format!("REGISTER {peer:?}: {e}"))?;
     let mut s = Scribbler::new([&a, &b], seed)?;
+    s.hit_others = o.hit_others;
     println!(
         "scribble start: port={name} peer={peer} seed={seed} own_rings={} own_extra_bufs={} \
          foreign_rings={} buf_total={}",
