@@ -16,7 +16,7 @@ use crate::kring::{Dir, Kring};
 use crate::kstate::{KState, KIND_PIPE};
 use crate::ringmem::RingView;
 use crate::NetifError;
-use netmap_abi::{NS_BUF_CHANGED, NS_MOREFRAG};
+use netmap_abi::{NetmapSlot, NS_BUF_CHANGED, NS_MOREFRAG};
 use netmap_pool::{MemAllocator, SharedMem};
 
 /// Most pairs one parent may have (netmap's NM_MAXPIPES).
@@ -142,6 +142,20 @@ impl PipePair {
     }
 }
 
+/// Slots moved per bulk copy in [`tx_core`] / [`rx_core`].
+const BATCH: usize = 64;
+
+/// The circular range `[from, to)` of an `n`-slot ring as at most two linear
+/// `(start, len)` pieces. `from`/`to` are below `n` (validated by the prologue).
+fn spans(from: u32, to: u32, n: u32) -> impl Iterator<Item = (u32, u32)> {
+    let (a, b) = if from <= to {
+        ((from, to - from), (0, 0))
+    } else {
+        ((from, n - from), (0, to))
+    };
+    [a, b].into_iter().filter(|&(_, l)| l > 0)
+}
+
 /// The txsync of a pipe's writer ring `t` (view `tv`, state `tks`) into the reader's
 /// ring `rv` (state `rks`): copies the slot descriptors `[hwcur, head)` to the same
 /// indices of the reader's ring and publishes to the reader up to the end of the last
@@ -163,20 +177,29 @@ pub fn tx_core(
         )));
     }
     t.hwtail = to_writer;
-    let mut k = t.hwcur;
     let mut complete = None;
     let (mut slots, mut bytes) = (0u64, 0u64);
-    while k != head {
-        let s = tv.slot(k)?;
-        rv.set_slot(k, &s)?;
-        slots += 1;
-        bytes += u64::from(s.len);
-        if s.flags & NS_BUF_CHANGED != 0 {
-            tv.set_slot_flags(k, s.flags & !NS_BUF_CHANGED)?;
-        }
-        k = t.next(k);
-        if s.flags & NS_MOREFRAG == 0 {
-            complete = Some(k);
+    let mut buf = [NetmapSlot::default(); BATCH];
+    for (start, n) in spans(t.hwcur, head, t.num_slots) {
+        let mut done = 0;
+        while done < n {
+            let chunk = (n - done).min(BATCH as u32);
+            let at = start + done;
+            let b = &mut buf[..chunk as usize];
+            tv.read_slots(at, b)?;
+            rv.write_slots(at, b)?;
+            for (j, s) in b.iter().enumerate() {
+                let k = at + j as u32;
+                slots += 1;
+                bytes += u64::from(s.len);
+                if s.flags & NS_BUF_CHANGED != 0 {
+                    tv.set_slot_flags(k, s.flags & !NS_BUF_CHANGED)?;
+                }
+                if s.flags & NS_MOREFRAG == 0 {
+                    complete = Some(t.next(k));
+                }
+            }
+            done += chunk;
         }
     }
     t.hwcur = head;
@@ -210,17 +233,25 @@ pub fn rx_core(
         )));
     }
     rk.hwtail = to_reader;
-    let mut k = rk.hwcur;
-    if k == head {
+    if rk.hwcur == head {
         return Ok(None);
     }
-    while k != head {
-        let s = rv.slot(k)?;
-        tv.set_slot(k, &s)?;
-        if s.flags & NS_BUF_CHANGED != 0 {
-            rv.set_slot_flags(k, s.flags & !NS_BUF_CHANGED)?;
+    let mut buf = [NetmapSlot::default(); BATCH];
+    for (start, n) in spans(rk.hwcur, head, rk.num_slots) {
+        let mut done = 0;
+        while done < n {
+            let chunk = (n - done).min(BATCH as u32);
+            let at = start + done;
+            let b = &mut buf[..chunk as usize];
+            rv.read_slots(at, b)?;
+            tv.write_slots(at, b)?;
+            for (j, s) in b.iter().enumerate() {
+                if s.flags & NS_BUF_CHANGED != 0 {
+                    rv.set_slot_flags(at + j as u32, s.flags & !NS_BUF_CHANGED)?;
+                }
+            }
+            done += chunk;
         }
-        k = rk.next(k);
     }
     rk.hwcur = head;
     tks.set_link(rk.prev(head))?;

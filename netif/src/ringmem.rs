@@ -85,6 +85,30 @@ impl<'a> RingView<'a> {
         self.mem.write_u64(o + 8, s.ptr)
     }
 
+    /// Copies the slots `k .. k + out.len()` (no wrap: the caller splits at the end of
+    /// the ring) out in one volatile copy.
+    pub fn read_slots(&self, k: u32, out: &mut [NetmapSlot]) -> Result<(), OutOfBounds> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let last = k as usize + out.len() - 1;
+        let o = self.slot_off(k)?;
+        self.slot_off(u32::try_from(last).unwrap_or(u32::MAX))?;
+        self.mem
+            .read_bytes(o, zerocopy::IntoBytes::as_mut_bytes(out))
+    }
+
+    /// Writes `src` to the slots `k .. k + src.len()` (no wrap) in one volatile copy.
+    pub fn write_slots(&self, k: u32, src: &[NetmapSlot]) -> Result<(), OutOfBounds> {
+        if src.is_empty() {
+            return Ok(());
+        }
+        let last = k as usize + src.len() - 1;
+        let o = self.slot_off(k)?;
+        self.slot_off(u32::try_from(last).unwrap_or(u32::MAX))?;
+        self.mem.write_bytes(o, zerocopy::IntoBytes::as_bytes(src))
+    }
+
     pub fn slot_buf_idx(&self, k: u32) -> Result<u32, OutOfBounds> {
         self.mem.read_u32(self.slot_off(k)?)
     }

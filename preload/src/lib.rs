@@ -525,6 +525,33 @@ fn wait_ring(rings: &Rings, events: i16) -> Option<InprocRing> {
     }
 }
 
+/// How long a poller spins on its ring before sleeping: `NETMAPD_SPIN_US` (default
+/// 50 µs), and none when the process may run on one CPU only (spinning would then
+/// only delay the peer it waits for).
+fn spin_budget() -> Duration {
+    static S: OnceLock<Duration> = OnceLock::new();
+    *S.get_or_init(|| {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity writes at
+        // most size_of::<cpu_set_t>() bytes into it.
+        let cpus = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                libc::CPU_COUNT(&set)
+            } else {
+                1
+            }
+        };
+        if cpus < 2 {
+            return Duration::ZERO;
+        }
+        let us = std::env::var("NETMAPD_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50u64);
+        Duration::from_micros(us)
+    })
+}
+
 enum Poll {
     /// Not ours: the kernel path for the whole call.
     Kernel,
@@ -607,6 +634,24 @@ fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bo
             (l, s) => l.or(s),
         };
         let ks = KState::new(mem, waits[0].off);
+        // Spin a little first: on these VMs a futex wake-up across CPUs costs tens of
+        // microseconds, longer than a peer usually takes to answer.
+        let spin = spin_budget();
+        if !spin.is_zero() {
+            let s0 = ks.seq().unwrap_or(0);
+            let t0 = Instant::now();
+            let mut moved = false;
+            while t0.elapsed() < spin.min(left.unwrap_or(spin)) {
+                if ks.seq().unwrap_or(s0) != s0 {
+                    moved = true;
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            if moved || waits.len() > 1 {
+                continue;
+            }
+        }
         if ks.futex_enter().is_err() {
             return Poll::Done(n);
         }

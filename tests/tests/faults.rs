@@ -553,6 +553,11 @@ grep -qx 'registered=0' "$t/after" || { echo "still registered"; exit 8; }
     );
     assert_success(&out);
     assert_eq!(output_num(&out, "killed"), 150, "{}", out.describe());
-    assert_eq!(output_num(&out, "fresh_senders_ok"), 10, "{}", out.describe());
+    assert_eq!(
+        output_num(&out, "fresh_senders_ok"),
+        10,
+        "{}",
+        out.describe()
+    );
     assert!(!out.stderr.contains("panicked"), "{}", out.describe());
 }
