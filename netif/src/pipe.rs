@@ -143,7 +143,7 @@ impl PipePair {
 }
 
 /// Slots moved per bulk copy in [`tx_core`] / [`rx_core`].
-const BATCH: usize = 64;
+const BATCH: usize = 32;
 
 /// The circular range `[from, to)` of an `n`-slot ring as at most two linear
 /// `(start, len)` pieces. `from`/`to` are below `n` (validated by the prologue).
