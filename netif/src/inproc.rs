@@ -7,7 +7,7 @@
 //! serves through FUSE/CUSE, on the same state, so both kinds of program share a pipe.
 
 use crate::kring::{Dir, Kring};
-use crate::kstate::{KState, KIND_PIPE, MAGIC};
+use crate::kstate::{KState, KIND_NULL, KIND_PIPE, MAGIC};
 use crate::pipe::{rx_core, tx_core, MAX_PIPE_SLOTS};
 use crate::ringmem::RingView;
 use crate::NetifError;
@@ -22,6 +22,8 @@ pub struct InprocRing {
     pub id: u32,
     pub num_slots: u32,
     pub peer_off: usize,
+    /// [`KIND_PIPE`] or [`KIND_NULL`].
+    pub kind: u32,
 }
 
 /// What one in-process sync did.
@@ -45,13 +47,18 @@ impl InprocRing {
     /// sync it (a pipe ring) and its peer lies inside the region.
     pub fn probe(mem: SharedMem, off: usize, dir: Dir, id: u32) -> Option<Self> {
         let ks = KState::new(mem, off);
-        if ks.magic().ok()? != MAGIC || ks.kind().ok()? != KIND_PIPE {
+        let kind = ks.kind().ok()?;
+        if ks.magic().ok()? != MAGIC || (kind != KIND_PIPE && kind != KIND_NULL) {
             return None;
         }
         let num_slots = mem
             .read_u32(off + core::mem::offset_of!(NetmapRing, num_slots))
             .ok()?;
-        let peer_off = usize::try_from(ks.peer().ok()?).ok()?;
+        // A null ring has no peer: it stands in as its own (never used).
+        let peer_off = match kind {
+            KIND_PIPE => usize::try_from(ks.peer().ok()?).ok()?,
+            _ => off,
+        };
         let ring_bytes = netmap_abi::ring_slot_offset(num_slots);
         let fits = |o: usize| o.checked_add(ring_bytes).is_some_and(|e| e <= mem.len());
         if !(2..=MAX_PIPE_SLOTS).contains(&num_slots) || !fits(off) || !fits(peer_off) {
@@ -63,6 +70,7 @@ impl InprocRing {
             id,
             num_slots,
             peer_off,
+            kind,
         })
     }
 
@@ -82,7 +90,7 @@ impl InprocRing {
                 ..Outcome::default()
             });
         }
-        if ks.kind()? != KIND_PIPE {
+        if ks.kind()? != self.kind {
             ks.put(owner)?;
             return Ok(Outcome {
                 fallback: true,
@@ -124,7 +132,11 @@ impl InprocRing {
                     out.error = true;
                     return Ok(out);
                 }
-                tx_core(&mut k, &rv, &pv, ks, &pks, head)?
+                if self.kind == KIND_NULL {
+                    None // netmap_null: nothing is ever completed
+                } else {
+                    tx_core(&mut k, &rv, &pv, ks, &pks, head)?
+                }
             }
             Dir::Rx => {
                 if !k.rxsync_prologue(&rv, head, cur)? {
@@ -132,7 +144,11 @@ impl InprocRing {
                     (head, cur) = (k.rhead, k.rcur);
                     out.error = true;
                 }
-                rx_core(&mut k, &rv, &pv, ks, &pks, head)?
+                if self.kind == KIND_NULL {
+                    None // nothing is ever received
+                } else {
+                    rx_core(&mut k, &rv, &pv, ks, &pks, head)?
+                }
             }
         };
         k.finalize(&rv)?;
@@ -173,7 +189,7 @@ mod tests {
         let toff = t.ring_off.expect("tx ring");
         let roff = p.endpoints()[SLAVE].rx[0].ring_off.expect("rx ring");
         let tx = InprocRing::probe(mem, toff, Dir::Tx, 0).expect("a pipe ring");
-        assert_eq!((tx.num_slots, tx.peer_off), (16, roff));
+        assert_eq!((tx.num_slots, tx.peer_off, tx.kind), (16, roff, KIND_PIPE));
         let lim = env.lim();
         let tv = RingView::new(mem, toff, 16);
         let rv = RingView::new(mem, roff, 16);
@@ -219,6 +235,48 @@ mod tests {
         assert!(
             tx.sync(mem, 7, lim.total, lim.size).is_ok(),
             "repaired by the daemon"
+        );
+    }
+
+    /// A null port's rings sync in process as in the daemon: head/cur validated,
+    /// nothing completed, nothing received; a bad head re-initialises the ring.
+    #[test]
+    fn null_port_rings() {
+        use crate::null::NullPort;
+        let mut env = Env(crate::testenv::TestEnv::new(2, 64, 8, 200));
+        let counts = PortCounts {
+            tx_rings: 1,
+            rx_rings: 1,
+            tx_slots: 8,
+            rx_slots: 8,
+            ..Default::default()
+        };
+        let mut p = NullPort::new("n", counts);
+        {
+            let crate::testenv::TestEnv { region, alloc } = &mut env.0;
+            p.krings_create(0, alloc, region.shmem()).expect("krings");
+        }
+        let mem = env.mem();
+        let lim = env.lim();
+        let toff = p.endpoints()[0].tx[0].ring_off.expect("tx ring");
+        let tx = InprocRing::probe(mem, toff, Dir::Tx, 0).expect("a null ring");
+        assert_eq!(tx.kind, crate::kstate::KIND_NULL);
+        let tv = RingView::new(mem, toff, 8);
+        tv.set_head(3).unwrap();
+        tv.set_cur(3).unwrap();
+        let o = tx.sync(mem, 7, lim.total, lim.size).unwrap();
+        assert!(!o.error && o.ready && !o.kick);
+        assert_eq!(tv.tail().unwrap(), 7, "nothing completed");
+        // The daemon's sync agrees with the state the client left.
+        let r = txsync_ring(&mut p, 0, 0, mem, lim).unwrap();
+        assert!(!r.error);
+        tv.set_head(2).unwrap(); // backwards: broken
+        let o = tx.sync(mem, 7, lim.total, lim.size).unwrap();
+        assert!(o.error);
+        assert_eq!(
+            tv.head().unwrap(),
+            0,
+            "re-initialised to hwcur (nothing consumed)"
         );
     }
 }

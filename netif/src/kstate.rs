@@ -13,7 +13,7 @@
 //! | off | field | written by |
 //! |---|---|---|
 //! | 0 | magic ([`MAGIC`]) | daemon, when the ring is created |
-//! | 4 | kind ([`KIND_PIPE`], or 0: sync in the daemon only) | daemon |
+//! | 4 | kind ([`KIND_PIPE`], [`KIND_NULL`], or 0: sync in the daemon only) | daemon |
 //! | 8..28 | hwcur, hwtail, rhead, rcur, rtail | whoever syncs this ring |
 //! | 28 | link: TX ring = last slot the writer may fill (`to_writer`); RX ring = end of the complete packets handed over (`to_reader`) | the peer's sync |
 //! | 32 | peer ring offset (u64) | daemon |
@@ -31,6 +31,18 @@ use netmap_pool::{OutOfBounds, SharedMem};
 pub const MAGIC: u32 = 0x4e4d_4b01;
 /// A pipe ring: its sync may run in the client.
 pub const KIND_PIPE: u32 = 1;
+/// A null port's ring (syncs only validate and publish): may run in the client.
+pub const KIND_NULL: u32 = 2;
+
+/// The kind a ring of a port of kind `k` has in its state block when clients may
+/// sync it (0: the daemon's syncs only).
+pub fn kind_of(k: crate::PortKind) -> u32 {
+    match k {
+        crate::PortKind::Pipe => KIND_PIPE,
+        crate::PortKind::Null => KIND_NULL,
+        _ => 0,
+    }
+}
 /// Busy-flag owner value of the daemon's own syncs.
 pub const BUSY_DAEMON: u32 = u32::MAX;
 

@@ -3,6 +3,7 @@
 //! completes them, and an RX ring never receives (NETMAP-ABI.md §10.6).
 
 use crate::adapter::{Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
+use crate::kstate::{KState, KIND_NULL};
 use crate::NetifError;
 use netmap_pool::{MemAllocator, SharedMem};
 
@@ -40,11 +41,30 @@ impl Adapter for NullPort {
             return Ok(());
         }
         self.eps[0].create_rings(alloc, mem)?;
+        let e = &self.eps[0];
+        for k in e.tx.iter().chain(e.rx.iter()) {
+            if let Some(off) = k.ring_off {
+                KState::new(mem, off).init(KIND_NULL, k, 0, 0)?;
+            }
+        }
         Ok(())
     }
 
     fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
+        let e = &self.eps[0];
+        for k in e.tx.iter().chain(e.rx.iter()) {
+            if let Some(off) = k.ring_off {
+                if let Err(e) = KState::new(mem, off).clear() {
+                    tracing::error!(%e, "clearing a null ring's state block");
+                }
+            }
+        }
         self.eps[0].delete_rings(alloc, mem, keep);
+    }
+
+    /// Null ring state lives in the rings' state blocks: clients sync them too.
+    fn shared_kstate(&self) -> bool {
+        true
     }
 
     fn txsync(

@@ -2,7 +2,7 @@
 //!
 //! Loaded with `LD_PRELOAD` (`netmapd exec` does it by default), it answers
 //! NIOCTXSYNC, NIOCRXSYNC and `poll`/`ppoll` for descriptors of `/dev/netmap` bound to
-//! pipe rings by running the sync itself ([`netmap_netif::inproc`], the same code the
+//! pipe rings or null ports by running the sync itself ([`netmap_netif::inproc`], the same code the
 //! daemon runs) on the ring state the daemon keeps in shared memory. No system call is
 //! made when a ring is ready; when nothing is, the caller sleeps on a futex in the
 //! ring's state block, which the peer's sync wakes (in whichever process it runs).
@@ -166,7 +166,7 @@ impl Reg {
         let nrx = rd(offset_of!(abi::NetmapIf, ni_rx_rings))? as usize;
         let nhtx = rd(offset_of!(abi::NetmapIf, ni_host_tx_rings))? as usize;
         let (tx, rx) = match self.mode {
-            abi::NR_REG_ALL_NIC => (0..ntx, 0..nrx),
+            abi::NR_REG_ALL_NIC | abi::NR_REG_NULL => (0..ntx, 0..nrx),
             abi::NR_REG_ONE_NIC => {
                 let i = usize::from(self.ringid & abi::NETMAP_RING_MASK);
                 (i..(i + 1).min(ntx), i..(i + 1).min(nrx))

@@ -326,16 +326,17 @@ impl State {
     /// watches (only the daemon's syncs feed monitors). Called after every register
     /// and release, which is when monitors come and go.
     pub(crate) fn refresh_inproc(&self, mem: SharedMem) {
-        use netmap_netif::kstate::{KState, KIND_PIPE, MAGIC};
+        use netmap_netif::kstate::{kind_of, KState, MAGIC};
         for (&aid, slot) in &self.adapters {
             if !slot.ad.shared_kstate() {
                 continue;
             }
+            let own = kind_of(slot.ad.kind());
             for (i, e) in slot.ad.endpoints().iter().enumerate() {
                 let kind = if self.monitors.watched(aid, i) {
                     0
                 } else {
-                    KIND_PIPE
+                    own
                 };
                 for k in e.tx.iter().chain(e.rx.iter()) {
                     let Some(off) = k.ring_off else { continue };
