@@ -730,3 +730,204 @@ pub unsafe extern "C" fn ppoll(
     // SAFETY: the caller's arguments, passed on unchanged.
     unsafe { (real().ppoll)(fds, nfds, tmo, sigmask) }
 }
+
+type SelectFn = unsafe extern "C" fn(
+    c_int,
+    *mut libc::fd_set,
+    *mut libc::fd_set,
+    *mut libc::fd_set,
+    *mut libc::timeval,
+) -> c_int;
+type PselectFn = unsafe extern "C" fn(
+    c_int,
+    *mut libc::fd_set,
+    *mut libc::fd_set,
+    *mut libc::fd_set,
+    *const timespec,
+    *const sigset_t,
+) -> c_int;
+
+fn real_select() -> (SelectFn, PselectFn) {
+    static R: OnceLock<(usize, usize)> = OnceLock::new();
+    let (s, p) = *R.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_NEXT and NUL-terminated names only looks them up.
+        let s = unsafe { libc::dlsym(libc::RTLD_NEXT, c"select".as_ptr()) } as usize;
+        // SAFETY: as above.
+        let p = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pselect".as_ptr()) } as usize;
+        if s == 0 || p == 0 {
+            eprintln!("netmapd preload: select/pselect not found behind the library");
+            // SAFETY: nothing can run without the real functions.
+            unsafe { libc::abort() };
+        }
+        (s, p)
+    });
+    // SAFETY: the addresses are libc's select and pselect, whose prototypes are these.
+    unsafe {
+        (
+            std::mem::transmute::<usize, SelectFn>(s),
+            std::mem::transmute::<usize, PselectFn>(p),
+        )
+    }
+}
+
+/// select()/pselect() over sets holding in-process descriptors, through
+/// [`poll_inproc`]: `None` = the kernel path for the whole call.
+///
+/// # Safety
+/// The sets are null or valid fd_sets covering `nfds` descriptors.
+unsafe fn select_inproc(
+    nfds: c_int,
+    rd: *mut libc::fd_set,
+    wr: *mut libc::fd_set,
+    ex: *mut libc::fd_set,
+    deadline: Option<Instant>,
+    may_sleep_here: bool,
+) -> Option<c_int> {
+    if !(1..=libc::FD_SETSIZE as c_int).contains(&nfds) {
+        return None;
+    }
+    // SAFETY: each set is null or a valid fd_set (the caller's contract).
+    let isset =
+        |set: *mut libc::fd_set, fd: c_int| !set.is_null() && unsafe { libc::FD_ISSET(fd, set) };
+    let mut pfds = Vec::new();
+    for fd in 0..nfds {
+        let mut ev = 0;
+        if isset(rd, fd) {
+            ev |= libc::POLLIN;
+        }
+        if isset(wr, fd) {
+            ev |= libc::POLLOUT;
+        }
+        if isset(ex, fd) {
+            ev |= libc::POLLPRI;
+        }
+        if ev != 0 {
+            pfds.push(pollfd {
+                fd,
+                events: ev,
+                revents: 0,
+            });
+        }
+    }
+    if !pfds
+        .iter()
+        .any(|p| reg(p.fd).and_then(Reg::rings).is_some())
+    {
+        return None;
+    }
+    let Poll::Done(_) = poll_inproc(&mut pfds, deadline, may_sleep_here) else {
+        return None;
+    };
+    let mut n = 0;
+    for set in [rd, wr, ex] {
+        if !set.is_null() {
+            // SAFETY: a valid fd_set (the caller's contract).
+            unsafe { libc::FD_ZERO(set) };
+        }
+    }
+    for p in &pfds {
+        let r = p.revents;
+        let mut mark = |set: *mut libc::fd_set, on: bool| {
+            if on && !set.is_null() {
+                // SAFETY: a valid fd_set and an fd below nfds <= FD_SETSIZE.
+                unsafe { libc::FD_SET(p.fd, set) };
+                n += 1;
+            }
+        };
+        mark(
+            rd,
+            p.events & libc::POLLIN != 0 && r & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0,
+        );
+        mark(
+            wr,
+            p.events & libc::POLLOUT != 0 && r & (libc::POLLOUT | libc::POLLERR) != 0,
+        );
+        mark(ex, p.events & libc::POLLPRI != 0 && r & libc::POLLPRI != 0);
+    }
+    Some(n)
+}
+
+/// # Safety
+/// As libc's `select`.
+#[no_mangle]
+pub unsafe extern "C" fn select(
+    nfds: c_int,
+    rd: *mut libc::fd_set,
+    wr: *mut libc::fd_set,
+    ex: *mut libc::fd_set,
+    tmo: *mut libc::timeval,
+) -> c_int {
+    // SAFETY: the caller's timeout is null or valid.
+    let deadline = unsafe { tmo.as_ref() }.map(|t| {
+        Instant::now()
+            + Duration::new(
+                t.tv_sec.max(0) as u64,
+                (t.tv_usec.clamp(0, 999_999) * 1000) as u32,
+            )
+    });
+    // Copies: the kernel path below needs the caller's sets as they were.
+    // SAFETY: the caller's sets are null or valid.
+    let saved: [Option<libc::fd_set>; 3] = unsafe {
+        [
+            rd.as_ref().copied(),
+            wr.as_ref().copied(),
+            ex.as_ref().copied(),
+        ]
+    };
+    // SAFETY: the caller's sets, valid for nfds descriptors.
+    if let Some(n) = unsafe { select_inproc(nfds, rd, wr, ex, deadline, true) } {
+        return n;
+    }
+    for (set, s) in [rd, wr, ex].into_iter().zip(saved) {
+        if let (false, Some(s)) = (set.is_null(), s) {
+            // SAFETY: set is the caller's valid fd_set.
+            unsafe { *set = s };
+        }
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { (real_select().0)(nfds, rd, wr, ex, tmo) }
+}
+
+/// # Safety
+/// As libc's `pselect`.
+#[no_mangle]
+pub unsafe extern "C" fn pselect(
+    nfds: c_int,
+    rd: *mut libc::fd_set,
+    wr: *mut libc::fd_set,
+    ex: *mut libc::fd_set,
+    tmo: *const timespec,
+    sigmask: *const sigset_t,
+) -> c_int {
+    // SAFETY: the caller's timeout is null or valid.
+    let deadline = unsafe { tmo.as_ref() }.map(|t| {
+        Instant::now()
+            + Duration::new(
+                t.tv_sec.max(0) as u64,
+                t.tv_nsec.clamp(0, 999_999_999) as u32,
+            )
+    });
+    // SAFETY: the caller's sets are null or valid.
+    let saved: [Option<libc::fd_set>; 3] = unsafe {
+        [
+            rd.as_ref().copied(),
+            wr.as_ref().copied(),
+            ex.as_ref().copied(),
+        ]
+    };
+    // With a signal mask the sleep must be the kernel's (atomic mask change).
+    // SAFETY: the caller's sets, valid for nfds descriptors.
+    if let Some(n) = unsafe { select_inproc(nfds, rd, wr, ex, deadline, sigmask.is_null()) } {
+        if n > 0 || sigmask.is_null() {
+            return n;
+        }
+    }
+    for (set, s) in [rd, wr, ex].into_iter().zip(saved) {
+        if let (false, Some(s)) = (set.is_null(), s) {
+            // SAFETY: set is the caller's valid fd_set.
+            unsafe { *set = s };
+        }
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { (real_select().1)(nfds, rd, wr, ex, tmo, sigmask) }
+}
