@@ -42,6 +42,9 @@ pub struct Kring {
     pub users: u32,
     /// Bound by a descriptor registered with NR_EXCLUSIVE.
     pub exclusive: bool,
+    /// The busy-flag holder the daemon last found on this ring's shared state, and
+    /// since when: a holder seen for longer than any sync takes is broken.
+    pub busy_seen: Option<(u32, std::time::Instant)>,
 }
 
 impl Kring {
@@ -58,6 +61,7 @@ impl Kring {
             rtail: 0,
             users: 0,
             exclusive: false,
+            busy_seen: None,
         };
         k.reset_indices();
         k

@@ -45,6 +45,9 @@ pub fn kind_of(k: crate::PortKind) -> u32 {
 }
 /// Busy-flag owner value of the daemon's own syncs.
 pub const BUSY_DAEMON: u32 = u32::MAX;
+/// A sync holds a ring's busy flag for microseconds; a holder still there after this
+/// long is a thread that died or stopped, or a value a client wrote: it is broken.
+pub const BUSY_STALE: std::time::Duration = std::time::Duration::from_millis(20);
 
 const SEM: usize = core::mem::offset_of!(NetmapRing, sem);
 const O_MAGIC: usize = 0;

@@ -4,7 +4,7 @@
 
 use crate::adapter::{view, Adapter, Wake};
 use crate::kring::{Dir, Kring};
-use crate::kstate::{KState, BUSY_DAEMON};
+use crate::kstate::{KState, BUSY_DAEMON, BUSY_STALE};
 use crate::NetifError;
 use netmap_pool::SharedMem;
 
@@ -72,9 +72,22 @@ impl<'a> SharedSync<'a> {
                 tries = 0;
                 continue;
             }
+            let now = std::time::Instant::now();
+            match k.busy_seen {
+                Some((seen, since)) if seen == h && now.duration_since(since) > BUSY_STALE => {
+                    tracing::info!(holder = h, ring = k.id, dir = ?k.dir, "ring busy flag held too long: cleared");
+                    ks.break_holder(h)?;
+                    k.busy_seen = None;
+                    tries = 0;
+                    continue;
+                }
+                Some((seen, _)) if seen == h => {}
+                _ => k.busy_seen = Some((h, now)),
+            }
             tracing::debug!(tid = h, ring = k.id, dir = ?k.dir, "ring busy: sync skipped");
             return Ok(None);
         }
+        k.busy_seen = None;
         let mut c = k.clone();
         ks.load(&mut c)?;
         let n = k.num_slots;

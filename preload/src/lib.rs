@@ -224,26 +224,43 @@ impl Reg {
 }
 
 /// Syncs one ring, waiting out a short busy spell (the daemon or another thread
-/// syncing it) and clearing the flag of a holder that died.
+/// syncing it), clearing the flag of a holder that died, and breaking one held for
+/// longer than any sync takes ([`netmap_netif::kstate::BUSY_STALE`]: a stopped thread
+/// or a value some client wrote).
 fn sync_ring(r: &InprocRing, mem: SharedMem, rings: &Rings) -> Result<Outcome, ()> {
-    for i in 0..200u32 {
+    let mut first: Option<(u32, Instant)> = None;
+    // 100 yields, then naps: 30 ms in all, past BUSY_STALE.
+    for i in 0..250u32 {
         let o = r
             .sync(mem, tid(), rings.buf_total, rings.buf_size)
             .map_err(|_| ())?;
         if !o.busy {
             return Ok(o);
         }
-        if i >= 50 && i % 50 == 0 {
+        if i >= 20 && i % 20 == 0 {
             let ks = KState::new(mem, r.off);
             let h = ks.holder().map_err(|_| ())?;
-            if h != 0
+            let gone = h != 0
                 && h != netmap_netif::kstate::BUSY_DAEMON
-                && !std::path::Path::new(&format!("/proc/{h}")).exists()
-            {
+                && !std::path::Path::new(&format!("/proc/{h}")).exists();
+            let stale = match first {
+                Some((seen, since)) if seen == h => {
+                    since.elapsed() > netmap_netif::kstate::BUSY_STALE
+                }
+                _ => {
+                    first = Some((h, Instant::now()));
+                    false
+                }
+            };
+            if gone || stale {
                 let _ = ks.break_holder(h);
             }
         }
-        std::thread::yield_now();
+        if i < 100 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
     Ok(Outcome {
         busy: true,
@@ -552,6 +569,41 @@ fn spin_budget() -> Duration {
     })
 }
 
+thread_local! {
+    /// Spins in a row that ended without the ring moving, and waits left to skip
+    /// spinning: spinning pays only while the peer answers within the budget.
+    static SPIN_MISSES: Cell<u32> = const { Cell::new(0) };
+    static SPIN_SKIP: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this wait should spin first. After 4 spins in a row that found nothing
+/// (the peer is slow, or the CPUs are oversubscribed and spinning only takes them
+/// from others), the next 64 waits go straight to sleep, then spinning is tried again.
+fn spin_pays() -> bool {
+    SPIN_SKIP.with(|s| {
+        if s.get() > 0 {
+            s.set(s.get() - 1);
+            false
+        } else {
+            true
+        }
+    })
+}
+
+fn spin_result(moved: bool) {
+    SPIN_MISSES.with(|m| {
+        if moved {
+            m.set(0);
+        } else {
+            m.set(m.get() + 1);
+            if m.get() >= 4 {
+                m.set(0);
+                SPIN_SKIP.with(|s| s.set(64));
+            }
+        }
+    });
+}
+
 enum Poll {
     /// Not ours: the kernel path for the whole call.
     Kernel,
@@ -636,7 +688,11 @@ fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bo
         let ks = KState::new(mem, waits[0].off);
         // Spin a little first: on these VMs a futex wake-up across CPUs costs tens of
         // microseconds, longer than a peer usually takes to answer.
-        let spin = spin_budget();
+        let spin = if spin_pays() {
+            spin_budget()
+        } else {
+            Duration::ZERO
+        };
         if !spin.is_zero() {
             let s0 = ks.seq().unwrap_or(0);
             let t0 = Instant::now();
@@ -652,6 +708,7 @@ fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bo
                     std::hint::spin_loop();
                 }
             }
+            spin_result(moved);
             if moved || waits.len() > 1 {
                 continue;
             }

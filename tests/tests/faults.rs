@@ -278,8 +278,10 @@ dump before during after scr post tx0 rx0 tx1 rx1 tx2 rx2 tx3 rx3 tx9 rx9
             "scribbler failed\n{scr}\n{}",
             out.describe()
         );
+        // About 2,500 iterations alone; beside the 64 preloaded (CPU-bound) streaming
+        // clients of many_clients_on_pipes_60s on 2 vCPUs, 800.
         assert!(
-            field("syncs").unwrap_or(0) > 1000 && field("foreign_idx_used").unwrap_or(0) > 0,
+            field("syncs").unwrap_or(0) > 300 && field("foreign_idx_used").unwrap_or(0) > 0,
             "scribbler did too little: {scr}"
         );
     }
