@@ -23,14 +23,29 @@ fn errno_case(name: &str) {
     assert_success(&out);
 }
 
+fn errno_case_no_preload(name: &str) {
+    let out = netmapd_exec_no_preload([NM_CLIENT, "errno", name], CASE_TIMEOUT);
+    assert_success(&out);
+}
+
 macro_rules! errno_tests {
     ($($name:ident),* $(,)?) => {
-        /// One test per `nm-client errno` case, so a failure names the exact case.
+        /// One test per `nm-client errno` case, so a failure names the exact case
+        /// (run preloaded, as `netmapd exec` runs programs by default).
         mod errno {
             $(
                 #[test]
                 fn $name() {
                     super::errno_case(stringify!($name));
+                }
+            )*
+        }
+        /// The same cases with every sync and poll through the daemon.
+        mod errno_not_preloaded {
+            $(
+                #[test]
+                fn $name() {
+                    super::errno_case_no_preload(stringify!($name));
                 }
             )*
         }
