@@ -9,7 +9,7 @@
 # loaded first; listed in /etc/vm-modules in load order), netmapd and nm-client
 # ($NETMAPD_BIN / $NM_CLIENT_BIN, default target/release/…), and every extra FILE:
 # executables go to /bin, shared objects (*.so, *.so.N) to /lib, or FILE:/ABS/PATH puts
-# it at that path (e.g. target/release/libnetmap_shim.so:/lib/libnetmap-shim.so); each
+# it at that path (e.g. target/release/libnetmapd_preload.so:/lib/libnetmapd_preload.so); each
 # with the shared libraries `ldd` lists, at the same paths, plus the loader.
 #
 # Needs vm/fetch-kernel.sh to have run (vm/cache/kernel.env). Root is needed only for

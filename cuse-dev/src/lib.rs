@@ -4,7 +4,7 @@
 //!   implemented against a [`ctrl::UserMemory`] (the caller's address space) and a
 //!   [`ctrl::PollWaker`]. It knows nothing about FUSE, so tests drive it directly.
 //! * [`cuse`] — the CUSE front end: a real character device (libfuse3 CUSE API) with
-//!   unrestricted ioctls fetched through FUSE_IOCTL_RETRY; no mmap (see the shim).
+//!   unrestricted ioctls fetched through FUSE_IOCTL_RETRY; no mmap (see the preload library).
 //! * [`fuse`] — the FUSE front end: one regular file opened with FOPEN_PASSTHROUGH onto
 //!   the region's backing file (so `mmap` maps the shared region directly), bind-mounted
 //!   over `/dev/netmap`; ioctl and poll requests are turned into control-plane calls.

@@ -1,5 +1,5 @@
 //! Running the daemon: control plane, front end (FUSE mount over the device path, or a
-//! CUSE character device with its region published for the mmap shim), status socket,
+//! CUSE character device with its region published for the preload library), status socket,
 //! and a clean shutdown that leaves nothing behind.
 //!
 //! Front-end choice (`--frontend auto`): FUSE passthrough if the kernel is at least 6.9
@@ -166,7 +166,7 @@ fn finish(
             mode = format_args!("{:o}", opts.mode),
             gid,
             threads = opts.threads,
-            "serving; run programs with LD_PRELOAD=libnetmap-shim.so (CUSE has no mmap)"
+            "serving; run programs with LD_PRELOAD=$(netmapd preload-path) (CUSE has no mmap)"
         ),
         None => tracing::info!(
             frontend,

@@ -2,7 +2,7 @@
 //!
 //! `netmapd` serves `/dev/netmap` from userspace with netmap's real ioctl/mmap ABI, so
 //! unmodified netmap programs run on any Linux box with FUSE passthrough (Linux ≥ 6.9);
-//! older kernels get a CUSE character device plus an LD_PRELOAD shim for `mmap`.
+//! older kernels get a CUSE character device plus the LD_PRELOAD library for `mmap`.
 //! See the `cuse-dev` crate for the request path and the control plane.
 #![deny(unsafe_code)]
 
@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Serve /dev/netmap from userspace (FUSE passthrough, or CUSE + mmap shim), so stock netmap binaries run
+/// Serve /dev/netmap from userspace (FUSE passthrough, or CUSE + the preload library), so stock netmap binaries run
 /// without the netmap kernel module.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
@@ -48,11 +48,11 @@ enum Cmd {
 /// Which kernel interface serves the device.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frontend {
-    /// FUSE passthrough when the kernel offers it, else CUSE (+ the mmap shim).
+    /// FUSE passthrough when the kernel offers it, else CUSE (+ the preload library).
     Auto,
     /// A FUSE regular file with passthrough (Linux >= 6.9, root).
     Fuse,
-    /// A CUSE character device; programs need the LD_PRELOAD mmap shim.
+    /// A CUSE character device; programs need the preload library (its mmap).
     Cuse,
 }
 
@@ -68,11 +68,11 @@ pub struct DaemonOpts {
     /// Group owning the device file (name or numeric gid).
     #[arg(long, default_value = "0", global = true)]
     pub group: String,
-    /// Kernel interface: FUSE passthrough, CUSE (+ mmap shim), or auto (FUSE if the
+    /// Kernel interface: FUSE passthrough, CUSE (+ preload library), or auto (FUSE if the
     /// kernel offers passthrough, else CUSE).
     #[arg(long, value_enum, default_value_t = Frontend::Auto, global = true)]
     pub frontend: Frontend,
-    /// CUSE: where the region is published for the mmap shim (the shim's default, or
+    /// CUSE: where the region is published for the preload library (the library's default, or
     /// its NETMAPD_REGION, must name the same file).
     #[arg(long, default_value = "/dev/shm/netmapd-region", global = true)]
     pub region_path: PathBuf,

@@ -29,7 +29,7 @@ pub enum Backing {
     HugeTmpfs,
     /// An anonymous `memfd_create` file (regular pages).
     Memfd,
-    /// A file at a path other processes open (the CUSE front end's mmap shim maps it).
+    /// A file at a path other processes open (under the CUSE front end the preload library maps it).
     Published,
 }
 

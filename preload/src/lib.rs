@@ -6,9 +6,11 @@
 //! daemon runs) on the ring state the daemon keeps in shared memory. No system call is
 //! made when a ring is ready; when nothing is, the caller sleeps on a futex in the
 //! ring's state block, which the peer's sync wakes (in whichever process it runs).
-//! Everything else — control requests, other port kinds, mixed poll sets, `select`,
-//! `epoll`, programs without the library — takes the kernel path through the daemon,
-//! on the same shared state, so preloaded and plain programs share a pipe.
+//! Everything else — control requests, other port kinds, mixed poll sets, `epoll`,
+//! programs without the library — takes the kernel path through the daemon, on the
+//! same shared state, so preloaded and plain programs share a pipe. Under the CUSE
+//! front end it also maps the published region file where a program maps the device
+//! (a CUSE device has no mmap).
 //!
 //! Shape (as OpenOnload, libvma and VPP's LDP): the real functions resolved once with
 //! `dlsym(RTLD_NEXT)`, one fd-indexed table of registrations (an array of atomic
@@ -417,6 +419,84 @@ pub unsafe extern "C" fn ioctl(fd: c_int, req: c_ulong, arg: *mut c_void) -> c_i
     rc
 }
 
+/// The CUSE front end's mmap: a CUSE character device cannot be mapped (ENODEV), so
+/// the daemon publishes the region as a file (`--region-path`, default
+/// `/dev/shm/netmapd-region`) and a mapping of the netmap device maps that file
+/// instead. The device is recognised by its device number (`st_rdev` equal to that of
+/// `NETMAPD_DEVICE`, default `/dev/netmap`); the region file is `NETMAPD_REGION`. A
+/// FUSE `/dev/netmap` is a regular file whose mmap works as it is: left alone.
+/// Returns the region file's descriptor to map instead, if any.
+fn cuse_region_fd(fd: c_int, flags: c_int, prot: c_int) -> Option<c_int> {
+    if flags & libc::MAP_ANONYMOUS != 0 || fd < 0 {
+        return None;
+    }
+    let env = |k: &str, d: &str| {
+        std::ffi::CString::new(
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| d.into()),
+        )
+        .ok()
+    };
+    let dev = env("NETMAPD_DEVICE", "/dev/netmap")?;
+    // SAFETY: zeroed stat structs are valid out-parameters; fstat/stat write them.
+    let (mut f, mut d): (libc::stat, libc::stat) =
+        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    // SAFETY: as above; dev is NUL-terminated.
+    if unsafe { libc::fstat(fd, &mut f) } != 0 || unsafe { libc::stat(dev.as_ptr(), &mut d) } != 0 {
+        return None;
+    }
+    let chr = |m: libc::mode_t| m & libc::S_IFMT == libc::S_IFCHR;
+    if !chr(f.st_mode) || !chr(d.st_mode) || f.st_rdev != d.st_rdev {
+        return None;
+    }
+    let region = env("NETMAPD_REGION", "/dev/shm/netmapd-region")?;
+    let mode = if prot & libc::PROT_WRITE != 0 {
+        libc::O_RDWR
+    } else {
+        libc::O_RDONLY
+    };
+    // SAFETY: region is NUL-terminated.
+    let rfd = unsafe { libc::open(region.as_ptr(), mode | libc::O_CLOEXEC) };
+    (rfd >= 0).then_some(rfd)
+}
+
+/// mmap (or mmap64) of a netmap descriptor: the CUSE region file instead of the device
+/// when needed, and the mapping noted for the in-process syncs.
+///
+/// # Safety
+/// As libc's `mmap`.
+unsafe fn map(
+    real_map: MmapFn,
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
+    let p = match cuse_region_fd(fd, flags, prot) {
+        Some(rfd) => {
+            // SAFETY: the caller's arguments with the region file in place of the
+            // device (same offsets: the file is the region).
+            let p = unsafe { real_map(addr, len, prot, flags, rfd, off) };
+            let e = std::io::Error::last_os_error();
+            // SAFETY: rfd was opened above; the mapping keeps the file.
+            unsafe { (real().close)(rfd) };
+            if let Some(code) = e.raw_os_error() {
+                // SAFETY: restores errno for the caller after close.
+                unsafe { *libc::__errno_location() = code };
+            }
+            p
+        }
+        // SAFETY: the caller's arguments, passed on unchanged.
+        None => unsafe { real_map(addr, len, prot, flags, fd, off) },
+    };
+    note_mapping(p, len, flags, fd, off);
+    p
+}
+
 fn note_mapping(p: *mut c_void, len: size_t, flags: c_int, fd: c_int, off: off_t) {
     if p != libc::MAP_FAILED && off == 0 && flags & libc::MAP_SHARED != 0 && reg(fd).is_some() {
         REGION_LEN.store(len, Ordering::Release);
@@ -435,10 +515,8 @@ pub unsafe extern "C" fn mmap(
     fd: c_int,
     off: off_t,
 ) -> *mut c_void {
-    // SAFETY: the caller's arguments, passed on unchanged.
-    let p = unsafe { (real().mmap)(addr, len, prot, flags, fd, off) };
-    note_mapping(p, len, flags, fd, off);
-    p
+    // SAFETY: the caller's arguments (see map).
+    unsafe { map(real().mmap, addr, len, prot, flags, fd, off) }
 }
 
 /// # Safety
@@ -452,10 +530,8 @@ pub unsafe extern "C" fn mmap64(
     fd: c_int,
     off: off_t,
 ) -> *mut c_void {
-    // SAFETY: the caller's arguments, passed on unchanged.
-    let p = unsafe { (real().mmap64)(addr, len, prot, flags, fd, off) };
-    note_mapping(p, len, flags, fd, off);
-    p
+    // SAFETY: the caller's arguments (see map).
+    unsafe { map(real().mmap64, addr, len, prot, flags, fd, off) }
 }
 
 /// # Safety

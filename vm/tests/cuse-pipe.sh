@@ -1,13 +1,15 @@
 #!/bin/sh
-# VM test for netmapd's CUSE front end (placeholder until that front end lands):
+# VM test for netmapd's CUSE front end:
 #  - cuse.ko loaded (by /init from /etc/vm-modules) and /dev/cuse present;
 #  - `netmapd --frontend cuse` serves /dev/netmap as a CUSE character device;
-#  - clients run with LD_PRELOAD=/lib/libnetmap-shim.so: a 1,000,000-packet pipe
-#    pp{0 -> pp}0 and `nm-client errno --all` must pass.
-# Run it with the shim put at /lib/libnetmap-shim.so, e.g.
-#   vm/run.sh vm/tests/cuse-pipe.sh target/release/libnetmap_shim.so:/lib/libnetmap-shim.so
+#  - clients run with LD_PRELOAD=/lib/libnetmapd_preload.so, which maps the published
+#    region where they map the device and runs the pipe syncs in process: a
+#    1,000,000-packet pipe pp{0 -> pp}0 (with the daemon serving almost no syncs) and
+#    `nm-client errno --all` must pass.
+# Run it with the library put at /lib/libnetmapd_preload.so, e.g.
+#   vm/run.sh vm/tests/cuse-pipe.sh target/release/libnetmapd_preload.so:/lib/libnetmapd_preload.so
 COUNT=${COUNT:-1000000}
-SHIM=/lib/libnetmap-shim.so
+SHIM=/lib/libnetmapd_preload.so
 DEV=/dev/netmap
 
 fail() {
@@ -32,8 +34,8 @@ fi
 [ -c /dev/cuse ] || fail "/dev/cuse missing although cuse is loaded"
 echo "cuse loaded; /dev/cuse: $(ls -l /dev/cuse)"
 
-# --- user side: shim and daemon -------------------------------------------------------
-[ -f "$SHIM" ] || fail "$SHIM missing: pass the shim to vm/run.sh as FILE:$SHIM"
+# --- user side: preload library and daemon -------------------------------------------------------
+[ -f "$SHIM" ] || fail "$SHIM missing: pass the preload library to vm/run.sh as FILE:$SHIM"
 netmapd --help 2>&1 | grep -q -- '--frontend' \
     || fail "this netmapd has no --frontend option (CUSE front end not built in yet)"
 
@@ -57,6 +59,9 @@ nm-client pipe-tx --port "pp{0" --count "$COUNT"; txs=$?
 wait "$rx"; rxs=$?
 echo "pipe-tx exit=$txs pipe-rx exit=$rxs (end $(uptime_s) s)"
 [ "$txs" -eq 0 ] && [ "$rxs" -eq 0 ] || fail "CUSE pipe: pipe-tx exit $txs, pipe-rx exit $rxs"
+syncs=$(netmapd status | sed -n 's/^daemon_syncs=//p')
+echo "daemon_syncs after the pipe: $syncs"
+[ -n "$syncs" ] && [ "$syncs" -lt 1000 ] || fail "CUSE pipe: the daemon served $syncs syncs (expected the preloaded clients to sync in process)"
 
 echo "== errno --all (start $(uptime_s) s)"
 nm-client errno --all

@@ -464,7 +464,7 @@ impl ControlPlane {
 
     /// Like [`ControlPlane::new`], but the region is a file created at `path` (mode
     /// `mode`) that other processes can open and map: the CUSE front end has no mmap,
-    /// so the mmap shim maps this file instead of the device. The caller removes the
+    /// so the preload library maps this file instead of the device. The caller removes the
     /// file when it stops.
     pub fn new_published(
         cfg: &CtrlConfig,

@@ -14,8 +14,8 @@
 //!
 //! CUSE has **no mmap**: clients get ENODEV from `mmap(fd)`. The daemon therefore
 //! creates the region as a file with a known path
-//! ([`ControlPlane::new_published`]) and programs run with the LD_PRELOAD shim
-//! (`shim/libnetmap-shim.so`), whose `mmap` maps that file when the fd is the netmap
+//! ([`ControlPlane::new_published`]) and programs run with the preload library
+//! (`libnetmapd_preload.so`, crate `preload/`), whose `mmap` maps that file when the fd is the netmap
 //! device.
 //!
 //! The CUSE protocol is spoken by libfuse3 (`cuse_lowlevel_new` + a
