@@ -140,8 +140,19 @@ fn region() -> Option<SharedMem<'static>> {
     Some(unsafe { SharedMem::from_raw(p, REGION_LEN.load(Ordering::Acquire)) })
 }
 
+thread_local!(static TID: Cell<u32> = const { Cell::new(0) });
+
+/// In a child after fork the forking thread's cached tid is its parent's: forget it.
+extern "C" fn forget_tid() {
+    TID.with(|t| t.set(0));
+}
+
 fn tid() -> u32 {
-    thread_local!(static TID: Cell<u32> = const { Cell::new(0) });
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    ATFORK.call_once(|| {
+        // SAFETY: registers a child handler that only resets a thread-local integer.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_tid)) };
+    });
     TID.with(|t| {
         if t.get() == 0 {
             // SAFETY: gettid has no arguments and cannot fail.
