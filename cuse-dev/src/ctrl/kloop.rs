@@ -200,10 +200,7 @@ impl ControlPlane {
         }
         self.kloop_cv.notify_all();
         while st.fds.get(&fd).is_some_and(|f| f.kloop.running) {
-            st = self
-                .kloop_cv
-                .wait(st)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.kloop_cv.wait(&mut st);
         }
         Ok(())
     }
@@ -380,14 +377,11 @@ impl ControlPlane {
                 self.stopping.load(std::sync::atomic::Ordering::Acquire)
                     || st.fds.get(&fd).is_none_or(|f| f.kloop.stop)
             };
-            let st = self.lock();
+            let mut st = self.lock();
             if ended(&st) {
                 return Ok(());
             }
-            let (st, _) = self
-                .kloop_cv
-                .wait_timeout(st, pause)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.kloop_cv.wait_for(&mut st, pause);
             if ended(&st) {
                 return Ok(());
             }

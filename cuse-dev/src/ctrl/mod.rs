@@ -26,9 +26,9 @@ pub use usermem::{NoMemory, ProcessMemory, UserMemory};
 use netmap_abi as abi;
 use netmap_netif::{Adapter, Dir, KeepSet, Wake};
 use netmap_pool::{Backing, MemAllocator, PoolConfig, Region, SharedMem};
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Mutex, MutexGuard};
 
 /// An errno value returned to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,7 +410,7 @@ pub struct ControlPlane {
     /// Closes a front end is still handling, reply included (see [`ControlPlane::closing`]).
     closing: std::sync::atomic::AtomicUsize,
     /// Signalled when a sync loop should stop or has stopped (with `state`).
-    kloop_cv: std::sync::Condvar,
+    kloop_cv: parking_lot::Condvar,
     /// The daemon is stopping: sync loops end (see [`ControlPlane::stop_loops`]).
     stopping: std::sync::atomic::AtomicBool,
     /// Sync ioctls and polls the daemon served (`netmapd status`: `daemon_syncs`),
@@ -495,7 +495,7 @@ impl ControlPlane {
             events: sys::Epoll::new().map_err(netmap_pool::RegionError::from)?,
             me: std::sync::OnceLock::new(),
             closing: std::sync::atomic::AtomicUsize::new(0),
-            kloop_cv: std::sync::Condvar::new(),
+            kloop_cv: parking_lot::Condvar::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
             daemon_syncs: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(State {
@@ -526,10 +526,10 @@ impl ControlPlane {
         self.region.backing()
     }
 
+    /// The control plane's state lock (parking_lot: no poisoning, so a panic while
+    /// holding it leaves the state as it was and the next caller just takes it).
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock would be a bug; the state itself stays
-        // consistent enough to keep serving other clients, so recover the guard.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     pub(crate) fn mem(&self) -> SharedMem<'_> {

@@ -4,9 +4,10 @@
 use super::{device_number, ffi, retry, sysfs_dir, CuseError, CuseOptions};
 use crate::ctrl::{ControlPlane, PollWaker, ProcessMemory};
 use ffi::PollHandle;
+use parking_lot::Mutex;
 use std::os::fd::OwnedFd;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A registered device. Dropping it does not unregister the device: that happens when
@@ -82,12 +83,7 @@ impl PollWaker for CuseWaker {
 
 impl ffi::Handler for NetmapCuse {
     fn init_done(&self) {
-        if let Some(tx) = self
-            .init_tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(tx) = self.init_tx.lock().take() {
             let _ = tx.send(());
         }
     }

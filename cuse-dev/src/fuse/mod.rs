@@ -23,7 +23,8 @@ use fuser::{
     IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags, PollNotifier, ReplyAttr,
     ReplyEmpty, ReplyIoctl, ReplyOpen, ReplyPoll, Request,
 };
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Attributes of the device file.
@@ -149,7 +150,7 @@ impl Filesystem for NetmapFs {
             reply.error(Errno::ENOENT);
             return;
         }
-        let mut backing = self.backing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut backing = self.backing.lock();
         if backing.is_none() {
             match reply.open_backing(self.cp.region_file()) {
                 Ok(id) => *backing = Some(id),
