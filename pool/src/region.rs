@@ -8,7 +8,7 @@
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -47,21 +47,15 @@ pub enum RegionError {
     Mmap { len: usize, source: io::Error },
 }
 
-/// Owns the backing file and a `MAP_SHARED` read/write mapping of it.
+/// Owns the backing file and a `MAP_SHARED` read/write mapping of it (memmap2's
+/// `MmapRaw`: a raw pointer mapping, since other processes write it concurrently and
+/// no Rust reference to its bytes may exist; only [`SharedMem`] touches them).
 #[derive(Debug)]
 pub struct Region {
     file: File,
-    ptr: *mut u8,
-    len: usize,
+    map: memmap2::MmapRaw,
     backing: Backing,
 }
-
-// SAFETY: the mapping is owned by Region and lives until Drop; Region itself only exposes
-// it through SharedMem (volatile/atomic, bounds-checked accesses), which is already
-// designed for concurrent modification, so sharing or sending Region across threads is sound.
-unsafe impl Send for Region {}
-// SAFETY: see the Send impl; `&Region` only hands out SharedMem and `&File`.
-unsafe impl Sync for Region {}
 
 fn cstring(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes())
@@ -207,31 +201,12 @@ impl Region {
 
     /// Maps `len` bytes of `file` shared and read/write.
     fn map(file: File, len: usize, backing: Backing) -> Result<Region, RegionError> {
-        // SAFETY: mapping a fresh region chosen by the kernel (addr NULL) cannot alias
-        // existing Rust objects; file is a valid fd at least len bytes long.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(RegionError::Mmap {
-                len,
-                source: io::Error::last_os_error(),
-            });
-        }
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(&file)
+            .map_err(|source| RegionError::Mmap { len, source })?;
         tracing::info!(len, ?backing, "shared region created");
-        Ok(Region {
-            file,
-            ptr: p.cast(),
-            len,
-            backing,
-        })
+        Ok(Region { file, map, backing })
     }
 
     /// Creates and maps a region of `len` bytes backed by a new file at `path` (which
@@ -273,11 +248,8 @@ impl Region {
             }
         };
         if prefer_huge {
-            // SAFETY: ptr/len is the mapping just created; MADV_HUGEPAGE only changes
-            // the kernel's page-size policy for it, not its contents.
-            let rc = unsafe { libc::madvise(region.ptr.cast(), len, libc::MADV_HUGEPAGE) };
-            if rc != 0 {
-                tracing::debug!(error = %io::Error::last_os_error(), "MADV_HUGEPAGE refused");
+            if let Err(e) = region.map.advise(memmap2::Advice::HugePage) {
+                tracing::debug!(error = %e, "MADV_HUGEPAGE refused");
             }
         }
         Ok(region)
@@ -291,12 +263,12 @@ impl Region {
 
     /// Length of the region in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.map.len()
     }
 
     /// Always false (zero-length regions are rejected); provided for API completeness.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.map.len() == 0
     }
 
     /// Which kind of memory backs the region.
@@ -306,20 +278,10 @@ impl Region {
 
     /// Bounds-checked volatile accessor for the whole region.
     pub fn shmem(&self) -> SharedMem<'_> {
-        // SAFETY: the mapping is valid for len bytes, readable and writable, until Drop,
-        // which cannot happen while the returned value borrows self.
-        unsafe { SharedMem::from_raw(self.ptr, self.len) }
-    }
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly the mapping created in `create`; no SharedMem can
-        // outlive &self, so nothing uses the mapping afterwards.
-        let rc = unsafe { libc::munmap(self.ptr.cast(), self.len) };
-        if rc != 0 {
-            tracing::warn!(error = %io::Error::last_os_error(), "munmap of region failed");
-        }
+        // SAFETY: the mapping is valid for len bytes, readable and writable, until the
+        // MmapRaw is dropped with self, which cannot happen while the returned value
+        // borrows self.
+        unsafe { SharedMem::from_raw(self.map.as_mut_ptr(), self.map.len()) }
     }
 }
 
@@ -328,20 +290,11 @@ mod tests {
     use super::*;
 
     /// Maps `file` a second time, independently of the Region, to prove MAP_SHARED.
-    fn second_map(file: &File, len: usize) -> *mut u8 {
-        // SAFETY: fresh kernel-chosen mapping of a valid fd.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
-        p.cast()
+    fn second_map(file: &File, len: usize) -> memmap2::MmapRaw {
+        memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(file)
+            .expect("second mapping")
     }
 
     fn check_shared(r: &Region) {
@@ -351,10 +304,10 @@ mod tests {
         m.write_u64(0, 0x1122_3344_5566_7788).expect("write");
         m.write_u64(last, 0xfeed).expect("write");
         m.store_u32_release(4096, 99).expect("store");
-        let p = second_map(r.file(), r.len());
+        let second = second_map(r.file(), r.len());
         {
-            // SAFETY: p maps r.len() bytes and is unmapped only after this block.
-            let other = unsafe { SharedMem::from_raw(p, r.len()) };
+            // SAFETY: `second` maps r.len() bytes and is dropped only after this block.
+            let other = unsafe { SharedMem::from_raw(second.as_mut_ptr(), r.len()) };
             assert_eq!(other.read_u64(0), Ok(0x1122_3344_5566_7788));
             assert_eq!(other.read_u64(last), Ok(0xfeed));
             assert_eq!(other.load_u32_acquire(4096), Ok(99));
@@ -363,8 +316,7 @@ mod tests {
         let mut b = [0u8; 5];
         m.read_bytes(100, &mut b).expect("read");
         assert_eq!(&b, b"hello");
-        // SAFETY: p/len is the mapping created by second_map, no longer used.
-        assert_eq!(unsafe { libc::munmap(p.cast(), r.len()) }, 0);
+        drop(second);
         assert!(m.read_u8(r.len()).is_err());
         assert!(m.read_u64(usize::MAX - 3).is_err());
         assert!(m.write_bytes(usize::MAX, &[0]).is_err());

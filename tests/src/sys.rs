@@ -170,19 +170,21 @@ pub fn poll_mask_name(m: i16) -> String {
     }
 }
 
-/// A `MAP_SHARED` mapping of the netmap region; unmapped on drop.
+/// A `MAP_SHARED` mapping of the netmap region (memmap2's `MmapRaw`); unmapped on drop.
 ///
 /// All access goes through raw pointers (volatile or atomic): the daemon and the peer
 /// process write this memory concurrently, so no Rust reference to it is ever formed
 /// except `&AtomicU32` for the ring indices.
 pub struct Mapping {
+    /// Owns the mapping (unmapped when dropped); `ptr` is its address.
+    _map: memmap2::MmapRaw,
     ptr: *mut u8,
     len: usize,
 }
 
-// SAFETY: the mapping is plain shared memory that other processes write anyway; this
-// crate only touches it through bounds-checked volatile or atomic accesses, so using
-// it from several threads adds no hazard beyond what the netmap protocol governs.
+// SAFETY: `ptr` is the MmapRaw's own address (kept beside it for speed); the mapping is
+// plain shared memory that other processes write anyway, and this crate only touches
+// it through bounds-checked volatile or atomic accesses.
 unsafe impl Send for Mapping {}
 // SAFETY: see the Send impl: no method hands out non-atomic references into the region.
 unsafe impl Sync for Mapping {}
@@ -190,22 +192,15 @@ unsafe impl Sync for Mapping {}
 impl Mapping {
     /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)`, as libnetmap does.
     pub fn map(fd: &OwnedFd, len: usize) -> io::Result<Mapping> {
-        // SAFETY: a fresh shared mapping chosen by the kernel; it aliases no Rust object.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("mmap {len} bytes: {e}")));
-        }
-        Ok(Mapping { ptr: p.cast(), len })
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(fd.as_raw_fd())
+            .map_err(|e| io::Error::new(e.kind(), format!("mmap {len} bytes: {e}")))?;
+        Ok(Mapping {
+            ptr: map.as_mut_ptr(),
+            len,
+            _map: map,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -286,15 +281,5 @@ impl Mapping {
         // SAFETY: source in bounds of the readable mapping; `out` is a distinct Rust
         // buffer, so the ranges do not overlap.
         unsafe { std::ptr::copy_nonoverlapping(p, out.as_mut_ptr(), out.len()) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len describe a mapping created by Mapping::map and not yet unmapped;
-        // nothing borrowed from it outlives self.
-        unsafe {
-            libc::munmap(self.ptr.cast(), self.len);
-        }
     }
 }
