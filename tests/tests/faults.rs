@@ -210,7 +210,7 @@ while [ $k -lt $n ]; do
   k=$((k+1))
 done
 sleep 1
-"$s" scribble --port 'scr{{0' --secs 10 $5 > "$t/scr" 2>&1 & sp=$!
+"$s" scribble --port 'scr{{0' --secs 10 --min-syncs 1000 $5 > "$t/scr" 2>&1 & sp=$!
 if [ "$mode" = kill ]; then
   i=0
   until grep -q 'scribble start' "$t/scr"; do
@@ -278,11 +278,13 @@ dump before during after scr post tx0 rx0 tx1 rx1 tx2 rx2 tx3 rx3 tx9 rx9
             "scribbler failed\n{scr}\n{}",
             out.describe()
         );
-        // About 2,500 iterations alone; beside the 64 preloaded (CPU-bound) streaming
-        // clients of many_clients_on_pipes_60s on 2 vCPUs, 800.
+        // About 2,500 syncs in 10 s alone; beside the 64 preloaded (CPU-bound)
+        // streaming clients of many_clients_on_pipes_60s on 2 vCPUs as few as 45, so
+        // the scribbler runs on (up to 40 s) until it made 1,000.
         assert!(
-            field("syncs").unwrap_or(0) > 300 && field("foreign_idx_used").unwrap_or(0) > 0,
-            "scribbler did too little: {scr}"
+            field("syncs").unwrap_or(0) >= 1000 && field("foreign_idx_used").unwrap_or(0) > 0,
+            "scribbler did too little (this test needs a machine not saturated by other \
+             tests for 40 s): {scr}"
         );
     }
 

@@ -2,7 +2,7 @@
 //! (`tests/tests/faults.rs`).
 //!
 //! ```text
-//! nm-stress scribble --port NAME [--secs 10] [--seed N] [--extra 64] [--pause-us 500] [--hit-others]
+//! nm-stress scribble --port NAME [--secs 10] [--seed N] [--extra 64] [--pause-us 500] [--hit-others] [--min-syncs N]
 //! ```
 //!
 //! `scribble` registers both ends of pipe NAME (the first with `--extra` extra
@@ -400,6 +400,9 @@ struct Opts {
     extra: u32,
     pause_us: u64,
     hit_others: bool,
+    /// Keep going past `secs` until this many syncs were made (at most 4 × `secs`):
+    /// on a loaded machine a fixed time may hold too few iterations to mean anything.
+    min_syncs: u64,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
@@ -410,6 +413,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         extra: 64,
         pause_us: 500,
         hit_others: false,
+        min_syncs: 0,
     };
     let mut it = args.iter();
     while let Some(k) = it.next() {
@@ -425,6 +429,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--seed" => o.seed = Some(num(v)?),
             "--extra" => o.extra = num(v)?.min(u32::MAX as u64) as u32,
             "--pause-us" => o.pause_us = num(v)?,
+            "--min-syncs" => o.min_syncs = num(v)?,
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -459,7 +464,8 @@ fn scribble(o: &Opts) -> Result<(), String> {
     let start = Instant::now();
     let mut last_scan = Instant::now();
     let mut iterations = 0u64;
-    while start.elapsed() < Duration::from_secs(o.secs) {
+    let (secs, cap) = (Duration::from_secs(o.secs), Duration::from_secs(4 * o.secs));
+    while start.elapsed() < secs || (s.syncs < o.min_syncs && start.elapsed() < cap) {
         iterations += 1;
         for _ in 0..1 + s.rng.below(4) {
             s.scribble_once();
