@@ -138,6 +138,14 @@ impl Endpoint {
         }
     }
 
+    /// Region offsets of the endpoint's rings that exist, TX then RX.
+    pub fn ring_offs(&self) -> impl Iterator<Item = usize> + '_ {
+        self.tx
+            .iter()
+            .chain(self.rx.iter())
+            .filter_map(|k| k.ring_off)
+    }
+
     /// True when every ring of the endpoint is materialised in the region.
     pub fn has_rings(&self) -> bool {
         self.tx

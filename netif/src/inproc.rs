@@ -111,11 +111,7 @@ impl InprocRing {
     ) -> Result<Outcome, NetifError> {
         let n = self.num_slots;
         let mut k = Kring::new(self.dir, self.id, n);
-        ks.load(&mut k)?;
-        if [k.hwcur, k.hwtail, k.rhead, k.rcur, k.rtail]
-            .iter()
-            .any(|&x| x >= n)
-        {
+        if !ks.load_checked(&mut k)? {
             return Err(NetifError::Inval("shared ring state out of range".into()));
         }
         k.ring_off = Some(self.off);

@@ -138,6 +138,23 @@ impl<'a> KState<'a> {
         Ok(())
     }
 
+    /// Loads the shared indices into `k` only if all five lie below its slot count;
+    /// false (and `k` unchanged) when a client left something out of range.
+    pub fn load_checked(&self, k: &mut Kring) -> Result<bool, OutOfBounds> {
+        let mut c = k.clone();
+        self.load(&mut c)?;
+        let n = k.num_slots;
+        if [c.hwcur, c.hwtail, c.rhead, c.rcur, c.rtail]
+            .iter()
+            .any(|&x| x >= n)
+        {
+            return Ok(false);
+        }
+        (k.hwcur, k.hwtail, k.rhead, k.rcur, k.rtail) =
+            (c.hwcur, c.hwtail, c.rhead, c.rcur, c.rtail);
+        Ok(true)
+    }
+
     /// Publishes `k`'s indices.
     pub fn store(&self, k: &Kring) -> Result<(), OutOfBounds> {
         self.mem.store_u32_release(self.at(O_HWCUR), k.hwcur)?;
@@ -220,6 +237,12 @@ impl<'a> KState<'a> {
             self.mem.read_u64(self.at(O_SENT_BYTES))?,
         ))
     }
+}
+
+/// Whether busy-flag holder `h` is a thread that no longer exists (no `/proc` entry;
+/// 0 and the daemon's own mark never are): its flag can be cleared.
+pub fn holder_gone(h: u32) -> bool {
+    h != 0 && h != BUSY_DAEMON && !std::path::Path::new(&format!("/proc/{h}")).exists()
 }
 
 /// Publish half of the wake-up handshake, after the ring's new state is stored: bumps

@@ -51,12 +51,9 @@ impl Adapter for NullPort {
     }
 
     fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
-        let e = &self.eps[0];
-        for k in e.tx.iter().chain(e.rx.iter()) {
-            if let Some(off) = k.ring_off {
-                if let Err(e) = KState::new(mem, off).clear() {
-                    tracing::error!(%e, "clearing a null ring's state block");
-                }
+        for off in self.eps[0].ring_offs() {
+            if let Err(e) = KState::new(mem, off).clear() {
+                tracing::error!(%e, "clearing a null ring's state block");
             }
         }
         self.eps[0].delete_rings(alloc, mem, keep);

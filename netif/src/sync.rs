@@ -4,7 +4,7 @@
 
 use crate::adapter::{view, Adapter, Wake};
 use crate::kring::{Dir, Kring};
-use crate::kstate::{KState, BUSY_DAEMON, BUSY_STALE};
+use crate::kstate::{holder_gone, KState, BUSY_DAEMON, BUSY_STALE};
 use crate::NetifError;
 use netmap_pool::SharedMem;
 
@@ -66,7 +66,7 @@ impl<'a> SharedSync<'a> {
                 continue;
             }
             let h = ks.holder()?;
-            if h != 0 && h != BUSY_DAEMON && !std::path::Path::new(&format!("/proc/{h}")).exists() {
+            if holder_gone(h) {
                 tracing::info!(tid = h, ring = k.id, dir = ?k.dir, "ring busy flag held by a thread that is gone: cleared");
                 ks.break_holder(h)?;
                 tries = 0;
@@ -88,16 +88,7 @@ impl<'a> SharedSync<'a> {
             return Ok(None);
         }
         k.busy_seen = None;
-        let mut c = k.clone();
-        ks.load(&mut c)?;
-        let n = k.num_slots;
-        if [c.hwcur, c.hwtail, c.rhead, c.rcur, c.rtail]
-            .iter()
-            .all(|&x| x < n)
-        {
-            (k.hwcur, k.hwtail, k.rhead, k.rcur, k.rtail) =
-                (c.hwcur, c.hwtail, c.rhead, c.rcur, c.rtail);
-        } else {
+        if !ks.load_checked(k)? {
             tracing::debug!(ring = k.id, dir = ?k.dir, "shared ring state out of range: the daemon's copy wins");
         }
         Ok(Some(Self { ks }))

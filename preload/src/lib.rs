@@ -253,9 +253,7 @@ fn sync_ring(r: &InprocRing, mem: SharedMem, rings: &Rings) -> Result<Outcome, (
         if i >= 20 && i % 20 == 0 {
             let ks = KState::new(mem, r.off);
             let h = ks.holder().map_err(|_| ())?;
-            let gone = h != 0
-                && h != netmap_netif::kstate::BUSY_DAEMON
-                && !std::path::Path::new(&format!("/proc/{h}")).exists();
+            let gone = netmap_netif::kstate::holder_gone(h);
             let stale = match first {
                 Some((seen, since)) if seen == h => {
                     since.elapsed() > netmap_netif::kstate::BUSY_STALE
@@ -857,13 +855,7 @@ pub unsafe extern "C" fn ppoll(
                 tmo.as_ref(),
             )
         };
-        let deadline = t.map(|t| {
-            Instant::now()
-                + Duration::new(
-                    t.tv_sec.max(0) as u64,
-                    t.tv_nsec.clamp(0, 999_999_999) as u32,
-                )
-        });
+        let deadline = t.map(timespec_deadline);
         // With a signal mask the sleep must be the kernel's (atomic mask change).
         if let Poll::Done(n) = poll_inproc(set, deadline, sigmask.is_null()) {
             if n > 0 || sigmask.is_null() {
@@ -914,8 +906,18 @@ fn real_select() -> (SelectFn, PselectFn) {
     }
 }
 
+/// When a wait with timeout `t`, starting now, ends.
+fn timespec_deadline(t: &timespec) -> Instant {
+    Instant::now()
+        + Duration::new(
+            t.tv_sec.max(0) as u64,
+            t.tv_nsec.clamp(0, 999_999_999) as u32,
+        )
+}
+
 /// select()/pselect() over sets holding in-process descriptors, through
-/// [`poll_inproc`]: `None` = the kernel path for the whole call.
+/// [`poll_inproc`]: `None` = the kernel path for the whole call, with the sets left
+/// untouched; they are rewritten only for a `Some` answer.
 ///
 /// # Safety
 /// The sets are null or valid fd_sets covering `nfds` descriptors.
@@ -1009,24 +1011,11 @@ pub unsafe extern "C" fn select(
                 (t.tv_usec.clamp(0, 999_999) * 1000) as u32,
             )
     });
-    // Copies: the kernel path below needs the caller's sets as they were.
-    // SAFETY: the caller's sets are null or valid.
-    let saved: [Option<libc::fd_set>; 3] = unsafe {
-        [
-            rd.as_ref().copied(),
-            wr.as_ref().copied(),
-            ex.as_ref().copied(),
-        ]
-    };
+    // select_inproc leaves the sets alone when it answers None, so the kernel path
+    // below gets them as the caller passed them.
     // SAFETY: the caller's sets, valid for nfds descriptors.
     if let Some(n) = unsafe { select_inproc(nfds, rd, wr, ex, deadline, true) } {
         return n;
-    }
-    for (set, s) in [rd, wr, ex].into_iter().zip(saved) {
-        if let (false, Some(s)) = (set.is_null(), s) {
-            // SAFETY: set is the caller's valid fd_set.
-            unsafe { *set = s };
-        }
     }
     // SAFETY: the caller's arguments, passed on unchanged.
     unsafe { (real_select().0)(nfds, rd, wr, ex, tmo) }
@@ -1044,13 +1033,9 @@ pub unsafe extern "C" fn pselect(
     sigmask: *const sigset_t,
 ) -> c_int {
     // SAFETY: the caller's timeout is null or valid.
-    let deadline = unsafe { tmo.as_ref() }.map(|t| {
-        Instant::now()
-            + Duration::new(
-                t.tv_sec.max(0) as u64,
-                t.tv_nsec.clamp(0, 999_999_999) as u32,
-            )
-    });
+    let deadline = unsafe { tmo.as_ref() }.map(timespec_deadline);
+    // Copies: a Some(0) answer below has cleared the sets, and the kernel path then
+    // needs them as they were.
     // SAFETY: the caller's sets are null or valid.
     let saved: [Option<libc::fd_set>; 3] = unsafe {
         [

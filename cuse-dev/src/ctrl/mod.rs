@@ -338,8 +338,7 @@ impl State {
                 } else {
                     own
                 };
-                for k in e.tx.iter().chain(e.rx.iter()) {
-                    let Some(off) = k.ring_off else { continue };
+                for off in e.ring_offs() {
                     let ks = KState::new(mem, off);
                     if ks.magic().is_ok_and(|m| m == MAGIC) && ks.kind().is_ok_and(|k| k != kind) {
                         if let Err(e) = ks.set_kind(kind) {

@@ -77,19 +77,15 @@ fn shared_states<'a>(st: &State, b: &Binding, d: Dir, mem: SharedMem<'a>) -> Vec
         .collect()
 }
 
-/// Sets or clears the kernel-waiter flag on every ring of every endpoint of the
-/// adapter (a kick wakes them all, so all their flags go).
+/// Clears the kernel-waiter flag on every ring of every endpoint of the adapter (a
+/// kick wakes them all, so all their flags go).
 fn clear_kernel_waiters(st: &State, adapter: u64, mem: SharedMem) {
     let Some(slot) = st.adapters.get(&adapter) else {
         return;
     };
-    for e in slot.ad.endpoints() {
-        for k in e.tx.iter().chain(e.rx.iter()) {
-            if let Some(off) = k.ring_off {
-                if let Err(e) = KState::new(mem, off).set_kernel_waiter(false) {
-                    tracing::debug!(%e, "clearing a kernel-waiter flag");
-                }
-            }
+    for off in slot.ad.endpoints().iter().flat_map(|e| e.ring_offs()) {
+        if let Err(e) = KState::new(mem, off).set_kernel_waiter(false) {
+            tracing::debug!(%e, "clearing a kernel-waiter flag");
         }
     }
 }
