@@ -299,7 +299,7 @@ pub trait Adapter: Send {
     /// The counters of endpoint `ep` alone, where the adapter keeps them per endpoint
     /// (a VALE switch: one port's drops must not be shown on its neighbours' lines);
     /// by default the adapter's own.
-    fn endpoint_stats(&self, _ep: usize) -> Vec<(&'static str, u64)> {
+    fn endpoint_stats(&self, _ep: usize, _mem: SharedMem) -> Vec<(&'static str, u64)> {
         self.stats()
     }
 

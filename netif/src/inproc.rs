@@ -1,15 +1,19 @@
-//! A pipe ring's sync run by a preloaded client in its own process (no daemon round
-//! trip): the same steps as the daemon's generic path ([`crate::sync`]) — busy flag,
-//! shared state load, head/cur validation ([`Kring::txsync_prologue`] /
-//! [`Kring::rxsync_prologue`], re-initialisation on a broken ring), the pipe's
-//! [`crate::pipe::tx_core`] / [`crate::pipe::rx_core`], finalize — on the ring's state
-//! block ([`crate::kstate`]). The daemon runs the very same functions for programs it
-//! serves through FUSE/CUSE, on the same state, so both kinds of program share a pipe.
+//! A ring's sync run by a preloaded client in its own process (no daemon round trip):
+//! the same steps as the daemon's generic path ([`crate::sync`]) — busy flag, shared
+//! state load, head/cur validation ([`Kring::txsync_prologue`] /
+//! [`Kring::rxsync_prologue`], re-initialisation on a broken ring), the port's core
+//! ([`crate::pipe::tx_core`] / [`crate::pipe::rx_core`] for pipes, VALE forwarding
+//! [`crate::vale::forward`] / its `rx_core`), finalize — on the ring's state block
+//! ([`crate::kstate`]). The daemon runs the very same functions for programs it serves
+//! through FUSE/CUSE, on the same state, so both kinds of program share a port.
 
 use crate::kring::{Dir, Kring};
-use crate::kstate::{KState, KIND_NULL, KIND_PIPE, MAGIC};
+use crate::kstate::{KState, KIND_NULL, KIND_PIPE, KIND_VALE, MAGIC};
 use crate::pipe::{rx_core, tx_core, MAX_PIPE_SLOTS};
 use crate::ringmem::RingView;
+use crate::vale::bdg::Bdg;
+use crate::vale::forward::{self, BlockPorts, Sender};
+use crate::vale::{BufGeom, MAX_PORT_SLOTS};
 use crate::NetifError;
 use netmap_abi::NetmapRing;
 use netmap_pool::SharedMem;
@@ -21,8 +25,9 @@ pub struct InprocRing {
     pub dir: Dir,
     pub id: u32,
     pub num_slots: u32,
+    /// A pipe ring's peer; a VALE ring's switch block.
     pub peer_off: usize,
-    /// [`KIND_PIPE`] or [`KIND_NULL`].
+    /// [`KIND_PIPE`], [`KIND_NULL`] or [`KIND_VALE`].
     pub kind: u32,
 }
 
@@ -40,15 +45,19 @@ pub struct Outcome {
     /// The daemon has switched client-side syncs of this ring off (a monitor watches
     /// it): nothing was done, use the kernel path.
     pub fallback: bool,
+    /// A VALE sender forwarded part of its ring (maybe nothing) and leaves the rest to
+    /// the daemon: use the kernel path now (see `vale::forward::Forwarded::deferred`).
+    pub deferred: bool,
 }
 
 impl InprocRing {
     /// The ring at region offset `off` if its state block says the daemon lets clients
-    /// sync it (a pipe ring) and its peer lies inside the region.
+    /// sync it (a pipe, null or VALE ring) and its peer (or switch block) lies inside
+    /// the region.
     pub fn probe(mem: SharedMem, off: usize, dir: Dir, id: u32) -> Option<Self> {
         let ks = KState::new(mem, off);
         let kind = ks.kind().ok()?;
-        if ks.magic().ok()? != MAGIC || (kind != KIND_PIPE && kind != KIND_NULL) {
+        if ks.magic().ok()? != MAGIC || ![KIND_PIPE, KIND_NULL, KIND_VALE].contains(&kind) {
             return None;
         }
         let num_slots = mem
@@ -56,12 +65,19 @@ impl InprocRing {
             .ok()?;
         // A null ring has no peer: it stands in as its own (never used).
         let peer_off = match kind {
-            KIND_PIPE => usize::try_from(ks.peer().ok()?).ok()?,
+            KIND_PIPE | KIND_VALE => usize::try_from(ks.peer().ok()?).ok()?,
             _ => off,
         };
         let ring_bytes = netmap_abi::ring_slot_offset(num_slots);
         let fits = |o: usize| o.checked_add(ring_bytes).is_some_and(|e| e <= mem.len());
-        if !(2..=MAX_PIPE_SLOTS).contains(&num_slots) || !fits(off) || !fits(peer_off) {
+        let peer_ok = match kind {
+            KIND_VALE => peer_off
+                .checked_add(crate::vale::bdg::BDG_BYTES)
+                .is_some_and(|e| e <= mem.len())
+                && Bdg::new(mem, peer_off).valid(),
+            _ => fits(peer_off),
+        };
+        if !(1..=MAX_PIPE_SLOTS).contains(&num_slots) || !fits(off) || !peer_ok {
             return None;
         }
         Some(Self {
@@ -74,15 +90,10 @@ impl InprocRing {
         })
     }
 
-    /// One sync of this ring, as thread `owner` (its tid, for the busy flag).
-    /// `buf_total`/`buf_size` bound the buffer indices a re-initialisation keeps.
-    pub fn sync(
-        &self,
-        mem: SharedMem,
-        owner: u32,
-        buf_total: u32,
-        buf_size: u32,
-    ) -> Result<Outcome, NetifError> {
+    /// One sync of this ring, as thread `owner` (its tid, for the busy flag and the
+    /// VALE fill locks). `geom` is the buffer pool: what a re-initialisation keeps and
+    /// where VALE forwarding finds buffers.
+    pub fn sync(&self, mem: SharedMem, owner: u32, geom: BufGeom) -> Result<Outcome, NetifError> {
         let ks = KState::new(mem, self.off);
         if !ks.try_get(owner)? {
             return Ok(Outcome {
@@ -97,7 +108,7 @@ impl InprocRing {
                 ..Outcome::default()
             });
         }
-        let r = self.sync_locked(mem, &ks, buf_total, buf_size);
+        let r = self.sync_locked(mem, &ks, owner, geom);
         ks.put(owner)?;
         r
     }
@@ -106,9 +117,10 @@ impl InprocRing {
         &self,
         mem: SharedMem,
         ks: &KState,
-        buf_total: u32,
-        buf_size: u32,
+        owner: u32,
+        geom: BufGeom,
     ) -> Result<Outcome, NetifError> {
+        let (buf_total, buf_size) = (geom.total, geom.size);
         let n = self.num_slots;
         let mut k = Kring::new(self.dir, self.id, n);
         if !ks.load_checked(&mut k)? {
@@ -128,10 +140,15 @@ impl InprocRing {
                     out.error = true;
                     return Ok(out);
                 }
-                if self.kind == KIND_NULL {
-                    None // netmap_null: nothing is ever completed
-                } else {
-                    tx_core(&mut k, &rv, &pv, ks, &pks, head)?
+                match self.kind {
+                    KIND_NULL => None, // netmap_null: nothing is ever completed
+                    KIND_VALE => {
+                        let (kick, deferred) =
+                            self.vale_tx(mem, &mut k, &rv, ks, head, owner, geom)?;
+                        out.deferred = deferred;
+                        Some(kick)
+                    }
+                    _ => tx_core(&mut k, &rv, &pv, ks, &pks, head)?,
                 }
             }
             Dir::Rx => {
@@ -140,10 +157,12 @@ impl InprocRing {
                     (head, cur) = (k.rhead, k.rcur);
                     out.error = true;
                 }
-                if self.kind == KIND_NULL {
-                    None // nothing is ever received
-                } else {
-                    rx_core(&mut k, &rv, &pv, ks, &pks, head)?
+                match self.kind {
+                    KIND_NULL => None, // nothing is ever received
+                    // Packets the daemon queued for this ring: it moves them in when
+                    // kicked.
+                    KIND_VALE => Some(forward::rx_core(&mut k, ks, head)?),
+                    _ => rx_core(&mut k, &rv, &pv, ks, &pks, head)?,
                 }
             }
         };
@@ -156,6 +175,43 @@ impl InprocRing {
         out.ready = cur != k.rtail;
         out.kick = kick == Some(true);
         Ok(out)
+    }
+
+    /// A VALE sender's txsync: forwards `[hwcur, head)` through the switch block.
+    /// Returns whether the daemon must be kicked, and whether the rest of the ring
+    /// (from the new `hwcur`) is left to the daemon's txsync.
+    #[allow(clippy::too_many_arguments)]
+    fn vale_tx(
+        &self,
+        mem: SharedMem,
+        k: &mut Kring,
+        rv: &RingView,
+        ks: &KState,
+        head: u32,
+        owner: u32,
+        geom: BufGeom,
+    ) -> Result<(bool, bool), NetifError> {
+        let bdg = Bdg::new(mem, self.peer_off);
+        let me = ks.link()? as usize;
+        if me >= MAX_PORT_SLOTS {
+            return Err(NetifError::Inval(format!("VALE port slot {me} out of range")));
+        }
+        let hdr_len = bdg.port(me)?.map_or(0, |e| e.hdr_len as usize);
+        if !crate::vale::HDR_LENS.contains(&(hdr_len as u32)) {
+            return Err(NetifError::Inval(format!("VALE header length {hdr_len}")));
+        }
+        let sender = Sender {
+            mem,
+            geom,
+            bdg,
+            me,
+            hdr_len,
+            owner,
+            defer_when_full: true,
+        };
+        let mut ports = BlockPorts { mem, bdg };
+        let f = forward::forward(&sender, k, rv, ks, head, &mut ports)?;
+        Ok((f.kick, f.deferred))
     }
 }
 
@@ -187,6 +243,7 @@ mod tests {
         let tx = InprocRing::probe(mem, toff, Dir::Tx, 0).expect("a pipe ring");
         assert_eq!((tx.num_slots, tx.peer_off, tx.kind), (16, roff, KIND_PIPE));
         let lim = env.lim();
+        let geom = BufGeom::of(&env.0.alloc);
         let tv = RingView::new(mem, toff, 16);
         let rv = RingView::new(mem, roff, 16);
         for round in 0..5u32 {
@@ -200,7 +257,7 @@ mod tests {
             let nh = (h + 10) % 16;
             tv.set_head(nh).unwrap();
             tv.set_cur(nh).unwrap();
-            let o = tx.sync(mem, 7, lim.total, lim.size).unwrap();
+            let o = tx.sync(mem, 7, geom).unwrap();
             assert!(!o.error && !o.busy && !o.kick);
             // Daemon: the reader's rxsync sees them.
             let r = rxsync_ring(&mut p, SLAVE, 0, mem, lim).unwrap();
@@ -212,7 +269,7 @@ mod tests {
             rv.set_cur(rt).unwrap();
             rxsync_ring(&mut p, SLAVE, 0, mem, lim).unwrap();
             // Client again: the released slots are free.
-            let o = tx.sync(mem, 7, lim.total, lim.size).unwrap();
+            let o = tx.sync(mem, 7, geom).unwrap();
             assert!(o.ready);
             assert_eq!(tv.tail().unwrap(), (nh + 15) % 16, "every slot free again");
         }
@@ -222,14 +279,14 @@ mod tests {
         // A busy ring is skipped by the client, and by the daemon after its tries.
         let ks = KState::new(mem, toff);
         assert!(ks.try_get(std::process::id()).unwrap());
-        assert!(tx.sync(mem, 7, lim.total, lim.size).unwrap().busy);
+        assert!(tx.sync(mem, 7, geom).unwrap().busy);
         ks.put(std::process::id()).unwrap();
         // A scribbled state block: the client refuses it, the daemon overwrites it.
         mem.write_u32(toff + 128 + 8, 9999).unwrap();
-        assert!(tx.sync(mem, 7, lim.total, lim.size).is_err());
+        assert!(tx.sync(mem, 7, geom).is_err());
         assert!(!txsync_ring(&mut p, MASTER, 0, mem, lim).unwrap().error);
         assert!(
-            tx.sync(mem, 7, lim.total, lim.size).is_ok(),
+            tx.sync(mem, 7, geom).is_ok(),
             "repaired by the daemon"
         );
     }
@@ -254,20 +311,21 @@ mod tests {
         }
         let mem = env.mem();
         let lim = env.lim();
+        let geom = BufGeom::of(&env.0.alloc);
         let toff = p.endpoints()[0].tx[0].ring_off.expect("tx ring");
         let tx = InprocRing::probe(mem, toff, Dir::Tx, 0).expect("a null ring");
         assert_eq!(tx.kind, crate::kstate::KIND_NULL);
         let tv = RingView::new(mem, toff, 8);
         tv.set_head(3).unwrap();
         tv.set_cur(3).unwrap();
-        let o = tx.sync(mem, 7, lim.total, lim.size).unwrap();
+        let o = tx.sync(mem, 7, geom).unwrap();
         assert!(!o.error && o.ready && !o.kick);
         assert_eq!(tv.tail().unwrap(), 7, "nothing completed");
         // The daemon's sync agrees with the state the client left.
         let r = txsync_ring(&mut p, 0, 0, mem, lim).unwrap();
         assert!(!r.error);
         tv.set_head(2).unwrap(); // backwards: broken
-        let o = tx.sync(mem, 7, lim.total, lim.size).unwrap();
+        let o = tx.sync(mem, 7, geom).unwrap();
         assert!(o.error);
         assert_eq!(
             tv.head().unwrap(),

@@ -21,7 +21,14 @@
 //! | 44 | seq: bumped after each publish into this ring (futex word) | the peer's sync |
 //! | 48 | futex sleepers on `seq` (a count) | sleepers in clients |
 //! | 52 | a kernel-path poller waits (FUSE/CUSE poll; 0 or 1) | daemon |
-//! | 56 | slots, 64 bytes handed to the peer (u64 each) | this ring's txsync |
+//! | 56 | slots, 64 bytes handed to the peer (u64 each); VALE: packets and bytes sent (TX ring) or delivered into it (RX ring) | this ring's txsync; VALE RX: senders, under the fill lock |
+//! | 72 | VALE RX ring: fill lock, 0 or the tid of the sender writing into the ring ([`BUSY_DAEMON`] for the daemon) | senders |
+//! | 76 | VALE RX ring: the daemon holds packets for it in its backlog (0 or 1) | daemon |
+//! | 80 | VALE: packets dropped (TX ring: malformed or sent back to the sender; RX ring: no room) (u64) | as 56 |
+//!
+//! A VALE ring's `link` is, on a TX ring, the sender's port slot in its switch and, on
+//! an RX ring, the fill index (the next slot senders write; what the reader's rxsync
+//! publishes as `hwtail`); `peer` is the offset of the switch block ([`crate::vale::bdg`]).
 
 use crate::kring::Kring;
 use netmap_abi::NetmapRing;
@@ -33,6 +40,8 @@ pub const MAGIC: u32 = 0x4e4d_4b01;
 pub const KIND_PIPE: u32 = 1;
 /// A null port's ring (syncs only validate and publish): may run in the client.
 pub const KIND_NULL: u32 = 2;
+/// A VALE port's ring: senders forward in their own process (see [`crate::vale::bdg`]).
+pub const KIND_VALE: u32 = 3;
 
 /// The kind a ring of a port of kind `k` has in its state block when clients may
 /// sync it (0: the daemon's syncs only).
@@ -40,6 +49,7 @@ pub fn kind_of(k: crate::PortKind) -> u32 {
     match k {
         crate::PortKind::Pipe => KIND_PIPE,
         crate::PortKind::Null => KIND_NULL,
+        crate::PortKind::Vale => KIND_VALE,
         _ => 0,
     }
 }
@@ -65,6 +75,9 @@ const O_WAITERS: usize = 48;
 const O_KWAIT: usize = 52;
 const O_SENT_SLOTS: usize = 56;
 const O_SENT_BYTES: usize = 64;
+const O_FLOCK: usize = 72;
+const O_QUEUED: usize = 76;
+const O_DROPS: usize = 80;
 
 /// The state block of the ring at region offset `ring`.
 #[derive(Clone, Copy)]
@@ -164,6 +177,14 @@ impl<'a> KState<'a> {
         self.mem.store_u32_release(self.at(O_RTAIL), k.rtail)
     }
 
+    /// `(hwcur, hwtail)` as last published.
+    pub fn hw(&self) -> Result<(u32, u32), OutOfBounds> {
+        Ok((
+            self.mem.load_u32_acquire(self.at(O_HWCUR))?,
+            self.mem.load_u32_acquire(self.at(O_HWTAIL))?,
+        ))
+    }
+
     pub fn link(&self) -> Result<u32, OutOfBounds> {
         self.mem.load_u32_acquire(self.at(O_LINK))
     }
@@ -231,6 +252,46 @@ impl<'a> KState<'a> {
         self.mem
             .write_u64(self.at(O_SENT_BYTES), b.wrapping_add(bytes))
     }
+    /// Adds to the drop counter (VALE; statistics only).
+    pub fn count_drops(&self, n: u64) -> Result<(), OutOfBounds> {
+        if n == 0 {
+            return Ok(());
+        }
+        let d = self.mem.read_u64(self.at(O_DROPS))?;
+        self.mem.write_u64(self.at(O_DROPS), d.wrapping_add(n))
+    }
+    pub fn drops(&self) -> Result<u64, OutOfBounds> {
+        self.mem.read_u64(self.at(O_DROPS))
+    }
+
+    /// Takes a VALE RX ring's fill lock for `owner`; false if held. Senders hold it
+    /// while they write slots from the fill index on and move the index; the reader's
+    /// rxsync never takes it (it only reads the index and moves `hwcur`).
+    pub fn try_flock(&self, owner: u32) -> Result<bool, OutOfBounds> {
+        Ok(self.mem.cas_u32(self.at(O_FLOCK), 0, owner)?.is_ok())
+    }
+    /// Releases the fill lock if `owner` still holds it; false if someone broke it
+    /// meanwhile (this holder was taken for dead or stuck).
+    pub fn put_flock(&self, owner: u32) -> Result<bool, OutOfBounds> {
+        Ok(self.mem.cas_u32(self.at(O_FLOCK), owner, 0)?.is_ok())
+    }
+    pub fn flock_holder(&self) -> Result<u32, OutOfBounds> {
+        self.mem.load_u32_acquire(self.at(O_FLOCK))
+    }
+    /// Clears the fill lock if `h` still holds it.
+    pub fn break_flock(&self, h: u32) -> Result<bool, OutOfBounds> {
+        Ok(self.mem.cas_u32(self.at(O_FLOCK), h, 0)?.is_ok())
+    }
+
+    /// The daemon holds queued packets for this VALE RX ring (its backlog): a reader
+    /// syncing in its own process kicks the daemon to move them in.
+    pub fn set_queued(&self, on: bool) -> Result<(), OutOfBounds> {
+        self.mem.store_u32_release(self.at(O_QUEUED), u32::from(on))
+    }
+    pub fn queued(&self) -> Result<bool, OutOfBounds> {
+        Ok(self.mem.load_u32_acquire(self.at(O_QUEUED))? != 0)
+    }
+
     pub fn sent(&self) -> Result<(u64, u64), OutOfBounds> {
         Ok((
             self.mem.read_u64(self.at(O_SENT_SLOTS))?,

@@ -13,10 +13,15 @@ impl TestEnv {
     /// An allocator `mem_id` with 4 netmap_ifs, `ring_num` ring objects holding up to
     /// `max_slots` slots each, and `buf_num` 2048-byte buffers.
     pub fn new(mem_id: u16, max_slots: u32, ring_num: u32, buf_num: u32) -> Self {
+        Self::with_ring_size(mem_id, 256 + 16 * max_slots, ring_num, buf_num)
+    }
+
+    /// As [`TestEnv::new`] with ring objects of `ring_size` bytes.
+    pub fn with_ring_size(mem_id: u16, ring_size: u32, ring_num: u32, buf_num: u32) -> Self {
         let cfg = PoolConfig {
             if_size: 1024,
             if_num: 4,
-            ring_size: 256 + 16 * max_slots,
+            ring_size,
             ring_num,
             buf_size: 2048,
             buf_num,

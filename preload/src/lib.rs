@@ -28,6 +28,7 @@ use libc::{c_int, c_ulong, c_void, nfds_t, off_t, pollfd, sigset_t, size_t, time
 use netmap_abi as abi;
 use netmap_netif::inproc::{InprocRing, Outcome};
 use netmap_netif::kstate::KState;
+use netmap_netif::vale::BufGeom;
 use netmap_netif::Dir;
 use netmap_pool::SharedMem;
 
@@ -101,8 +102,7 @@ struct Rings {
     tx: Vec<InprocRing>,
     rx: Vec<InprocRing>,
     no_tx_poll: bool,
-    buf_total: u32,
-    buf_size: u32,
+    geom: BufGeom,
 }
 
 const MAX_FD: usize = 4096;
@@ -204,8 +204,11 @@ impl Reg {
             tx: Vec::new(),
             rx: Vec::new(),
             no_tx_poll: self.flags & abi::NR_NO_TX_POLL != 0,
-            buf_total: 0,
-            buf_size: 0,
+            geom: BufGeom {
+                pool_offset: 0,
+                size: 0,
+                total: 0,
+            },
         };
         for i in tx {
             out.tx
@@ -230,8 +233,11 @@ impl Reg {
         if buf_size == 0 || pool >= mem.len() {
             return None;
         }
-        out.buf_size = buf_size;
-        out.buf_total = u32::try_from((mem.len() - pool) / buf_size as usize).unwrap_or(u32::MAX);
+        out.geom = BufGeom {
+            pool_offset: pool,
+            size: buf_size,
+            total: u32::try_from((mem.len() - pool) / buf_size as usize).unwrap_or(u32::MAX),
+        };
         Some(out)
     }
 }
@@ -245,7 +251,7 @@ fn sync_ring(r: &InprocRing, mem: SharedMem, rings: &Rings) -> Result<Outcome, (
     // 100 yields, then naps: 30 ms in all, past BUSY_STALE.
     for i in 0..250u32 {
         let o = r
-            .sync(mem, tid(), rings.buf_total, rings.buf_size)
+            .sync(mem, tid(), rings.geom)
             .map_err(|_| ())?;
         if !o.busy {
             return Ok(o);
@@ -296,7 +302,10 @@ fn sync_ioctl(fd: c_int, d: Dir) -> Option<c_int> {
     let list = if d == Dir::Tx { &rings.tx } else { &rings.rx };
     for r in list {
         let o = sync_ring(r, mem, rings).ok()?;
-        if o.fallback {
+        if o.fallback || o.deferred {
+            if need_kick {
+                kick(fd);
+            }
             return None;
         }
         need_kick |= o.kick;
@@ -579,7 +588,12 @@ fn check(fd: c_int, rings: &Rings, events: i16, mem: SharedMem) -> Option<i16> {
     if want_tx != 0 || !rings.no_tx_poll {
         for r in &rings.tx {
             match sync_ring(r, mem, rings) {
-                Ok(o) if o.fallback => return None,
+                Ok(o) if o.fallback || o.deferred => {
+                    if need_kick || o.kick {
+                        kick(fd);
+                    }
+                    return None;
+                }
                 Ok(o) => {
                     need_kick |= o.kick;
                     if o.error {

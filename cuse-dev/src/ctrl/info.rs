@@ -128,7 +128,7 @@ impl ControlPlane {
             .and_then(|s| s.ad.as_vale_mut())
             .ok_or(Errno(libc::ENXIO))?;
         let ep = sw_ad.find_port(port).ok_or(Errno(libc::ENXIO))?;
-        sw_ad.set_hdr_len(ep, b.nr_hdr_len)?;
+        sw_ad.set_hdr_len(ep, b.nr_hdr_len, self.mem())?;
         Ok(())
     }
 

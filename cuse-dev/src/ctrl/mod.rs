@@ -332,8 +332,14 @@ impl State {
                 continue;
             }
             let own = kind_of(slot.ad.kind());
+            // A switch with an attached NIC forwards through the daemon's forwarding
+            // thread, which the in-client path does not wake: its ports stay on the
+            // daemon path.
+            let nic_switch = slot.ad.as_vale().is_some_and(|v| {
+                self.vale.nics.values().any(|n| n.switch == v.name())
+            });
             for (i, e) in slot.ad.endpoints().iter().enumerate() {
-                let kind = if self.monitors.watched(aid, i) {
+                let kind = if nic_switch || self.monitors.watched(aid, i) {
                     0
                 } else {
                     own
@@ -667,7 +673,7 @@ impl ControlPlane {
                 }
                 let stats: Vec<String> = slot
                     .ad
-                    .endpoint_stats(i)
+                    .endpoint_stats(i, self.mem())
                     .iter()
                     .map(|(k, v)| format!(" {k}={v}"))
                     .collect();

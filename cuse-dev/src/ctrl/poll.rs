@@ -55,10 +55,17 @@ fn tx_pending(st: &State, b: &Binding, i: usize, mem: SharedMem) -> bool {
         return false;
     };
     let k = &slot.ad.endpoints()[b.ep].tx[i];
-    match netmap_netif::adapter::view(mem, k).and_then(|v| Ok(v.head()?)) {
-        Ok(h) => h != k.hwcur,
-        Err(_) => false,
-    }
+    let Ok(v) = netmap_netif::adapter::view(mem, k) else {
+        return false;
+    };
+    // Clients may have synced the ring since the daemon did: its state block has
+    // the current hwcur.
+    let hwcur = if slot.ad.shared_kstate() {
+        KState::new(mem, v.offset()).hw().map_or(k.hwcur, |(c, _)| c)
+    } else {
+        k.hwcur
+    };
+    v.head().is_ok_and(|h| h != hwcur)
 }
 
 /// The state blocks of the rings `b` binds in direction `d`, when the adapter keeps
@@ -112,6 +119,17 @@ impl ControlPlane {
             for ep in 0..n {
                 w.add(ep, Dir::Tx);
                 w.add(ep, Dir::Rx);
+            }
+            // A VALE reader in a client saw packets the daemon queued for its ring
+            // (its backlog): the daemon's rxsync moves them in.
+            let vale = st
+                .adapters
+                .get(&b.adapter)
+                .is_some_and(|s| s.ad.as_vale().is_some());
+            if vale {
+                for i in b.rings(Dir::Rx) {
+                    sync_one(&mut st, &b, Dir::Rx, i, mem, &mut wakers);
+                }
             }
             st.collect_wakers(b.adapter, w, &mut wakers);
             clear_kernel_waiters(&st, b.adapter, mem);

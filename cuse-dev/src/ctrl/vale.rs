@@ -335,7 +335,7 @@ impl ControlPlane {
             }
         };
         vs.set_persistent(ep, true)?;
-        vs.set_hdr_len(ep, hdr)?;
+        vs.set_hdr_len(ep, hdr, self.mem())?;
         switch_mut(&mut st, hid)?.set_persistent(0, false)?;
         st.drop_adapter_if_unused(hid, self.mem());
         st.vale
@@ -368,7 +368,7 @@ impl ControlPlane {
         let (counts, hdr) = (e.counts, vs.hdr_len(ep));
         let max = st.alloc.max_slots_per_ring();
         let mut standalone = ValeSwitch::standalone(&port, counts, max)?;
-        standalone.set_hdr_len(0, hdr)?;
+        standalone.set_hdr_len(0, hdr, self.mem())?;
         let vs = switch_mut(&mut st, sw_aid)?;
         vs.set_persistent(ep, false)?;
         vs.remove_port(ep)?;
@@ -537,6 +537,7 @@ impl ControlPlane {
                 worker: None,
             },
         );
+        st.refresh_inproc(self.mem());
         Ok((first as u32, plan))
     }
 
@@ -561,7 +562,11 @@ impl ControlPlane {
         for fd in fds {
             self.release(fd);
         }
-        self.lock().vale.nics.remove(ifname);
+        {
+            let mut st = self.lock();
+            st.vale.nics.remove(ifname);
+            st.refresh_inproc(self.mem());
+        }
         tracing::info!(ifname, "interface detached");
         Ok(())
     }

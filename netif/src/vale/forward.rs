@@ -1,38 +1,135 @@
 //! Forwarding inside the sender's txsync (netmap_vale.c `nm_bdg_preflush` /
-//! `nm_bdg_flush`, NETMAP-ABI.md §10.2).
+//! `nm_bdg_flush`, NETMAP-ABI.md §10.2): the one implementation, run by the daemon for
+//! programs it serves through FUSE/CUSE and by preloaded clients in their own process.
 //!
 //! The sender's `[hwcur, head)` is cut into packets (NS_MOREFRAG chains). A packet is
-//! dropped whole (counted in the sender's `tx_drops`) when one of its slots names a
+//! dropped whole (counted in the sender's TX drops) when one of its slots names a
 //! buffer outside the pool or a length beyond the buffer, uses NS_INDIRECT (user
-//! addresses cannot be reached from the daemon), spans more than [`MAX_FRAGS`] slots,
-//! is an unterminated trailing chain (§8.6), is shorter than the virtio-net header plus
-//! 14 bytes, or is unicast back to its sender. Otherwise the learning bridge picks the
-//! destinations and each fragment is copied into one slot of the destination's RX ring
-//! (same fragment layout; flags = fragment count << 8, NS_MOREFRAG on non-last). A
-//! destination without room for the whole packet queues it in its bounded backlog
-//! (see `backlog.rs` for why the kernel needs none) and drops it (its `rx_drops`) only
-//! when that is full too. All TX slots are free again afterwards: `hwcur = head`,
-//! `hwtail = head - 1`.
+//! addresses cannot be reached from another process), spans more than [`MAX_FRAGS`]
+//! slots, is an unterminated trailing chain (§8.6), is shorter than the virtio-net
+//! header plus 14 bytes, or is unicast back to its sender. Otherwise the learning
+//! bridge ([`Bdg`]) picks the destinations and each fragment is copied into one slot
+//! of the destination's RX ring (same fragment layout; flags = fragment count << 8,
+//! NS_MOREFRAG on non-last).
+//!
+//! As in the kernel, packets are handled in batches: the whole batch is looked up
+//! first, then each destination ring is locked once (its fill lock, in the ring's state
+//! block) and gets all of its packets. The fill index (the ring's `link`) moves only
+//! under that lock; the ring's reader never takes it: it reads the index (acquire)
+//! and publishes its release by moving `hwcur` (release), which is all a sender needs
+//! to compute the room. A destination without room for a packet hands it to
+//! [`Ports::hold`] (the daemon's bounded backlog; a client has none and drops it,
+//! counted in the destination's RX drops). All TX slots are free again afterwards:
+//! `hwcur = head`, `hwtail = head - 1`.
+//!
+//! A fill lock whose holder died (no `/proc` entry), is stopped, or has held it for
+//! longer than any batch takes while not running, is broken by the next sender: one
+//! port's client can delay another's forwarding by at most [`LOCK_CAP`], never block it.
 
-use super::backlog::Held;
+use super::bdg::Bdg;
 use super::switch::{is_group, Mac};
-use super::{BufGeom, ValeSwitch, MAX_FRAGS};
-use crate::adapter::{view, Wake};
-use crate::kring::Dir;
+use super::{BufGeom, MAX_FRAGS, MAX_VALE_SLOTS};
+use crate::adapter::Wake;
+use crate::kring::{in_window, Dir, Kring};
+use crate::kstate::{holder_gone, publish, KState, BUSY_DAEMON, BUSY_STALE, MAGIC};
 use crate::ringmem::RingView;
 use crate::NetifError;
-use netmap_abi::{NS_BUF_CHANGED, NS_INDIRECT, NS_MOREFRAG, NS_PORT_MASK, NS_PORT_SHIFT};
+use netmap_abi::{
+    NetmapRing, NS_BUF_CHANGED, NS_INDIRECT, NS_MOREFRAG, NS_PORT_MASK, NS_PORT_SHIFT,
+};
 use netmap_pool::SharedMem;
+use std::time::{Duration, Instant};
 
 /// One validated source fragment: region offset of its data and its length.
 #[derive(Debug, Clone, Copy)]
-struct Frag {
-    off: usize,
-    len: u16,
+pub(crate) struct Frag {
+    pub off: usize,
+    pub len: u16,
 }
 
 /// Length of an Ethernet header.
 const ETH_HLEN: usize = 14;
+/// Packets looked up before delivery starts (netmap's NM_BDG_BATCH).
+const PKT_BATCH: usize = 512;
+/// Destination of a packet for every port but the sender.
+const FLOOD: u16 = u16::MAX;
+/// Longest a live, running fill-lock holder is waited for.
+pub const LOCK_CAP: Duration = Duration::from_secs(1);
+
+/// Where the destinations are and what a full destination ring does: the daemon's
+/// own (trusted) port list, or the switch block as a client sees it.
+pub(crate) trait Ports {
+    /// Port slots to look at when flooding.
+    fn slots(&self) -> usize;
+    /// Whether port `p` has rings (can receive).
+    fn active(&self, p: usize) -> bool;
+    /// RX ring count of port `p` (0 if it has none).
+    fn rx_rings(&self, p: usize) -> usize;
+    /// Region offset and slot count of RX ring `r` of port `p`, checked.
+    fn rx_ring(&self, p: usize, r: usize) -> Option<(usize, u32)>;
+    /// Packets for `(p, r)` wait in a queue outside the ring: newer ones must queue
+    /// behind them.
+    fn queued(&self, _p: usize, _r: usize) -> bool {
+        false
+    }
+    /// A packet found `(p, r)` full: keep it (true) or drop it (false).
+    fn hold(
+        &mut self,
+        _p: usize,
+        _r: usize,
+        _mem: SharedMem,
+        _frags: &[Frag],
+        _bytes: u64,
+    ) -> Result<bool, NetifError> {
+        Ok(false)
+    }
+}
+
+/// The sender's side of one forwarding call.
+pub(crate) struct Sender<'a> {
+    pub mem: SharedMem<'a>,
+    pub geom: BufGeom,
+    pub bdg: Bdg<'a>,
+    /// The sender's port slot and virtio-net header length.
+    pub me: usize,
+    pub hdr_len: usize,
+    /// Fill-lock owner: the thread id, or [`BUSY_DAEMON`].
+    pub owner: u32,
+    /// A client's forwarding: a batch that would find a destination ring without room
+    /// for it, or one whose packets the daemon queues, is left to the daemon (see
+    /// [`Forwarded::fallback`]).
+    pub defer_when_full: bool,
+}
+
+/// What a forwarding call did for others.
+#[derive(Debug, Default)]
+pub(crate) struct Forwarded {
+    /// Ports whose RX rings got packets (for the daemon's kernel-path pollers).
+    pub wake: Wake,
+    /// A kernel-path poller waits on a ring that got packets: a client must kick the
+    /// daemon.
+    pub kick: bool,
+    /// Forwarding stopped at `hwcur` (before `head`): a destination ring has no room
+    /// for the next batch, or the daemon holds packets queued for it. The client hands
+    /// the rest to the daemon's txsync (the kernel path), whose bounded backlog keeps
+    /// them until the reader makes room, in order; later batches follow them there
+    /// until the backlog is empty. A client has nowhere to keep a packet for later:
+    /// without this, a reader whose CPU wakes late (milliseconds on these VMs) loses
+    /// every burst beyond one ring.
+    pub deferred: bool,
+}
+
+/// A batch the client leaves to the daemon.
+struct Defer;
+
+/// A packet of the batch: its fragments in the batch's list, its destination.
+#[derive(Debug, Clone, Copy)]
+struct Pkt {
+    frag0: u32,
+    nfrags: u16,
+    dst: u16,
+    bytes: u32,
+}
 
 /// Reads bytes `[skip, skip + out.len())` of the packet made of `frags`; false if the
 /// packet is shorter.
@@ -58,9 +155,9 @@ fn read_prefix(
     Ok(false)
 }
 
-/// Cuts the next packet starting at `*k` (not `head`) out of the TX ring, clearing
-/// NS_BUF_CHANGED on the consumed slots. Returns whether it is forwardable; `frags`
-/// holds its fragments then. `*k` ends past the packet (at most at `head`).
+/// Cuts the next packet starting at `*k` (not `head`) out of the TX ring, appending
+/// its fragments to `frags` and clearing NS_BUF_CHANGED on the consumed slots. Returns
+/// whether it is forwardable. `*k` ends past the packet (at most at `head`).
 fn next_packet(
     tv: &RingView,
     num_slots: u32,
@@ -69,8 +166,8 @@ fn next_packet(
     geom: &BufGeom,
     frags: &mut Vec<Frag>,
 ) -> Result<bool, NetifError> {
-    frags.clear();
     let mut ok = true;
+    let mut n = 0;
     loop {
         let s = tv.slot(*k)?;
         if s.flags & NS_BUF_CHANGED != 0 {
@@ -79,8 +176,9 @@ fn next_packet(
         *k = if *k + 1 >= num_slots { 0 } else { *k + 1 };
         match geom.offset(s.buf_idx) {
             _ if s.flags & NS_INDIRECT != 0 => ok = false,
-            Some(off) if u32::from(s.len) <= geom.size && frags.len() < MAX_FRAGS => {
-                frags.push(Frag { off, len: s.len })
+            Some(off) if u32::from(s.len) <= geom.size && n < MAX_FRAGS => {
+                frags.push(Frag { off, len: s.len });
+                n += 1;
             }
             _ => ok = false,
         }
@@ -94,120 +192,17 @@ fn next_packet(
     }
 }
 
-/// Takes the slots the consumer of a full RX ring has already handed back by moving
-/// its `head`, without waiting for its next rxsync; returns the new `hwcur`.
-///
-/// Why: a VALE RX ring is refilled in the *sender's* sync, but its slots come back only
-/// when the receiver's next sync reaches the daemon. Through FUSE that sync is a round
-/// trip that queues behind the very forward that needs the room (one lock, two
-/// vCPUs), so a sender that emits two bursts close together (pkt-gen catching up
-/// after a late timer) found the ring full although the receiver had consumed the
-/// first burst, and dropped. In the kernel the receiver's rxsync runs in its own
-/// context and wins that race. The client releases slots by moving `head` (it must
-/// not touch a slot outside `[head, tail)`), so taking the release now is what its
-/// next rxsync would do (VALE's rxsync is just `hwcur = head`). `head` is untrusted:
-/// it is read once and used only if it lies in `[hwcur, hwtail]`, the window
-/// `rxsync_prologue` accepts; anything else waits for the real sync, which
-/// re-initialises the ring.
-fn early_release(k: &mut crate::kring::Kring, rv: &RingView) -> Result<Option<u32>, NetifError> {
-    let head = rv.head()?;
-    if head == k.hwcur || !crate::kring::in_window(k.hwcur, k.hwtail, head) || head >= k.num_slots {
-        return Ok(None);
-    }
-    k.hwcur = head;
-    Ok(Some(head))
-}
-
-/// Copies the packet into RX ring `r` of port `d`. Ports without rings are skipped
-/// silently. A full ring (after taking the consumer's unsynced release) queues the
-/// packet in the port's [`Backlog`] for its next rxsync, and so does any packet while
-/// older ones wait there (order is kept); a full backlog, or an invalid buffer in the
-/// slots to fill, is a drop.
-#[allow(clippy::too_many_arguments)]
-fn deliver(
-    sw: &mut ValeSwitch,
-    d: usize,
-    r: usize,
-    frags: &[Frag],
-    bytes: u64,
-    mem: SharedMem,
-    geom: &BufGeom,
-    wake: &mut Wake,
-) -> Result<(), NetifError> {
-    let Some(rk) = sw.eps.get(d).and_then(|e| e.rx.get(r)) else {
-        return Ok(());
-    };
-    if rk.ring_off.is_none() {
-        return Ok(());
-    }
-    let rv = view(mem, rk)?;
-    let n = rk.num_slots;
-    let queued = sw.ports[d].backlog.get(r).is_some_and(|b| !b.is_empty());
-    if !queued {
-        let fill = sw.ports[d].fill[r];
-        let mut free = free_slots(rk.hwcur, fill, n);
-        if free < frags.len() as u64 {
-            if let Some(hwcur) = early_release(&mut sw.eps[d].rx[r], &rv)? {
-                free = free_slots(hwcur, fill, n);
-            }
-        }
-        if free >= frags.len() as u64 {
-            let lens: Vec<u16> = frags.iter().map(|f| f.len).collect();
-            let placed = put_packet(&rv, fill, n, geom, &lens, |i, dst| {
-                mem.copy_within(frags[i].off, dst, usize::from(frags[i].len))
-                    .map_err(NetifError::from)
-            })?;
-            let port = &mut sw.ports[d];
-            match placed {
-                Some(next) => {
-                    port.fill[r] = next;
-                    port.stats.rx_packets += 1;
-                    port.stats.rx_bytes += bytes;
-                    wake.add(d, Dir::Rx);
-                }
-                None => port.stats.rx_drops += 1,
-            }
-            return Ok(());
-        }
-    }
-    let port = &mut sw.ports[d];
-    let Some(bl) = port.backlog.get_mut(r) else {
-        port.stats.rx_drops += 1;
-        return Ok(());
-    };
-    if !bl.has_room(frags.len(), bytes as usize, n) {
-        port.stats.rx_drops += 1;
-        return Ok(());
-    }
-    let mut data = bl.buffer();
-    data.resize(bytes as usize, 0);
-    let mut at = 0;
-    for f in frags {
-        let len = usize::from(f.len);
-        mem.read_bytes(f.off, &mut data[at..at + len])?;
-        at += len;
-    }
-    bl.push(Held {
-        data,
-        lens: frags.iter().map(|f| f.len).collect(),
-    });
-    port.stats.rx_packets += 1;
-    port.stats.rx_bytes += bytes;
-    wake.add(d, Dir::Rx);
-    Ok(())
-}
-
-/// Free slots of an RX ring filled up to `fill` and released up to `hwcur`:
-/// `[fill, hwcur - 1)`, circularly.
-fn free_slots(hwcur: u32, fill: u32, n: u32) -> u64 {
-    (u64::from(hwcur) + u64::from(n) - 1 - u64::from(fill)) % u64::from(n)
+/// Free slots of an RX ring filled up to `fill` and released up to `limit`:
+/// `[fill, limit - 1)`, circularly.
+pub(crate) fn free_slots(limit: u32, fill: u32, n: u32) -> u64 {
+    (u64::from(limit) + u64::from(n) - 1 - u64::from(fill)) % u64::from(n)
 }
 
 /// Writes one packet of `lens.len()` fragments into the RX slots from `fill` on (the
 /// caller checked the room); `copy(i, dst)` copies fragment `i` to region offset
 /// `dst`. Every destination buffer is validated first: `None` (nothing written) if a
 /// slot holds an invalid one. Returns the slot after the packet.
-fn put_packet(
+pub(crate) fn put_packet(
     rv: &RingView,
     fill: u32,
     n: u32,
@@ -216,7 +211,20 @@ fn put_packet(
     mut copy: impl FnMut(usize, usize) -> Result<(), NetifError>,
 ) -> Result<Option<u32>, NetifError> {
     let next = |j: u32| if j + 1 >= n { 0 } else { j + 1 };
+    let count = ((lens.len() as u32) << NS_PORT_SHIFT) as u16 & NS_PORT_MASK;
     let mut j = fill;
+    if let [len] = lens {
+        // The common case, one fragment: one read of the slot's buffer index.
+        let idx = rv.slot_buf_idx(j)?;
+        let Some(dst) = geom.offset(idx) else {
+            tracing::debug!(slot = j, "VALE RX slot with a bad buffer");
+            return Ok(None);
+        };
+        copy(0, dst)?;
+        rv.set_slot_buf_len(j, idx, *len)?;
+        rv.set_slot_flags(j, count)?;
+        return Ok(Some(next(j)));
+    }
     for _ in lens {
         if geom.offset(rv.slot_buf_idx(j)?).is_none() {
             tracing::debug!(slot = j, "VALE RX slot with a bad buffer");
@@ -224,7 +232,6 @@ fn put_packet(
         }
         j = next(j);
     }
-    let count = ((lens.len() as u32) << NS_PORT_SHIFT) as u16 & NS_PORT_MASK;
     let mut j = fill;
     for (i, &len) in lens.iter().enumerate() {
         let idx = rv.slot_buf_idx(j)?;
@@ -240,119 +247,385 @@ fn put_packet(
     Ok(Some(j))
 }
 
-/// Part of the rxsync of port `ep`, RX ring `ring`, after the release: moves queued
-/// packets into the ring while they fit (oldest first).
-pub(super) fn drain_backlog(
-    sw: &mut ValeSwitch,
-    ep: usize,
-    ring: usize,
-    mem: SharedMem,
-    geom: &BufGeom,
-) -> Result<(), NetifError> {
-    let Some(rk) = sw.eps.get(ep).and_then(|e| e.rx.get(ring)) else {
-        return Ok(());
-    };
-    if rk.ring_off.is_none() {
-        return Ok(());
-    }
-    let rv = view(mem, rk)?;
-    let (n, hwcur) = (rk.num_slots, rk.hwcur);
-    let port = &mut sw.ports[ep];
-    let Some(bl) = port.backlog.get_mut(ring) else {
-        return Ok(());
-    };
-    while let Some(h) = bl.front() {
-        let fill = port.fill[ring];
-        if free_slots(hwcur, fill, n) < h.lens.len() as u64 {
-            break;
+/// Whether thread `tid` is running or runnable (`R` in `/proc/<tid>/stat`): a lock
+/// holder in that state is still working; one that sleeps or is stopped is not
+/// (a batch never sleeps while it holds the lock).
+fn running(tid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('R'))
+    })
+}
+
+/// Takes the fill lock of the RX ring whose state is `ks`, breaking it if its holder
+/// is gone, stopped or sleeping after [`BUSY_STALE`], or still there after
+/// [`LOCK_CAP`]; a value that claims to be the caller is a leftover and broken at once.
+pub(crate) fn lock_fill(ks: &KState, owner: u32) -> Result<(), NetifError> {
+    let mut tries: u32 = 0;
+    let mut seen: Option<(u32, Instant)> = None;
+    loop {
+        if ks.try_flock(owner)? {
+            return Ok(());
         }
-        let mut at = vec![0usize; h.lens.len()];
-        let mut pos = 0;
-        for (i, &l) in h.lens.iter().enumerate() {
-            at[i] = pos;
-            pos += usize::from(l);
-        }
-        let placed = put_packet(&rv, fill, n, geom, &h.lens, |i, dst| {
-            let len = usize::from(h.lens[i]);
-            mem.write_bytes(dst, &h.data[at[i]..at[i] + len])
-                .map_err(NetifError::from)
-        })?;
-        match placed {
-            Some(next) => port.fill[ring] = next,
-            None => {
-                port.stats.rx_drops += 1;
-                port.stats.rx_packets = port.stats.rx_packets.saturating_sub(1);
+        tries += 1;
+        if tries % 64 == 0 {
+            let h = ks.flock_holder()?;
+            // The daemon forwards one sync at a time, and a thread never nests: the
+            // caller's own mark is not a live holder.
+            if h == owner || (owner == BUSY_DAEMON && h == BUSY_DAEMON) {
+                ks.break_flock(h)?;
+                continue;
+            }
+            let now = Instant::now();
+            let broken = holder_gone(h)
+                || match seen {
+                    Some((s, since)) if s == h => {
+                        let held = now.duration_since(since);
+                        held > LOCK_CAP || (held > BUSY_STALE && !running(h))
+                    }
+                    _ => {
+                        seen = Some((h, now));
+                        false
+                    }
+                };
+            if broken {
+                tracing::debug!(holder = h, "VALE fill lock broken");
+                ks.break_flock(h)?;
+                seen = None;
+                continue;
             }
         }
-        if let Some(h) = bl.pop() {
-            bl.recycle(h.data);
+        if tries < 256 {
+            std::hint::spin_loop();
+        } else if tries < 2048 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
         }
+    }
+}
+
+/// Forwards `[t.hwcur, head)` of the sender's TX ring `t` (view `tv`, state `tks`).
+pub(crate) fn forward(
+    s: &Sender,
+    t: &mut Kring,
+    tv: &RingView,
+    tks: &KState,
+    head: u32,
+    ports: &mut dyn Ports,
+) -> Result<Forwarded, NetifError> {
+    let mut out = Forwarded::default();
+    let n = t.num_slots;
+    let mut k = t.hwcur;
+    let pending = (head + n - k) % n;
+    let mut frags: Vec<Frag> = Vec::with_capacity((pending as usize).min(PKT_BATCH));
+    let mut pkts: Vec<Pkt> = Vec::with_capacity((pending as usize).min(PKT_BATCH));
+    let (mut sent, mut bytes_sent, mut dropped) = (0u64, 0u64, 0u64);
+    while k != head {
+        pkts.clear();
+        frags.clear();
+        let batch_start = k;
+        let (mut b_sent, mut b_bytes, mut b_dropped) = (0u64, 0u64, 0u64);
+        while k != head && pkts.len() < PKT_BATCH {
+            let first = frags.len();
+            let ok = next_packet(tv, n, &mut k, head, &s.geom, &mut frags)?;
+            let mut eth = [0u8; ETH_HLEN];
+            if !ok || !read_prefix(s.mem, &frags[first..], s.hdr_len, &mut eth)? {
+                frags.truncate(first);
+                b_dropped += 1;
+                continue;
+            }
+            let bytes: u64 = frags[first..].iter().map(|f| u64::from(f.len)).sum();
+            let mut dst: Mac = [0; 6];
+            let mut src: Mac = [0; 6];
+            dst.copy_from_slice(&eth[..6]);
+            src.copy_from_slice(&eth[6..12]);
+            s.bdg.learn(&src, s.me as u16)?;
+            let target = if is_group(&dst) {
+                None
+            } else {
+                s.bdg.lookup(&dst)?
+            };
+            if target == Some(s.me as u16) {
+                frags.truncate(first);
+                b_dropped += 1;
+                continue;
+            }
+            b_sent += 1;
+            b_bytes += bytes;
+            pkts.push(Pkt {
+                frag0: first as u32,
+                nfrags: (frags.len() - first) as u16,
+                dst: target.unwrap_or(FLOOD),
+                bytes: bytes as u32,
+            });
+        }
+        if deliver_batch(s, t.id as usize, &pkts, &frags, ports, &mut out)?.is_err() {
+            k = batch_start;
+            out.deferred = true;
+            break;
+        }
+        (sent, bytes_sent, dropped) = (sent + b_sent, bytes_sent + b_bytes, dropped + b_dropped);
+    }
+    tks.count_sent(sent, bytes_sent)?;
+    tks.count_drops(dropped)?;
+    t.hwcur = k;
+    t.hwtail = t.prev(k);
+    Ok(out)
+}
+
+/// Whether every destination ring of the batch has room for all of its packets and
+/// no queued packets ahead of them (read without the fill locks: a sender racing in
+/// between only turns some of them into drops, as a full ring would).
+fn batch_fits(s: &Sender, ring: usize, pkts: &[Pkt], ports: &dyn Ports) -> Result<bool, NetifError> {
+    let mut need: Vec<((usize, usize), u64)> = Vec::new();
+    let mut add = |t: (usize, usize), n: u64| match need.iter_mut().find(|(k, _)| *k == t) {
+        Some((_, v)) => *v += n,
+        None => need.push((t, n)),
+    };
+    for p in pkts {
+        let n = u64::from(p.nfrags);
+        if p.dst == FLOOD {
+            for d in 0..ports.slots() {
+                if d != s.me && ports.active(d) {
+                    add((d, 0), n);
+                }
+            }
+        } else {
+            let d = usize::from(p.dst);
+            let nr = ports.rx_rings(d);
+            if nr > 0 {
+                add((d, ring % nr), n);
+            }
+        }
+    }
+    for ((d, r), n) in need {
+        let Some((off, slots)) = ports.rx_ring(d, r) else {
+            continue;
+        };
+        let ks = KState::new(s.mem, off);
+        if ks.queued()? {
+            return Ok(false);
+        }
+        let (hwcur, hwtail) = ks.hw()?;
+        let fill = ks.link()?;
+        if fill >= slots || hwcur >= slots {
+            continue; // a broken ring: its packets are dropped and counted
+        }
+        let head = RingView::new(s.mem, off, slots).head()?;
+        let limit = if head < slots && in_window(hwcur, hwtail, head) {
+            head
+        } else {
+            hwcur
+        };
+        if free_slots(limit, fill, slots) < n {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Delivers a looked-up batch: each destination ring once, its packets in order.
+/// Unicast goes to RX ring `sender ring % rings`; unknown unicast, multicast and
+/// broadcast to RX ring 0 of every other active port. `Err(Defer)`: nothing was
+/// delivered, the batch is the daemon's ([`Sender::defer_when_full`]).
+fn deliver_batch(
+    s: &Sender,
+    ring: usize,
+    pkts: &[Pkt],
+    frags: &[Frag],
+    ports: &mut dyn Ports,
+    out: &mut Forwarded,
+) -> Result<Result<(), Defer>, NetifError> {
+    if s.defer_when_full && !batch_fits(s, ring, pkts, ports)? {
+        return Ok(Err(Defer));
+    }
+    let mut unicast: Vec<u16> = Vec::new();
+    let mut flood = false;
+    for p in pkts {
+        if p.dst == FLOOD {
+            flood = true;
+        } else if !unicast.contains(&p.dst) {
+            unicast.push(p.dst);
+        }
+    }
+    for &d in &unicast {
+        let nr = ports.rx_rings(usize::from(d));
+        if nr == 0 {
+            continue;
+        }
+        deliver_to(s, usize::from(d), ring % nr, pkts, frags, ports, out, |p| {
+            p.dst == d
+        })?;
+    }
+    if flood {
+        for d in 0..ports.slots() {
+            if d != s.me && ports.active(d) {
+                deliver_to(s, d, 0, pkts, frags, ports, out, |p| p.dst == FLOOD)?;
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Copies the packets of the batch that `pick` selects into RX ring `r` of port `d`,
+/// under the ring's fill lock, then publishes the ring once.
+#[allow(clippy::too_many_arguments)]
+fn deliver_to(
+    s: &Sender,
+    d: usize,
+    r: usize,
+    pkts: &[Pkt],
+    frags: &[Frag],
+    ports: &mut dyn Ports,
+    out: &mut Forwarded,
+    pick: impl Fn(&Pkt) -> bool,
+) -> Result<(), NetifError> {
+    let Some((off, n)) = ports.rx_ring(d, r) else {
+        return Ok(());
+    };
+    let ks = KState::new(s.mem, off);
+    let rv = RingView::new(s.mem, off, n);
+    lock_fill(&ks, s.owner)?;
+    let res = fill_ring(s, d, r, &ks, &rv, n, pkts, frags, ports, &pick);
+    if !ks.put_flock(s.owner)? {
+        tracing::debug!(port = d, ring = r, "VALE fill lock was broken while held");
+    }
+    let (placed, held) = res?;
+    if held > 0 {
+        ks.set_queued(true)?;
+    }
+    if placed > 0 {
+        out.kick |= publish(&ks)?;
+    }
+    if placed + held > 0 {
+        out.wake.add(d, Dir::Rx);
     }
     Ok(())
 }
 
-/// The txsync of port `ep`, TX ring `ring`.
-pub(super) fn txsync(
-    sw: &mut ValeSwitch,
-    ep: usize,
-    ring: usize,
-    head: u32,
-    mem: SharedMem,
-    geom: BufGeom,
-) -> Result<Wake, NetifError> {
-    let t = sw
-        .eps
-        .get(ep)
-        .and_then(|e| e.tx.get(ring))
-        .ok_or_else(|| NetifError::NoPort(format!("VALE port {ep} TX ring {ring}")))?;
-    let tv = view(mem, t)?;
-    let num_slots = t.num_slots;
-    let mut k = t.hwcur;
-    let hdr_len = sw.ports[ep].hdr_len as usize;
-    let mut wake = Wake::none();
-    let mut frags = Vec::with_capacity(4);
-    while k != head {
-        let ok = next_packet(&tv, num_slots, &mut k, head, &geom, &mut frags)?;
-        let mut eth = [0u8; ETH_HLEN];
-        if !ok || !read_prefix(mem, &frags, hdr_len, &mut eth)? {
-            sw.ports[ep].stats.tx_drops += 1;
-            continue;
-        }
-        let bytes: u64 = frags.iter().map(|f| u64::from(f.len)).sum();
-        let mut dst: Mac = [0; 6];
-        let mut src: Mac = [0; 6];
-        dst.copy_from_slice(&eth[..6]);
-        src.copy_from_slice(&eth[6..12]);
-        sw.table.learn(&src, ep as u16);
-        let target = if is_group(&dst) {
-            None
-        } else {
-            sw.table.lookup(&dst).map(usize::from)
-        };
-        if target == Some(ep) {
-            sw.ports[ep].stats.tx_drops += 1;
-            continue;
-        }
-        let st = &mut sw.ports[ep].stats;
-        st.tx_packets += 1;
-        st.tx_bytes += bytes;
-        match target {
-            Some(d) => {
-                let rings = sw.eps[d].rx.len().max(1);
-                deliver(sw, d, ring % rings, &frags, bytes, mem, &geom, &mut wake)?;
+/// The part of [`deliver_to`] under the lock: returns packets placed and held.
+#[allow(clippy::too_many_arguments)]
+fn fill_ring(
+    s: &Sender,
+    d: usize,
+    r: usize,
+    ks: &KState,
+    rv: &RingView,
+    n: u32,
+    pkts: &[Pkt],
+    frags: &[Frag],
+    ports: &mut dyn Ports,
+    pick: &dyn Fn(&Pkt) -> bool,
+) -> Result<(u64, u64), NetifError> {
+    let (hwcur, hwtail) = ks.hw()?;
+    let mut fill = ks.link()?;
+    if fill >= n || hwcur >= n {
+        tracing::debug!(port = d, ring = r, fill, hwcur, "VALE RX ring state out of range: nothing delivered");
+        ks.count_drops(pkts.iter().filter(|p| pick(p)).count() as u64)?;
+        return Ok((0, 0));
+    }
+    // Slots the reader already handed back by moving `head` are free too: its next
+    // rxsync would take them (VALE's rxsync is `hwcur = head`), and waiting for it is
+    // what made a daemon-path receiver lose packets (see backlog.rs). `head` is
+    // untrusted: used only inside `[hwcur, hwtail]`.
+    let head = rv.head()?;
+    let limit = if head < n && in_window(hwcur, hwtail, head) {
+        head
+    } else {
+        hwcur
+    };
+    let mut queue = ports.queued(d, r);
+    let (mut placed, mut held, mut dropped, mut bytes) = (0u64, 0u64, 0u64, 0u64);
+    let mut lens = [0u16; MAX_FRAGS];
+    for p in pkts.iter().filter(|p| pick(p)) {
+        let fr = &frags[p.frag0 as usize..p.frag0 as usize + usize::from(p.nfrags)];
+        if !queue && free_slots(limit, fill, n) >= fr.len() as u64 {
+            for (l, f) in lens.iter_mut().zip(fr) {
+                *l = f.len;
             }
-            None => {
-                // Unknown unicast, multicast and broadcast: every other port, RX ring 0.
-                for d in 0..sw.eps.len() {
-                    if d != ep && sw.ports[d].in_use {
-                        deliver(sw, d, 0, &frags, bytes, mem, &geom, &mut wake)?;
-                    }
+            let done = put_packet(rv, fill, n, &s.geom, &lens[..fr.len()], |i, dst| {
+                s.mem
+                    .copy_within(fr[i].off, dst, usize::from(fr[i].len))
+                    .map_err(NetifError::from)
+            })?;
+            match done {
+                Some(next) => {
+                    fill = next;
+                    placed += 1;
+                    bytes += u64::from(p.bytes);
                 }
+                None => dropped += 1,
             }
+        } else if ports.hold(d, r, s.mem, fr, u64::from(p.bytes))? {
+            queue = true;
+            held += 1;
+        } else {
+            dropped += 1;
         }
     }
-    let t = &mut sw.eps[ep].tx[ring];
-    t.hwcur = head;
-    t.hwtail = t.prev(head);
-    Ok(wake)
+    if placed > 0 {
+        ks.set_link(fill)?;
+    }
+    ks.count_sent(placed, bytes)?;
+    ks.count_drops(dropped)?;
+    Ok((placed, held))
+}
+
+/// The reader's rxsync of a VALE RX ring (in the daemon or in the client): releases
+/// `[hwcur, head)` and publishes what senders filled. Returns whether the daemon holds
+/// queued packets for the ring.
+pub fn rx_core(k: &mut Kring, ks: &KState, head: u32) -> Result<bool, NetifError> {
+    k.hwcur = head;
+    let fill = ks.link()?;
+    if fill < k.num_slots {
+        k.hwtail = fill;
+    }
+    Ok(ks.queued()?)
+}
+
+/// The switch as a client sees it: the block's port list, every ring checked before
+/// it is written (state block of a VALE ring of this very switch, slot count in
+/// range, inside the region).
+pub(crate) struct BlockPorts<'a> {
+    pub mem: SharedMem<'a>,
+    pub bdg: Bdg<'a>,
+}
+
+impl Ports for BlockPorts<'_> {
+    fn slots(&self) -> usize {
+        self.bdg.nports()
+    }
+    fn active(&self, p: usize) -> bool {
+        self.bdg.port(p).is_ok_and(|e| e.is_some())
+    }
+    fn rx_rings(&self, p: usize) -> usize {
+        self.bdg
+            .port(p)
+            .ok()
+            .flatten()
+            .map_or(0, |e| e.rx_rings as usize)
+    }
+    fn rx_ring(&self, p: usize, r: usize) -> Option<(usize, u32)> {
+        let e = self.bdg.port(p).ok()??;
+        if r >= e.rx_rings as usize {
+            return None;
+        }
+        let off = *e.rx.get(r)? as usize;
+        check_ring(self.mem, off, self.bdg.offset())
+    }
+}
+
+/// `(off, num_slots)` if `off` holds a VALE ring of the switch whose block is at
+/// `bdg` (kind may be 0: a monitored port still receives).
+pub(crate) fn check_ring(mem: SharedMem, off: usize, bdg: usize) -> Option<(usize, u32)> {
+    let ks = KState::new(mem, off);
+    if ks.magic().ok()? != MAGIC || ks.peer().ok()? != bdg as u64 {
+        return None;
+    }
+    let n = mem
+        .read_u32(off + core::mem::offset_of!(NetmapRing, num_slots))
+        .ok()?;
+    let end = off.checked_add(netmap_abi::ring_slot_offset(n))?;
+    ((1..=MAX_VALE_SLOTS).contains(&n) && end <= mem.len()).then_some((off, n))
 }

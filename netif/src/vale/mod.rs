@@ -7,8 +7,10 @@
 //!
 //! Forwarding happens inside the sender's txsync ([`forward`]): every packet is copied
 //! into the destination's own RX buffers, never swapped. The RX side only releases
-//! slots and publishes what senders filled (`fill`, the per-RX-ring "filled up to"
-//! index, like the pipes' `Link`).
+//! slots and publishes what senders filled (the fill index, the per-RX-ring "filled up
+//! to" index in the ring's state block). The learning table and the port list live in
+//! the switch block ([`bdg`]) in the shared region, so a preloaded sender forwards in
+//! its own process exactly as the daemon does for everyone else.
 //!
 //! Virtio-net header lengths (PORT_HDR_SET) are stored per port and skipped when the
 //! learning bridge reads the Ethernet header; frames are copied unchanged between ports
@@ -16,16 +18,21 @@
 //! emulated).
 
 mod backlog;
-mod forward;
+pub mod bdg;
+pub mod forward;
 mod persistent;
 pub mod switch;
 #[cfg(test)]
 mod tests;
 
-pub use switch::{parse_vale_name, LearnTable};
+pub use switch::parse_vale_name;
 
-use crate::adapter::{Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
+use crate::adapter::{view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
+use crate::kring::Dir;
+use crate::kstate::{KState, BUSY_DAEMON, KIND_VALE};
 use crate::NetifError;
+use bdg::Bdg;
+use forward::{Frag, Ports};
 use netmap_pool::{MemAllocator, PoolError, SharedMem};
 
 /// Port slots of a switch (netmap's NM_BDG_MAXPORTS).
@@ -52,7 +59,7 @@ pub struct BufGeom {
 }
 
 impl BufGeom {
-    fn of(alloc: &MemAllocator) -> Self {
+    pub fn of(alloc: &MemAllocator) -> Self {
         Self {
             pool_offset: alloc.buf_pool.offset(),
             size: alloc.buf_size(),
@@ -67,7 +74,9 @@ impl BufGeom {
     }
 }
 
-/// Per-port counters.
+/// Per-port counters. The forwarding counts in the rings' state blocks (it may run in
+/// a client); these add what the daemon alone sees (its backlog) and what rings that
+/// were freed had counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortStats {
     /// Packets the port sent that were well formed (forwarded or not).
@@ -94,8 +103,6 @@ struct PortState {
     /// Port part of the name (after ':').
     port: String,
     hdr_len: u32,
-    /// Per RX ring: the next slot senders fill; published as hwtail by rxsync.
-    fill: Vec<u32>,
     /// Per RX ring: packets that found the ring full, moved in by the next rxsync.
     backlog: Vec<backlog::Backlog>,
     stats: PortStats,
@@ -107,7 +114,8 @@ pub struct ValeSwitch {
     name: String,
     eps: Vec<Endpoint>,
     ports: Vec<PortState>,
-    table: LearnTable,
+    /// Region offset of the switch block (a ring object), while any port has rings.
+    bdg: Option<usize>,
     geom: Option<BufGeom>,
 }
 
@@ -126,7 +134,7 @@ impl ValeSwitch {
             name: name.to_string(),
             eps: Vec::new(),
             ports: Vec::new(),
-            table: LearnTable::new(),
+            bdg: None,
             geom: None,
         }
     }
@@ -200,7 +208,6 @@ impl ValeSwitch {
             persistent: false,
             port: port.to_string(),
             hdr_len: 0,
-            fill: vec![0; counts.rx_rings as usize],
             backlog: vec![backlog::Backlog::default(); counts.rx_rings as usize],
             stats: PortStats::default(),
         };
@@ -220,7 +227,7 @@ impl ValeSwitch {
     }
 
     /// PORT_HDR_SET: 0, 10 or 12, else `Inval`; an unknown port → `NoPort`.
-    pub fn set_hdr_len(&mut self, ep: usize, len: u32) -> Result<(), NetifError> {
+    pub fn set_hdr_len(&mut self, ep: usize, len: u32, mem: SharedMem) -> Result<(), NetifError> {
         if !HDR_LENS.contains(&len) {
             return Err(NetifError::Inval(format!(
                 "virtio-net header length {len} (0, 10 or 12)"
@@ -232,6 +239,7 @@ impl ValeSwitch {
             .filter(|p| p.in_use)
             .ok_or_else(|| no_port("VALE port slot"))?;
         p.hdr_len = len;
+        self.publish_port(ep, mem);
         Ok(())
     }
 
@@ -278,34 +286,302 @@ impl ValeSwitch {
         Ok(())
     }
 
-    /// Counters of one port (zero for a free slot).
-    pub fn port_stats(&self, ep: usize) -> PortStats {
-        self.ports.get(ep).map(|p| p.stats).unwrap_or_default()
+    /// Counters of one port (zero for a free slot): the daemon's own plus what its
+    /// rings' state blocks counted.
+    pub fn port_stats(&self, ep: usize, mem: SharedMem) -> PortStats {
+        let mut s = self.ports.get(ep).map(|p| p.stats).unwrap_or_default();
+        if let Some(e) = self.eps.get(ep) {
+            add_ring_counts(&mut s, e, mem);
+        }
+        s
     }
 
-    /// The learning table (for diagnostics and tests).
-    pub fn table(&self) -> &LearnTable {
-        &self.table
+    /// The port `mac` was last learned on (for diagnostics and tests).
+    pub fn lookup(&self, mem: SharedMem, mac: &switch::Mac) -> Option<u16> {
+        let b = Bdg::new(mem, self.bdg?);
+        b.lookup(mac).ok().flatten()
+    }
+
+    /// Region offset of the switch block, while the switch has rings.
+    pub fn block(&self) -> Option<usize> {
+        self.bdg
     }
 
     fn free_slot(&mut self, ep: usize) {
         tracing::debug!(switch = %self.name, port = %self.ports[ep].port, slot = ep, "VALE port freed");
         self.eps[ep] = free_endpoint();
         self.ports[ep] = PortState::default();
-        self.table.forget_port(ep as u16);
     }
 
-    /// Gives back the rings and buffers of endpoint `ep`.
+    /// Writes port `ep`'s entry of the switch block: its RX rings and header length
+    /// when it has rings, inactive otherwise.
+    fn publish_port(&self, ep: usize, mem: SharedMem) {
+        let Some(b) = self.bdg.map(|o| Bdg::new(mem, o)) else {
+            return;
+        };
+        let e = &self.eps[ep];
+        let rx: Option<Vec<usize>> = (self.ports[ep].in_use && !e.rx.is_empty() && e.has_rings())
+            .then(|| e.rx.iter().filter_map(|k| k.ring_off).collect());
+        match b.set_port(ep, self.ports[ep].hdr_len, rx.as_deref()) {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(switch = %self.name, port = ep, "VALE port's rings lie beyond 4 GiB: not reachable by senders in clients"),
+            Err(e) => tracing::error!(%e, "writing a VALE switch block"),
+        }
+        let top = (0..self.eps.len())
+            .rev()
+            .find(|&i| self.ports[i].in_use && self.eps[i].ring_offs().next().is_some())
+            .map_or(0, |i| i + 1);
+        if let Err(e) = b.set_nports(top) {
+            tracing::error!(%e, "writing a VALE switch block");
+        }
+    }
+
+    /// Gives back the rings and buffers of endpoint `ep` (its counters are kept, its
+    /// learned addresses forgotten), and the switch block after the last rings.
     fn free_rings(&mut self, ep: usize, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
         let Some(e) = self.eps.get_mut(ep) else {
             return;
         };
-        e.delete_rings(alloc, mem, keep);
+        if e.ring_offs().next().is_none() {
+            return;
+        }
         if let Some(p) = self.ports.get_mut(ep) {
-            p.fill.iter_mut().for_each(|f| *f = 0);
+            add_ring_counts(&mut p.stats, e, mem);
             let dropped: usize = p.backlog.iter_mut().map(backlog::Backlog::clear).sum();
             p.stats.rx_drops += dropped as u64;
         }
+        for off in e.ring_offs() {
+            if let Err(err) = KState::new(mem, off).clear() {
+                tracing::error!(%err, "clearing a VALE ring's state block");
+            }
+        }
+        e.delete_rings(alloc, mem, keep);
+        if let Some(o) = self.bdg {
+            let b = Bdg::new(mem, o);
+            if let Err(err) = b.forget_port(ep as u16) {
+                tracing::error!(%err, "clearing a VALE switch block");
+            }
+        }
+        self.publish_port(ep, mem);
+        if !self.eps.iter().any(|e| e.ring_offs().next().is_some()) {
+            self.free_block(alloc, mem);
+        }
+    }
+
+    fn free_block(&mut self, alloc: &mut MemAllocator, mem: SharedMem) {
+        let Some(off) = self.bdg.take() else {
+            return;
+        };
+        if let Err(e) = Bdg::new(mem, off).clear() {
+            tracing::error!(%e, "clearing a VALE switch block");
+        }
+        match alloc.ring_pool.obj_index(off) {
+            Some(idx) => {
+                if let Err(e) = alloc.ring_pool.free(idx) {
+                    tracing::error!(%e, "freeing a VALE switch block");
+                }
+            }
+            None => tracing::error!(off, "VALE switch block is not a ring object"),
+        }
+    }
+
+    /// Allocates and initialises the switch block (one ring object).
+    fn alloc_block(&mut self, alloc: &mut MemAllocator, mem: SharedMem) -> Result<(), NetifError> {
+        if self.bdg.is_some() {
+            return Ok(());
+        }
+        if (alloc.ring_pool.objsize() as usize) < bdg::BDG_BYTES {
+            tracing::error!(
+                switch = %self.name,
+                need = bdg::BDG_BYTES,
+                have = alloc.ring_pool.objsize(),
+                "VALE needs ring objects of at least this many bytes (--ring-size)"
+            );
+            return Err(NetifError::NoMem(PoolError::Exhausted {
+                pool: "ring (too small for a VALE switch block)",
+            }));
+        }
+        let idx = alloc.ring_pool.alloc()?;
+        let Some(off) = alloc.ring_pool.obj_offset(idx) else {
+            let _ = alloc.ring_pool.free(idx);
+            return Err(NetifError::Inval(format!("ring object {idx} has no offset")));
+        };
+        if let Err(e) = Bdg::new(mem, off).init() {
+            let _ = alloc.ring_pool.free(idx);
+            return Err(e.into());
+        }
+        self.bdg = Some(off);
+        Ok(())
+    }
+}
+
+impl ValeSwitch {
+    /// Part of the rxsync of port `ep`, RX ring `ring`, after the release (`hwcur`
+    /// set): moves queued packets into the ring while they fit (oldest first), under
+    /// the ring's fill lock, and says in the ring's state block whether any are left.
+    fn drain_backlog(
+        &mut self,
+        ep: usize,
+        ring: usize,
+        mem: SharedMem,
+        geom: &BufGeom,
+    ) -> Result<(), NetifError> {
+        let Some(rk) = self.eps.get(ep).and_then(|e| e.rx.get(ring)) else {
+            return Ok(());
+        };
+        let port = &mut self.ports[ep];
+        let Some(bl) = port.backlog.get_mut(ring) else {
+            return Ok(());
+        };
+        if bl.is_empty() {
+            return Ok(());
+        }
+        let stats = &mut port.stats;
+        let rv = view(mem, rk)?;
+        let ks = KState::new(mem, rv.offset());
+        let (n, hwcur) = (rk.num_slots, rk.hwcur);
+        forward::lock_fill(&ks, BUSY_DAEMON)?;
+        let res = (|| -> Result<u64, NetifError> {
+            let mut fill = ks.link()?;
+            if fill >= n {
+                return Ok(0);
+            }
+            let mut placed = 0;
+            while let Some(h) = bl.front() {
+                if forward::free_slots(hwcur, fill, n) < h.lens.len() as u64 {
+                    break;
+                }
+                let mut at = [0usize; MAX_FRAGS];
+                let mut pos = 0;
+                for (i, &l) in h.lens.iter().enumerate() {
+                    at[i] = pos;
+                    pos += usize::from(l);
+                }
+                let done = forward::put_packet(&rv, fill, n, geom, &h.lens, |i, dst| {
+                    let len = usize::from(h.lens[i]);
+                    mem.write_bytes(dst, &h.data[at[i]..at[i] + len])
+                        .map_err(NetifError::from)
+                })?;
+                match done {
+                    Some(next) => {
+                        fill = next;
+                        placed += 1;
+                    }
+                    None => {
+                        stats.rx_drops += 1;
+                        stats.rx_packets = stats.rx_packets.saturating_sub(1);
+                    }
+                }
+                if let Some(h) = bl.pop() {
+                    bl.recycle(h.data);
+                }
+            }
+            ks.set_link(fill)?;
+            Ok(placed)
+        })();
+        ks.set_queued(!bl.is_empty())?;
+        ks.put_flock(BUSY_DAEMON)?;
+        if res? > 0 {
+            // A reader in a client may sleep on this ring after kicking us.
+            crate::kstate::publish(&ks)?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds the counters kept in `e`'s rings' state blocks to `s`.
+fn add_ring_counts(s: &mut PortStats, e: &Endpoint, mem: SharedMem) {
+    for (d, k) in e
+        .tx
+        .iter()
+        .map(|k| (Dir::Tx, k))
+        .chain(e.rx.iter().map(|k| (Dir::Rx, k)))
+    {
+        let Some(off) = k.ring_off else { continue };
+        let ks = KState::new(mem, off);
+        let ((p, b), dr) = (ks.sent().unwrap_or_default(), ks.drops().unwrap_or_default());
+        match d {
+            Dir::Tx => {
+                s.tx_packets += p;
+                s.tx_bytes += b;
+                s.tx_drops += dr;
+            }
+            Dir::Rx => {
+                s.rx_packets += p;
+                s.rx_bytes += b;
+                s.rx_drops += dr;
+            }
+        }
+    }
+}
+
+/// The daemon's view of the destinations: its own port list and ring offsets (never
+/// the block's), and its backlog for full rings.
+struct DaemonPorts<'a> {
+    eps: &'a [Endpoint],
+    ports: &'a mut [PortState],
+}
+
+impl Ports for DaemonPorts<'_> {
+    fn slots(&self) -> usize {
+        self.eps.len()
+    }
+    fn active(&self, p: usize) -> bool {
+        self.ports.get(p).is_some_and(|s| s.in_use)
+            && self.eps[p].rx.first().is_some_and(|k| k.ring_off.is_some())
+    }
+    fn rx_rings(&self, p: usize) -> usize {
+        if self.active(p) {
+            self.eps[p].rx.len()
+        } else {
+            0
+        }
+    }
+    fn rx_ring(&self, p: usize, r: usize) -> Option<(usize, u32)> {
+        if !self.ports.get(p)?.in_use {
+            return None;
+        }
+        let k = self.eps.get(p)?.rx.get(r)?;
+        Some((k.ring_off?, k.num_slots))
+    }
+    fn queued(&self, p: usize, r: usize) -> bool {
+        self.ports
+            .get(p)
+            .and_then(|s| s.backlog.get(r))
+            .is_some_and(|b| !b.is_empty())
+    }
+    /// Queues the packet in the port's [`backlog::Backlog`] if it has room.
+    fn hold(
+        &mut self,
+        p: usize,
+        r: usize,
+        mem: SharedMem,
+        frags: &[Frag],
+        bytes: u64,
+    ) -> Result<bool, NetifError> {
+        let n = self.rx_ring(p, r).map_or(0, |(_, n)| n);
+        let port = &mut self.ports[p];
+        let Some(bl) = port.backlog.get_mut(r) else {
+            return Ok(false);
+        };
+        if !bl.has_room(frags.len(), bytes as usize, n) {
+            return Ok(false);
+        }
+        let mut data = bl.buffer();
+        data.resize(bytes as usize, 0);
+        let mut at = 0;
+        for f in frags {
+            let len = usize::from(f.len);
+            mem.read_bytes(f.off, &mut data[at..at + len])?;
+            at += len;
+        }
+        bl.push(backlog::Held {
+            data,
+            lens: frags.iter().map(|f| f.len).collect(),
+        });
+        port.stats.rx_packets += 1;
+        port.stats.rx_bytes += bytes;
+        Ok(true)
     }
 }
 
@@ -344,12 +620,31 @@ impl Adapter for ValeSwitch {
             return Ok(());
         }
         let geom = BufGeom::of(alloc);
-        self.eps[ep].create_rings(alloc, mem)?;
-        self.ports[ep].fill.iter_mut().for_each(|f| *f = 0);
+        let fresh_block = self.bdg.is_none();
+        self.alloc_block(alloc, mem)?;
+        if let Err(e) = self.eps[ep].create_rings(alloc, mem) {
+            if fresh_block {
+                self.free_block(alloc, mem);
+            }
+            return Err(e);
+        }
+        let bdg = self.bdg.unwrap_or(0);
+        let e = &self.eps[ep];
+        for k in &e.tx {
+            if let Some(off) = k.ring_off {
+                KState::new(mem, off).init(KIND_VALE, k, ep as u32, bdg)?;
+            }
+        }
+        for k in &e.rx {
+            if let Some(off) = k.ring_off {
+                KState::new(mem, off).init(KIND_VALE, k, 0, bdg)?;
+            }
+        }
         self.ports[ep].backlog.iter_mut().for_each(|b| {
             b.clear();
         });
         self.geom = Some(geom);
+        self.publish_port(ep, mem);
         Ok(())
     }
 
@@ -391,10 +686,38 @@ impl Adapter for ValeSwitch {
         let geom = self
             .geom
             .ok_or_else(|| NetifError::Inval("VALE switch has no rings".into()))?;
-        forward::txsync(self, ep, ring, head, mem, geom)
+        let bdg = self
+            .bdg
+            .ok_or_else(|| NetifError::Inval("VALE switch has no block".into()))?;
+        let mut t = self
+            .eps
+            .get(ep)
+            .and_then(|e| e.tx.get(ring))
+            .cloned()
+            .ok_or_else(|| NetifError::NoPort(format!("VALE port {ep} TX ring {ring}")))?;
+        let tv = view(mem, &t)?;
+        let tks = KState::new(mem, tv.offset());
+        let sender = forward::Sender {
+            mem,
+            geom,
+            bdg: Bdg::new(mem, bdg),
+            me: ep,
+            hdr_len: self.ports[ep].hdr_len as usize,
+            owner: BUSY_DAEMON,
+            defer_when_full: false,
+        };
+        let mut ports = DaemonPorts {
+            eps: &self.eps,
+            ports: &mut self.ports,
+        };
+        let out = forward::forward(&sender, &mut t, &tv, &tks, head, &mut ports)?;
+        let k = &mut self.eps[ep].tx[ring];
+        (k.hwcur, k.hwtail) = (t.hwcur, t.hwtail);
+        Ok(out.wake)
     }
 
-    /// Releases `[hwcur, head)` and publishes what senders have filled.
+    /// Releases `[hwcur, head)`, moves queued packets in, and publishes what senders
+    /// have filled.
     fn rxsync(
         &mut self,
         ep: usize,
@@ -402,16 +725,25 @@ impl Adapter for ValeSwitch {
         head: u32,
         mem: SharedMem,
     ) -> Result<Wake, NetifError> {
-        if self.ports.get(ep).and_then(|p| p.fill.get(ring)).is_none() {
-            return Err(no_port("VALE RX ring"));
-        }
-        self.eps[ep].rx[ring].hwcur = head;
+        let k = self
+            .eps
+            .get_mut(ep)
+            .and_then(|e| e.rx.get_mut(ring))
+            .ok_or_else(|| no_port("VALE RX ring"))?;
+        let ks = KState::new(mem, view(mem, k)?.offset());
+        k.hwcur = head;
         if let Some(geom) = self.geom {
-            forward::drain_backlog(self, ep, ring, mem, &geom)?;
+            self.drain_backlog(ep, ring, mem, &geom)?;
         }
-        let fill = self.ports[ep].fill[ring];
-        self.eps[ep].rx[ring].hwtail = fill;
+        let k = &mut self.eps[ep].rx[ring];
+        forward::rx_core(k, &ks, head)?;
         Ok(Wake::none())
+    }
+
+    /// VALE ring state lives in the rings' state blocks: clients forward and receive
+    /// in their own process.
+    fn shared_kstate(&self) -> bool {
+        true
     }
 
     /// A switch with a persistent port lives on without users.
@@ -420,8 +752,8 @@ impl Adapter for ValeSwitch {
     }
 
     /// The switch's port count, then this port's own counters.
-    fn endpoint_stats(&self, ep: usize) -> Vec<(&'static str, u64)> {
-        let s = self.port_stats(ep);
+    fn endpoint_stats(&self, ep: usize, mem: SharedMem) -> Vec<(&'static str, u64)> {
+        let s = self.port_stats(ep, mem);
         vec![
             ("ports", self.ports_in_use() as u64),
             ("tx_packets", s.tx_packets),
@@ -449,26 +781,4 @@ impl Adapter for ValeSwitch {
         ]
     }
 
-    /// Totals over all ports ([`ValeSwitch::port_stats`] has them per port).
-    fn stats(&self) -> Vec<(&'static str, u64)> {
-        let mut t = PortStats::default();
-        for p in self.ports.iter().filter(|p| p.in_use) {
-            let s = p.stats;
-            t.tx_packets += s.tx_packets;
-            t.tx_bytes += s.tx_bytes;
-            t.tx_drops += s.tx_drops;
-            t.rx_packets += s.rx_packets;
-            t.rx_bytes += s.rx_bytes;
-            t.rx_drops += s.rx_drops;
-        }
-        vec![
-            ("ports", self.ports_in_use() as u64),
-            ("tx_packets", t.tx_packets),
-            ("tx_bytes", t.tx_bytes),
-            ("tx_drops", t.tx_drops),
-            ("rx_packets", t.rx_packets),
-            ("rx_bytes", t.rx_bytes),
-            ("rx_drops", t.rx_drops),
-        ]
-    }
 }

@@ -12,7 +12,7 @@ crate::testenv::test_env!();
 
 impl Env {
     fn new() -> Self {
-        Env(crate::testenv::TestEnv::new(2, 64, 32, 600))
+        Env(crate::testenv::TestEnv::with_ring_size(2, 36864, 32, 600))
     }
     /// Creates (or finds) port `name` with `rings` rings of `slots` slots and registers
     /// one user on it.
@@ -186,11 +186,11 @@ fn port_defaults_and_limits() {
     // Header lengths.
     assert_eq!(sw.hdr_len(a), 0);
     for l in [10, 12, 0] {
-        sw.set_hdr_len(a, l).unwrap();
+        sw.set_hdr_len(a, l, SharedMem::empty()).unwrap();
         assert_eq!(sw.hdr_len(a), l);
     }
-    assert_eq!(sw.set_hdr_len(a, 14).unwrap_err().errno(), libc::EINVAL);
-    assert_eq!(sw.set_hdr_len(200, 10).unwrap_err().errno(), libc::ENXIO);
+    assert_eq!(sw.set_hdr_len(a, 14, SharedMem::empty()).unwrap_err().errno(), libc::EINVAL);
+    assert_eq!(sw.set_hdr_len(200, 10, SharedMem::empty()).unwrap_err().errno(), libc::ENXIO);
     // A port that never got rings nor users can be removed.
     sw.remove_port(c).unwrap();
     assert_eq!(sw.find_port("c"), None);
@@ -240,7 +240,7 @@ fn learning_flooding_and_unicast() {
     assert_eq!(env.recv(&mut sw, b), vec![f1.clone()]);
     assert_eq!(env.recv(&mut sw, c), vec![f1.clone()]);
     assert!(env.recv(&mut sw, a).is_empty());
-    assert_eq!(sw.table().lookup(&mac(1)), Some(a as u16));
+    assert_eq!(sw.lookup(env.mem(), &mac(1)), Some(a as u16));
 
     // B → A (A is known): only A gets it; B is learned.
     let f2 = frame(mac(1), mac(2), 0x20, 100);
@@ -270,12 +270,12 @@ fn learning_flooding_and_unicast() {
     for p in [a, b, c] {
         assert!(env.recv(&mut sw, p).is_empty());
     }
-    assert_eq!(sw.port_stats(a).tx_drops, 1);
+    assert_eq!(sw.port_stats(a, env.mem()).tx_drops, 1);
 
     // Short frames are dropped.
     env.send(&mut sw, a, &[vec![0xff; 13]]);
     assert!(env.recv(&mut sw, b).is_empty());
-    assert_eq!(sw.port_stats(a).tx_drops, 2);
+    assert_eq!(sw.port_stats(a, env.mem()).tx_drops, 2);
 
     // All TX slots are free after every sync.
     let k = &sw.endpoints()[a].tx[0];
@@ -285,12 +285,11 @@ fn learning_flooding_and_unicast() {
         k.prev(k.hwcur)
     );
 
-    let sa = sw.port_stats(a);
+    let sa = sw.port_stats(a, env.mem());
     assert_eq!((sa.tx_packets, sa.tx_bytes), (3, 60 + 1514 + 64));
     assert_eq!((sa.rx_packets, sa.rx_bytes), (1, 100));
-    let sb = sw.port_stats(b);
+    let sb = sw.port_stats(b, env.mem());
     assert_eq!((sb.rx_packets, sb.rx_bytes), (3, 60 + 1514 + 64));
-    assert!(sw.stats().contains(&("tx_packets", 4)));
 }
 
 #[test]
@@ -338,11 +337,11 @@ fn fragments() {
             (frags[2].clone(), 3 << 8)
         ]
     );
-    assert_eq!(sw.port_stats(b).rx_bytes, 100 + 2048 + 5);
+    assert_eq!(sw.port_stats(b, env.mem()).rx_bytes, 100 + 2048 + 5);
 
     // An unterminated trailing chain is dropped; the complete packet before it passes.
     let single = frame(BCAST, mac(1), 8, 60);
-    let before = sw.port_stats(a).tx_drops;
+    let before = sw.port_stats(a, env.mem()).tx_drops;
     let tv = env.ring(&sw, a, Dir::Tx, 0);
     let n = sw.endpoints()[a].tx[0].num_slots;
     let h = tv.head().unwrap();
@@ -365,7 +364,7 @@ fn fragments() {
     let r = txsync_ring(&mut sw, a, 0, env.mem(), env.lim()).unwrap();
     assert!(!r.error);
     assert_eq!(env.recv(&mut sw, b), vec![single]);
-    assert_eq!(sw.port_stats(a).tx_drops, before + 1);
+    assert_eq!(sw.port_stats(a, env.mem()).tx_drops, before + 1);
     let k = &sw.endpoints()[a].tx[0];
     assert_eq!((k.hwcur, k.hwtail), (h2, k.prev(h2)));
 }
@@ -395,8 +394,8 @@ fn bad_slots_are_dropped() {
     let r = txsync_ring(&mut sw, a, 0, env.mem(), env.lim()).unwrap();
     assert!(!r.error);
     assert_eq!(env.recv(&mut sw, b), vec![f]);
-    assert_eq!(sw.port_stats(a).tx_drops, 4);
-    assert_eq!(sw.port_stats(a).tx_packets, 1);
+    assert_eq!(sw.port_stats(a, env.mem()).tx_drops, 4);
+    assert_eq!(sw.port_stats(a, env.mem()).tx_packets, 1);
     assert_eq!(tv.slot_flags(4).unwrap() & NS_BUF_CHANGED, 0);
 
     // A receiver that scribbled an invalid index into a slot the switch owns loses
@@ -406,7 +405,7 @@ fn bad_slots_are_dropped() {
     let orig = rv.slot(hwtail).unwrap();
     rv.set_slot_buf_len(hwtail, total + 100, 0).unwrap();
     env.send(&mut sw, a, &[frame(BCAST, mac(1), 2, 60)]);
-    assert_eq!(sw.port_stats(b).rx_drops, 1);
+    assert_eq!(sw.port_stats(b, env.mem()).rx_drops, 1);
     rv.set_slot(hwtail, &orig).unwrap();
     let g = frame(BCAST, mac(1), 3, 60);
     env.send(&mut sw, a, std::slice::from_ref(&g));
@@ -414,7 +413,7 @@ fn bad_slots_are_dropped() {
 }
 
 fn queued(sw: &ValeSwitch, ep: usize) -> u64 {
-    sw.endpoint_stats(ep)
+    sw.endpoint_stats(ep, SharedMem::empty())
         .iter()
         .find(|(k, _)| *k == "rx_queued")
         .map_or(u64::MAX, |(_, v)| *v)
@@ -444,11 +443,10 @@ fn full_destination_queues_then_drops_and_counts() {
         let k = &sw.endpoints()[a].tx[0];
         assert_eq!(k.hwtail, k.prev(k.hwcur), "the sender never waits");
     }
-    let st = sw.port_stats(b);
+    let st = sw.port_stats(b, env.mem());
     assert_eq!((st.rx_packets, st.rx_drops), (39, 6));
     assert_eq!(queued(&sw, b), 32);
-    assert_eq!(sw.port_stats(a).tx_packets, 45);
-    assert!(sw.stats().contains(&("rx_drops", 6)));
+    assert_eq!(sw.port_stats(a, env.mem()).tx_packets, 45);
     // Everything accepted arrives, in the order sent: the first 39 packets.
     let mut got = Vec::new();
     loop {
@@ -473,7 +471,7 @@ fn full_destination_queues_then_drops_and_counts() {
     }
     let frags = vec![frame(BCAST, mac(1), 50, 60), vec![1; 10], vec![2; 10]];
     env.send_frags(&mut sw, a, 0, std::slice::from_ref(&frags));
-    let st = sw.port_stats(b);
+    let st = sw.port_stats(b, env.mem());
     assert_eq!(
         (st.rx_packets, st.rx_drops),
         (39 + 37, 7),
@@ -518,13 +516,17 @@ fn full_destination_takes_a_release_not_yet_synced() {
     rv.set_head(5).unwrap();
     rv.set_cur(5).unwrap();
     burst(&env, &mut sw, 20, 5);
-    let st = sw.port_stats(b);
+    let st = sw.port_stats(b, env.mem());
     assert_eq!(
         (st.rx_packets, st.rx_drops),
         (12, 0),
         "5 slots were given back"
     );
-    assert_eq!(sw.endpoints()[b].rx[0].hwcur, 5);
+    assert_eq!(
+        sw.endpoints()[b].rx[0].hwcur,
+        0,
+        "the sender does not move B's hwcur: B's sync does"
+    );
     // B's own sync agrees: it sees the 2 old and the 5 new packets.
     let got = env.recv(&mut sw, b);
     assert_eq!(got.len(), 7);
@@ -544,7 +546,7 @@ fn full_destination_takes_a_release_not_yet_synced() {
     rv.set_head(8).unwrap();
     burst(&env, &mut sw, 61, 1);
     assert_eq!(queued(&sw, b), 2, "a head beyond the ring releases nothing");
-    assert_eq!(sw.port_stats(b).rx_drops, 0);
+    assert_eq!(sw.port_stats(b, env.mem()).rx_drops, 0);
     let r = rxsync_ring(&mut sw, b, 0, env.mem(), env.lim()).expect("rxsync");
     assert!(
         r.error,
@@ -559,14 +561,18 @@ fn release_frees_rings_and_reuses_slots() {
     let mut sw = ValeSwitch::new("vale0");
     let a = env.open(&mut sw, "a", 2, 16);
     let after_a = env.counts();
-    assert_eq!(base.ring_free - after_a.ring_free, 4);
+    assert_eq!(
+        base.ring_free - after_a.ring_free,
+        4 + 1,
+        "4 rings and the switch block"
+    );
     assert_eq!(base.buf_free - after_a.buf_free, 4 * 16);
     let b = env.open(&mut sw, "b", 1, 8);
     let c = env.open(&mut sw, "c", 1, 8);
     // Traffic, so RX slots hold the buffers they were filled into.
     env.send(&mut sw, a, &[frame(BCAST, mac(1), 0, 60)]);
     env.send(&mut sw, b, &[frame(mac(1), mac(2), 0, 60)]);
-    assert_eq!(sw.table().lookup(&mac(2)), Some(b as u16));
+    assert_eq!(sw.lookup(env.mem(), &mac(2)), Some(b as u16));
 
     // B goes away: its rings and buffers return, its slot and MACs are forgotten.
     let before = env.counts();
@@ -575,7 +581,7 @@ fn release_frees_rings_and_reuses_slots() {
     assert_eq!(after.ring_free - before.ring_free, 2);
     assert_eq!(after.buf_free - before.buf_free, 16);
     assert_eq!(sw.find_port("b"), None);
-    assert_eq!(sw.table().lookup(&mac(2)), None);
+    assert_eq!(sw.lookup(env.mem(), &mac(2)), None);
     assert_eq!(
         sw.list(),
         vec![(0, "vale0:a".to_string()), (2, "vale0:c".to_string())]
@@ -590,7 +596,7 @@ fn release_frees_rings_and_reuses_slots() {
     let d = env.open(&mut sw, "d", 1, 8);
     assert_eq!(d, b);
     assert_eq!(sw.endpoints()[d].name, "vale0:d");
-    assert_eq!(sw.port_stats(d), PortStats::default());
+    assert_eq!(sw.port_stats(d, env.mem()), PortStats::default());
     env.send(&mut sw, a, &[frame(BCAST, mac(1), 2, 60)]);
     assert_eq!(env.recv(&mut sw, d).len(), 1);
 
@@ -651,7 +657,7 @@ fn virtio_header_is_skipped_by_learning() {
     let a = env.open(&mut sw, "a", 1, 8);
     let b = env.open(&mut sw, "b", 1, 8);
     let c = env.open(&mut sw, "c", 1, 8);
-    sw.set_hdr_len(a, 12).unwrap();
+    sw.set_hdr_len(a, 12, env.mem()).unwrap();
     // B is learned, then A sends a unicast to B behind a 12-byte header.
     env.send(&mut sw, b, &[frame(BCAST, mac(2), 0, 60)]);
     env.recv(&mut sw, a);
@@ -661,10 +667,10 @@ fn virtio_header_is_skipped_by_learning() {
     let w = env.send(&mut sw, a, std::slice::from_ref(&f));
     assert_eq!(w.iter().collect::<Vec<_>>(), vec![(b, Dir::Rx)]);
     assert_eq!(env.recv(&mut sw, b), vec![f], "copied as is");
-    assert_eq!(sw.table().lookup(&mac(1)), Some(a as u16));
+    assert_eq!(sw.lookup(env.mem(), &mac(1)), Some(a as u16));
     // Shorter than header + 14 bytes: dropped.
     env.send(&mut sw, a, &[vec![0; 25]]);
-    assert_eq!(sw.port_stats(a).tx_drops, 1);
+    assert_eq!(sw.port_stats(a, env.mem()).tx_drops, 1);
 }
 
 #[test]
