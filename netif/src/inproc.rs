@@ -71,10 +71,12 @@ impl InprocRing {
         let ring_bytes = netmap_abi::ring_slot_offset(num_slots);
         let fits = |o: usize| o.checked_add(ring_bytes).is_some_and(|e| e <= mem.len());
         let peer_ok = match kind {
-            KIND_VALE => peer_off
-                .checked_add(crate::vale::bdg::BDG_BYTES)
-                .is_some_and(|e| e <= mem.len())
-                && Bdg::new(mem, peer_off).valid(),
+            KIND_VALE => {
+                peer_off
+                    .checked_add(crate::vale::bdg::BDG_BYTES)
+                    .is_some_and(|e| e <= mem.len())
+                    && Bdg::new(mem, peer_off).valid()
+            }
             _ => fits(peer_off),
         };
         if !(1..=MAX_PIPE_SLOTS).contains(&num_slots) || !fits(off) || !peer_ok {
@@ -194,7 +196,9 @@ impl InprocRing {
         let bdg = Bdg::new(mem, self.peer_off);
         let me = ks.link()? as usize;
         if me >= MAX_PORT_SLOTS {
-            return Err(NetifError::Inval(format!("VALE port slot {me} out of range")));
+            return Err(NetifError::Inval(format!(
+                "VALE port slot {me} out of range"
+            )));
         }
         let hdr_len = bdg.port(me)?.map_or(0, |e| e.hdr_len as usize);
         if !crate::vale::HDR_LENS.contains(&(hdr_len as u32)) {
@@ -209,7 +213,7 @@ impl InprocRing {
             owner,
             defer_when_full: true,
         };
-        let mut ports = BlockPorts { mem, bdg };
+        let mut ports = BlockPorts::new(mem, bdg);
         let f = forward::forward(&sender, k, rv, ks, head, &mut ports)?;
         Ok((f.kick, f.deferred))
     }
@@ -285,10 +289,7 @@ mod tests {
         mem.write_u32(toff + 128 + 8, 9999).unwrap();
         assert!(tx.sync(mem, 7, geom).is_err());
         assert!(!txsync_ring(&mut p, MASTER, 0, mem, lim).unwrap().error);
-        assert!(
-            tx.sync(mem, 7, geom).is_ok(),
-            "repaired by the daemon"
-        );
+        assert!(tx.sync(mem, 7, geom).is_ok(), "repaired by the daemon");
     }
 
     /// A null port's rings sync in process as in the daemon: head/cur validated,

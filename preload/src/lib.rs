@@ -250,9 +250,7 @@ fn sync_ring(r: &InprocRing, mem: SharedMem, rings: &Rings) -> Result<Outcome, (
     let mut first: Option<(u32, Instant)> = None;
     // 100 yields, then naps: 30 ms in all, past BUSY_STALE.
     for i in 0..250u32 {
-        let o = r
-            .sync(mem, tid(), rings.geom)
-            .map_err(|_| ())?;
+        let o = r.sync(mem, tid(), rings.geom).map_err(|_| ())?;
         if !o.busy {
             return Ok(o);
         }

@@ -299,8 +299,10 @@ pub fn receive(port: &Port, count: u64, len: usize, lossy: bool) -> Result<PipeS
             next_seq = s + 1;
             got += 1;
             head = ring.next(head);
-            last = Instant::now();
         }
+        // Once per batch: a clock read per packet cost the receiver more than the
+        // whole in-process sync (a quarter of its CPU in a 10 Mpps VALE profile).
+        last = Instant::now();
         ring.advance(head);
     }
     let elapsed = start.map(|s| last.duration_since(s)).unwrap_or_default();

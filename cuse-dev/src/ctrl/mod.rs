@@ -335,9 +335,10 @@ impl State {
             // A switch with an attached NIC forwards through the daemon's forwarding
             // thread, which the in-client path does not wake: its ports stay on the
             // daemon path.
-            let nic_switch = slot.ad.as_vale().is_some_and(|v| {
-                self.vale.nics.values().any(|n| n.switch == v.name())
-            });
+            let nic_switch = slot
+                .ad
+                .as_vale()
+                .is_some_and(|v| self.vale.nics.values().any(|n| n.switch == v.name()));
             for (i, e) in slot.ad.endpoints().iter().enumerate() {
                 let kind = if nic_switch || self.monitors.watched(aid, i) {
                     0

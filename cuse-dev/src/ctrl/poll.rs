@@ -61,7 +61,9 @@ fn tx_pending(st: &State, b: &Binding, i: usize, mem: SharedMem) -> bool {
     // Clients may have synced the ring since the daemon did: its state block has
     // the current hwcur.
     let hwcur = if slot.ad.shared_kstate() {
-        KState::new(mem, v.offset()).hw().map_or(k.hwcur, |(c, _)| c)
+        KState::new(mem, v.offset())
+            .hw()
+            .map_or(k.hwcur, |(c, _)| c)
     } else {
         k.hwcur
     };

@@ -247,14 +247,20 @@ mod tests {
             assert_eq!(t.lookup(&a).unwrap(), None);
             t.learn(&a, 3).unwrap();
             t.learn(&b, 4).unwrap();
-            assert_eq!((t.lookup(&a).unwrap(), t.lookup(&b).unwrap()), (Some(3), Some(4)));
+            assert_eq!(
+                (t.lookup(&a).unwrap(), t.lookup(&b).unwrap()),
+                (Some(3), Some(4))
+            );
             t.learn(&a, 7).unwrap();
             assert_eq!(t.lookup(&a).unwrap(), Some(7), "last writer wins");
             t.learn(&[0xff; 6], 1).unwrap();
             t.learn(&[0x01, 0, 0x5e, 0, 0, 1], 1).unwrap();
             assert_eq!(t.learned().unwrap(), 2, "group addresses are not learned");
             t.forget_port(7).unwrap();
-            assert_eq!((t.lookup(&a).unwrap(), t.lookup(&b).unwrap()), (None, Some(4)));
+            assert_eq!(
+                (t.lookup(&a).unwrap(), t.lookup(&b).unwrap()),
+                (None, Some(4))
+            );
             t.learn(&a, 0).unwrap();
             assert_eq!(t.lookup(&a).unwrap(), Some(0), "slot 0 is a port too");
             for i in 0..5000u32 {
@@ -271,8 +277,14 @@ mod tests {
             assert_eq!(t.port(3).unwrap(), None);
             assert!(t.set_port(3, 10, Some(&[4096, 8192])).unwrap());
             let e = t.port(3).unwrap().expect("active");
-            assert_eq!((e.hdr_len, e.rx_rings, e.rx[0], e.rx[1]), (10, 2, 4096, 8192));
-            assert!(!t.set_port(4, 0, Some(&[1 << 40])).unwrap(), "offset too big");
+            assert_eq!(
+                (e.hdr_len, e.rx_rings, e.rx[0], e.rx[1]),
+                (10, 2, 4096, 8192)
+            );
+            assert!(
+                !t.set_port(4, 0, Some(&[1 << 40])).unwrap(),
+                "offset too big"
+            );
             assert_eq!(t.port(4).unwrap(), None);
             assert!(t.set_port(3, 0, None).unwrap());
             assert_eq!(t.port(3).unwrap(), None);

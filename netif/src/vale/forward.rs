@@ -26,7 +26,7 @@
 //! longer than any batch takes while not running, is broken by the next sender: one
 //! port's client can delay another's forwarding by at most [`LOCK_CAP`], never block it.
 
-use super::bdg::Bdg;
+use super::bdg::{Bdg, PortEntry};
 use super::switch::{is_group, Mac};
 use super::{BufGeom, MAX_FRAGS, MAX_VALE_SLOTS};
 use crate::adapter::Wake;
@@ -35,7 +35,7 @@ use crate::kstate::{holder_gone, publish, KState, BUSY_DAEMON, BUSY_STALE, MAGIC
 use crate::ringmem::RingView;
 use crate::NetifError;
 use netmap_abi::{
-    NetmapRing, NS_BUF_CHANGED, NS_INDIRECT, NS_MOREFRAG, NS_PORT_MASK, NS_PORT_SHIFT,
+    NetmapRing, NetmapSlot, NS_BUF_CHANGED, NS_INDIRECT, NS_MOREFRAG, NS_PORT_MASK, NS_PORT_SHIFT,
 };
 use netmap_pool::SharedMem;
 use std::time::{Duration, Instant};
@@ -159,7 +159,7 @@ fn read_prefix(
 /// its fragments to `frags` and clearing NS_BUF_CHANGED on the consumed slots. Returns
 /// whether it is forwardable. `*k` ends past the packet (at most at `head`).
 fn next_packet(
-    tv: &RingView,
+    tv: &mut SlotCursor,
     num_slots: u32,
     k: &mut u32,
     head: u32,
@@ -169,9 +169,9 @@ fn next_packet(
     let mut ok = true;
     let mut n = 0;
     loop {
-        let s = tv.slot(*k)?;
+        let s = tv.get(*k, head)?;
         if s.flags & NS_BUF_CHANGED != 0 {
-            tv.set_slot_flags(*k, s.flags & !NS_BUF_CHANGED)?;
+            tv.tv.set_slot_flags(*k, s.flags & !NS_BUF_CHANGED)?;
         }
         *k = if *k + 1 >= num_slots { 0 } else { *k + 1 };
         match geom.offset(s.buf_idx) {
@@ -189,6 +189,39 @@ fn next_packet(
             // Unterminated chain: truncated (§8.6).
             return Ok(false);
         }
+    }
+}
+
+/// A TX ring's slots read [`SLOT_CHUNK`] at a time (one volatile copy each), up to
+/// `head` or the ring's end.
+struct SlotCursor<'r, 'a> {
+    tv: &'r RingView<'a>,
+    n: u32,
+    buf: [NetmapSlot; SLOT_CHUNK],
+    base: u32,
+    len: u32,
+}
+
+impl<'r, 'a> SlotCursor<'r, 'a> {
+    fn new(tv: &'r RingView<'a>, n: u32) -> Self {
+        Self {
+            tv,
+            n,
+            buf: [NetmapSlot::default(); SLOT_CHUNK],
+            base: 0,
+            len: 0,
+        }
+    }
+
+    fn get(&mut self, k: u32, head: u32) -> Result<NetmapSlot, NetifError> {
+        if k < self.base || k >= self.base + self.len {
+            let to_end = self.n - k.min(self.n - 1);
+            let to_head = if head > k { head - k } else { to_end };
+            let cnt = to_end.min(to_head).clamp(1, SLOT_CHUNK as u32);
+            self.tv.read_slots(k, &mut self.buf[..cnt as usize])?;
+            (self.base, self.len) = (k, cnt);
+        }
+        Ok(self.buf[(k - self.base) as usize])
     }
 }
 
@@ -321,6 +354,9 @@ pub(crate) fn forward(
     let mut frags: Vec<Frag> = Vec::with_capacity((pending as usize).min(PKT_BATCH));
     let mut pkts: Vec<Pkt> = Vec::with_capacity((pending as usize).min(PKT_BATCH));
     let (mut sent, mut bytes_sent, mut dropped) = (0u64, 0u64, 0u64);
+    let mut cursor = SlotCursor::new(tv, n);
+    let mut last_src: Option<Mac> = None;
+    let mut last_dst: Option<(Mac, Option<u16>)> = None;
     while k != head {
         pkts.clear();
         frags.clear();
@@ -328,7 +364,7 @@ pub(crate) fn forward(
         let (mut b_sent, mut b_bytes, mut b_dropped) = (0u64, 0u64, 0u64);
         while k != head && pkts.len() < PKT_BATCH {
             let first = frags.len();
-            let ok = next_packet(tv, n, &mut k, head, &s.geom, &mut frags)?;
+            let ok = next_packet(&mut cursor, n, &mut k, head, &s.geom, &mut frags)?;
             let mut eth = [0u8; ETH_HLEN];
             if !ok || !read_prefix(s.mem, &frags[first..], s.hdr_len, &mut eth)? {
                 frags.truncate(first);
@@ -340,11 +376,25 @@ pub(crate) fn forward(
             let mut src: Mac = [0; 6];
             dst.copy_from_slice(&eth[..6]);
             src.copy_from_slice(&eth[6..12]);
-            s.bdg.learn(&src, s.me as u16)?;
-            let target = if is_group(&dst) {
-                None
-            } else {
-                s.bdg.lookup(&dst)?
+            // Runs of packets between the same two hosts are the common case: the
+            // table is read once per run (learning first, as the kernel does, so a
+            // packet to its own source is still seen as one).
+            if last_src != Some(src) {
+                s.bdg.learn(&src, s.me as u16)?;
+                last_src = Some(src);
+                last_dst = None;
+            }
+            let target = match last_dst {
+                Some((m, t)) if m == dst => t,
+                _ => {
+                    let t = if is_group(&dst) {
+                        None
+                    } else {
+                        s.bdg.lookup(&dst)?
+                    };
+                    last_dst = Some((dst, t));
+                    t
+                }
             };
             if target == Some(s.me as u16) {
                 frags.truncate(first);
@@ -377,25 +427,34 @@ pub(crate) fn forward(
 /// Whether every destination ring of the batch has room for all of its packets and
 /// no queued packets ahead of them (read without the fill locks: a sender racing in
 /// between only turns some of them into drops, as a full ring would).
-fn batch_fits(s: &Sender, ring: usize, pkts: &[Pkt], ports: &dyn Ports) -> Result<bool, NetifError> {
+fn batch_fits(
+    s: &Sender,
+    ring: usize,
+    pkts: &[Pkt],
+    ports: &dyn Ports,
+) -> Result<bool, NetifError> {
     let mut need: Vec<((usize, usize), u64)> = Vec::new();
     let mut add = |t: (usize, usize), n: u64| match need.iter_mut().find(|(k, _)| *k == t) {
         Some((_, v)) => *v += n,
         None => need.push((t, n)),
     };
+    let mut flood = 0u64;
     for p in pkts {
         let n = u64::from(p.nfrags);
         if p.dst == FLOOD {
-            for d in 0..ports.slots() {
-                if d != s.me && ports.active(d) {
-                    add((d, 0), n);
-                }
-            }
+            flood += n;
         } else {
             let d = usize::from(p.dst);
             let nr = ports.rx_rings(d);
             if nr > 0 {
                 add((d, ring % nr), n);
+            }
+        }
+    }
+    if flood > 0 {
+        for d in 0..ports.slots() {
+            if d != s.me && ports.active(d) {
+                add((d, 0), flood);
             }
         }
     }
@@ -521,7 +580,13 @@ fn fill_ring(
     let (hwcur, hwtail) = ks.hw()?;
     let mut fill = ks.link()?;
     if fill >= n || hwcur >= n {
-        tracing::debug!(port = d, ring = r, fill, hwcur, "VALE RX ring state out of range: nothing delivered");
+        tracing::debug!(
+            port = d,
+            ring = r,
+            fill,
+            hwcur,
+            "VALE RX ring state out of range: nothing delivered"
+        );
         ks.count_drops(pkts.iter().filter(|p| pick(p)).count() as u64)?;
         return Ok((0, 0));
     }
@@ -538,9 +603,41 @@ fn fill_ring(
     let mut queue = ports.queued(d, r);
     let (mut placed, mut held, mut dropped, mut bytes) = (0u64, 0u64, 0u64, 0u64);
     let mut lens = [0u16; MAX_FRAGS];
-    for p in pkts.iter().filter(|p| pick(p)) {
+    let picked: Vec<&Pkt> = pkts.iter().filter(|p| pick(p)).collect();
+    let mut i = 0;
+    while i < picked.len() {
+        let p = picked[i];
         let fr = &frags[p.frag0 as usize..p.frag0 as usize + usize::from(p.nfrags)];
-        if !queue && free_slots(limit, fill, n) >= fr.len() as u64 {
+        let free = free_slots(limit, fill, n);
+        if !queue && p.nfrags == 1 && free > 1 {
+            // A run of one-slot packets: the destination slots are read and written
+            // back in bulk, 32 at a time.
+            let run = picked[i..]
+                .iter()
+                .take_while(|q| q.nfrags == 1)
+                .count()
+                .min(free as usize)
+                .min((n - fill) as usize)
+                .min(SLOT_CHUNK);
+            let (done, b) = put_run(s, rv, fill, &picked[i..i + run], frags)?;
+            fill = if fill + done as u32 >= n {
+                0
+            } else {
+                fill + done as u32
+            };
+            placed += done as u64;
+            bytes += b;
+            i += done;
+            if done < run {
+                // A destination slot with a bad buffer: that packet is lost.
+                tracing::debug!(slot = fill, "VALE RX slot with a bad buffer");
+                dropped += 1;
+                i += 1;
+            }
+            continue;
+        }
+        i += 1;
+        if !queue && free >= fr.len() as u64 {
             for (l, f) in lens.iter_mut().zip(fr) {
                 *l = f.len;
             }
@@ -572,6 +669,39 @@ fn fill_ring(
     Ok((placed, held))
 }
 
+/// Slots read or written per bulk copy.
+const SLOT_CHUNK: usize = 32;
+
+/// Copies a run of one-slot packets into the destination slots from `fill` on (room
+/// and ring end checked by the caller; at most [`SLOT_CHUNK`]). Stops before a slot
+/// whose buffer is invalid. Returns the packets placed and their bytes.
+fn put_run(
+    s: &Sender,
+    rv: &RingView,
+    fill: u32,
+    run: &[&Pkt],
+    frags: &[Frag],
+) -> Result<(usize, u64), NetifError> {
+    let mut slots = [NetmapSlot::default(); SLOT_CHUNK];
+    let slots = &mut slots[..run.len()];
+    rv.read_slots(fill, slots)?;
+    let one = ((1u32 << NS_PORT_SHIFT) as u16) & NS_PORT_MASK;
+    let (mut done, mut bytes) = (0, 0u64);
+    for (slot, p) in slots.iter_mut().zip(run) {
+        let Some(dst) = s.geom.offset(slot.buf_idx) else {
+            break;
+        };
+        let f = frags[p.frag0 as usize];
+        s.mem.copy_within(f.off, dst, usize::from(f.len))?;
+        slot.len = f.len;
+        slot.flags = one;
+        done += 1;
+        bytes += u64::from(f.len);
+    }
+    rv.write_slots(fill, &slots[..done])?;
+    Ok((done, bytes))
+}
+
 /// The reader's rxsync of a VALE RX ring (in the daemon or in the client): releases
 /// `[hwcur, head)` and publishes what senders filled. Returns whether the daemon holds
 /// queued packets for the ring.
@@ -587,27 +717,46 @@ pub fn rx_core(k: &mut Kring, ks: &KState, head: u32) -> Result<bool, NetifError
 /// The switch as a client sees it: the block's port list, every ring checked before
 /// it is written (state block of a VALE ring of this very switch, slot count in
 /// range, inside the region).
+///
+/// Entries are read once per forwarding call and kept (a port that goes away
+/// meanwhile is caught by the ring checks: its state block is cleared first).
 pub(crate) struct BlockPorts<'a> {
-    pub mem: SharedMem<'a>,
-    pub bdg: Bdg<'a>,
+    mem: SharedMem<'a>,
+    bdg: Bdg<'a>,
+    nports: usize,
+    cache: std::cell::RefCell<Vec<Option<Option<PortEntry>>>>,
+}
+
+impl<'a> BlockPorts<'a> {
+    pub fn new(mem: SharedMem<'a>, bdg: Bdg<'a>) -> Self {
+        let nports = bdg.nports();
+        Self {
+            mem,
+            bdg,
+            nports,
+            cache: std::cell::RefCell::new(vec![None; nports]),
+        }
+    }
+
+    fn entry(&self, p: usize) -> Option<PortEntry> {
+        let mut c = self.cache.borrow_mut();
+        let slot = c.get_mut(p)?;
+        *slot.get_or_insert_with(|| self.bdg.port(p).ok().flatten())
+    }
 }
 
 impl Ports for BlockPorts<'_> {
     fn slots(&self) -> usize {
-        self.bdg.nports()
+        self.nports
     }
     fn active(&self, p: usize) -> bool {
-        self.bdg.port(p).is_ok_and(|e| e.is_some())
+        self.entry(p).is_some()
     }
     fn rx_rings(&self, p: usize) -> usize {
-        self.bdg
-            .port(p)
-            .ok()
-            .flatten()
-            .map_or(0, |e| e.rx_rings as usize)
+        self.entry(p).map_or(0, |e| e.rx_rings as usize)
     }
     fn rx_ring(&self, p: usize, r: usize) -> Option<(usize, u32)> {
-        let e = self.bdg.port(p).ok()??;
+        let e = self.entry(p)?;
         if r >= e.rx_rings as usize {
             return None;
         }

@@ -324,7 +324,9 @@ impl ValeSwitch {
             .then(|| e.rx.iter().filter_map(|k| k.ring_off).collect());
         match b.set_port(ep, self.ports[ep].hdr_len, rx.as_deref()) {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(switch = %self.name, port = ep, "VALE port's rings lie beyond 4 GiB: not reachable by senders in clients"),
+            Ok(false) => {
+                tracing::warn!(switch = %self.name, port = ep, "VALE port's rings lie beyond 4 GiB: not reachable by senders in clients")
+            }
             Err(e) => tracing::error!(%e, "writing a VALE switch block"),
         }
         let top = (0..self.eps.len())
@@ -404,7 +406,9 @@ impl ValeSwitch {
         let idx = alloc.ring_pool.alloc()?;
         let Some(off) = alloc.ring_pool.obj_offset(idx) else {
             let _ = alloc.ring_pool.free(idx);
-            return Err(NetifError::Inval(format!("ring object {idx} has no offset")));
+            return Err(NetifError::Inval(format!(
+                "ring object {idx} has no offset"
+            )));
         };
         if let Err(e) = Bdg::new(mem, off).init() {
             let _ = alloc.ring_pool.free(idx);
@@ -491,15 +495,17 @@ impl ValeSwitch {
 
 /// Adds the counters kept in `e`'s rings' state blocks to `s`.
 fn add_ring_counts(s: &mut PortStats, e: &Endpoint, mem: SharedMem) {
-    for (d, k) in e
-        .tx
-        .iter()
-        .map(|k| (Dir::Tx, k))
-        .chain(e.rx.iter().map(|k| (Dir::Rx, k)))
+    for (d, k) in
+        e.tx.iter()
+            .map(|k| (Dir::Tx, k))
+            .chain(e.rx.iter().map(|k| (Dir::Rx, k)))
     {
         let Some(off) = k.ring_off else { continue };
         let ks = KState::new(mem, off);
-        let ((p, b), dr) = (ks.sent().unwrap_or_default(), ks.drops().unwrap_or_default());
+        let ((p, b), dr) = (
+            ks.sent().unwrap_or_default(),
+            ks.drops().unwrap_or_default(),
+        );
         match d {
             Dir::Tx => {
                 s.tx_packets += p;
@@ -780,5 +786,4 @@ impl Adapter for ValeSwitch {
             ),
         ]
     }
-
 }

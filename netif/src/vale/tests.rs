@@ -189,8 +189,18 @@ fn port_defaults_and_limits() {
         sw.set_hdr_len(a, l, SharedMem::empty()).unwrap();
         assert_eq!(sw.hdr_len(a), l);
     }
-    assert_eq!(sw.set_hdr_len(a, 14, SharedMem::empty()).unwrap_err().errno(), libc::EINVAL);
-    assert_eq!(sw.set_hdr_len(200, 10, SharedMem::empty()).unwrap_err().errno(), libc::ENXIO);
+    assert_eq!(
+        sw.set_hdr_len(a, 14, SharedMem::empty())
+            .unwrap_err()
+            .errno(),
+        libc::EINVAL
+    );
+    assert_eq!(
+        sw.set_hdr_len(200, 10, SharedMem::empty())
+            .unwrap_err()
+            .errno(),
+        libc::ENXIO
+    );
     // A port that never got rings nor users can be removed.
     sw.remove_port(c).unwrap();
     assert_eq!(sw.find_port("c"), None);
