@@ -301,7 +301,7 @@ pub(crate) fn lock_fill(ks: &KState, owner: u32) -> Result<(), NetifError> {
             return Ok(());
         }
         tries += 1;
-        if tries % 64 == 0 {
+        if tries.is_multiple_of(64) {
             let h = ks.flock_holder()?;
             // The daemon forwards one sync at a time, and a thread never nests: the
             // caller's own mark is not a live holder.
