@@ -23,8 +23,9 @@
 //! | 52 | a kernel-path poller waits (FUSE/CUSE poll; 0 or 1) | daemon |
 //! | 56 | slots, 64 bytes handed to the peer (u64 each); VALE: packets and bytes sent (TX ring) or delivered into it (RX ring) | this ring's txsync; VALE RX: senders, under the fill lock |
 //! | 72 | VALE RX ring: fill lock, 0 or the tid of the sender writing into the ring ([`BUSY_DAEMON`] for the daemon) | senders |
-//! | 76 | VALE RX ring: the daemon holds packets for it in its backlog (0 or 1) | daemon |
+//! | 76 | VALE RX ring: the daemon holds packets for it in its backlog ([`QUEUED`]), and that backlog is full ([`QUEUED_FULL`]), or neither (0) | daemon |
 //! | 80 | VALE: packets dropped (TX ring: malformed or sent back to the sender; RX ring: no room) (u64) | as 56 |
+//! | 88 | VALE RX ring: fill locks broken (holder dead, stopped, or stuck) | senders |
 //!
 //! A VALE ring's `link` is, on a TX ring, the sender's port slot in its switch and, on
 //! an RX ring, the fill index (the next slot senders write; what the reader's rxsync
@@ -78,6 +79,14 @@ const O_SENT_BYTES: usize = 64;
 const O_FLOCK: usize = 72;
 const O_QUEUED: usize = 76;
 const O_DROPS: usize = 80;
+const O_BROKEN: usize = 88;
+
+/// A VALE RX ring has packets waiting in the daemon's backlog: senders in clients
+/// leave theirs to the daemon too, so that they stay in order.
+pub const QUEUED: u32 = 1;
+/// ... and that backlog is full (the daemon drops): senders in clients deliver what
+/// fits themselves and drop the rest, as the daemon does.
+pub const QUEUED_FULL: u32 = 2;
 
 /// The state block of the ring at region offset `ring`.
 #[derive(Clone, Copy)]
@@ -283,13 +292,22 @@ impl<'a> KState<'a> {
         Ok(self.mem.cas_u32(self.at(O_FLOCK), h, 0)?.is_ok())
     }
 
-    /// The daemon holds queued packets for this VALE RX ring (its backlog): a reader
-    /// syncing in its own process kicks the daemon to move them in.
-    pub fn set_queued(&self, on: bool) -> Result<(), OutOfBounds> {
-        self.mem.store_u32_release(self.at(O_QUEUED), u32::from(on))
+    /// Whether the daemon holds queued packets for this VALE RX ring (0, [`QUEUED`],
+    /// [`QUEUED_FULL`]): a reader syncing in its own process kicks the daemon to move
+    /// them in.
+    pub fn set_queued(&self, v: u32) -> Result<(), OutOfBounds> {
+        self.mem.store_u32_release(self.at(O_QUEUED), v)
     }
-    pub fn queued(&self) -> Result<bool, OutOfBounds> {
-        Ok(self.mem.load_u32_acquire(self.at(O_QUEUED))? != 0)
+    pub fn queued(&self) -> Result<u32, OutOfBounds> {
+        self.mem.load_u32_acquire(self.at(O_QUEUED))
+    }
+
+    /// Counts a broken fill lock.
+    pub fn count_broken(&self) -> Result<(), OutOfBounds> {
+        self.mem.fetch_add_u32(self.at(O_BROKEN), 1).map(|_| ())
+    }
+    pub fn broken(&self) -> Result<u32, OutOfBounds> {
+        self.mem.load_u32_acquire(self.at(O_BROKEN))
     }
 
     pub fn sent(&self) -> Result<(u64, u64), OutOfBounds> {

@@ -565,3 +565,95 @@ grep -qx 'registered=0' "$t/after" || { echo "still registered"; exit 8; }
     );
     assert!(!out.stderr.contains("panicked"), "{}", out.describe());
 }
+
+/// 150 preloaded VALE senders SIGKILLed mid-traffic, 10 at a time on ports of one
+/// switch, all flooding into the port `valek:r` (and into each other's ports, which
+/// nobody reads). Senders forward in their own process, so many die inside a
+/// delivery, holding the fill lock of a destination ring: the next sender breaks it
+/// (`fill_locks_broken` on valek:r counts those); three `nm-stress lock-fill` clients
+/// die holding it on purpose. Afterwards a fresh sender's 10,000
+/// packets all reach a fresh receiver, intact and in order, and once everyone is gone
+/// the pools are whole.
+#[test]
+fn preloaded_vale_senders_killed_mid_traffic() {
+    let script = r#"d="$1"; c="$2"; s="$3"; n=10; rounds=15
+t=$(mktemp -d) || exit 5
+trap 'rm -rf "$t"' EXIT
+"$d" status > "$t/before"
+"$c" rx-count --port valek:r --idle-ms 60000 > "$t/rx" 2>&1 & r=$!
+i=0; until "$d" status | grep -q '^port=valek:r ' || [ $i -gt 200 ]; do i=$((i+1)); sleep 0.05; done
+killed=0; round=0
+while [ $round -lt $rounds ]; do
+  pids=""; k=0
+  while [ $k -lt $n ]; do
+    "$c" pipe-tx --port "valek:s$k" --duration 60 --burst 64 --len 60 > /dev/null 2>&1 & pids="$pids $!"
+    k=$((k+1))
+  done
+  sleep 0.$((2 + round % 5))
+  for p in $pids; do kill -KILL $p && killed=$((killed + 1)); done
+  wait $pids 2>/dev/null
+  round=$((round+1))
+done
+echo "killed=$killed"
+# Three clients that die holding the fill lock of valek:r's ring, each broken by the
+# next sender.
+h=0
+while [ $h -lt 3 ]; do
+  "$s" lock-fill --port "valek:h$h" > "$t/lock" 2>&1 & l=$!
+  i=0; until grep -q '^lock-fill: locked' "$t/lock" || [ $i -gt 200 ]; do i=$((i+1)); sleep 0.05; done
+  cat "$t/lock"
+  kill -KILL $l; wait $l 2>/dev/null
+  timeout 60 "$c" pipe-tx --port valek:after --count 1000 --burst 64 --len 60 > /dev/null 2>&1 || echo "sender after lock-fill $h failed"
+  h=$((h+1))
+done
+"$c" pipe-rx --port valek:fresh --count 10000 --len 60 --lossy --idle-ms 5000 > "$t/fresh" 2>&1 & f=$!
+i=0; until "$d" status | grep -q '^port=valek:fresh ' || [ $i -gt 200 ]; do i=$((i+1)); sleep 0.05; done
+timeout 60 "$c" pipe-tx --port valek:new --count 10000 --burst 64 --len 60 --rate 100000 > "$t/tx" 2>&1 || { echo "fresh sender failed"; cat "$t/tx"; }
+wait $f; echo "fresh_rx_exit=$?"
+cat "$t/fresh"
+"$d" status | grep '^port=valek:r '
+kill $r
+wait
+i=0; until "$d" status | grep -qx 'registered=0' || [ $i -gt 100 ]; do i=$((i+1)); sleep 0.05; done
+"$d" status > "$t/after"
+for f in if_free ring_free buf_free registered; do grep "^$f=" "$t/before" "$t/after"; done
+for f in if_free ring_free buf_free; do
+  [ "$(grep "^$f=" "$t/before")" = "$(grep "^$f=" "$t/after")" ] || { echo "LEAK $f"; exit 7; }
+done
+grep -qx 'registered=0' "$t/after" || { echo "still registered"; exit 8; }
+"#;
+    let netmapd = netmapd_bin();
+    let out = netmapd_exec(
+        [
+            "sh".as_ref(),
+            "-c".as_ref(),
+            script.as_ref(),
+            "sh".as_ref(),
+            netmapd.as_os_str(),
+            NM_CLIENT.as_ref(),
+            NM_STRESS.as_ref(),
+        ],
+        Duration::from_secs(300),
+    );
+    assert_success(&out);
+    assert_eq!(output_num(&out, "killed"), 150, "{}", out.describe());
+    assert_eq!(output_num(&out, "fresh_rx_exit"), 0, "{}", out.describe());
+    assert_eq!(output_num(&out, "lost"), 0, "{}", out.describe());
+    assert_eq!(
+        out.stdout.matches("lock-fill: locked ").count(),
+        3,
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !out.stdout.contains("lock-fill: locked 0") && !out.stdout.contains("failed"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        output_num(&out, "fill_locks_broken") >= 3,
+        "the locks of the killed holders were not all broken\n{}",
+        out.describe()
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.describe());
+}

@@ -31,7 +31,9 @@ use super::switch::{is_group, Mac};
 use super::{BufGeom, MAX_FRAGS, MAX_VALE_SLOTS};
 use crate::adapter::Wake;
 use crate::kring::{in_window, Dir, Kring};
-use crate::kstate::{holder_gone, publish, KState, BUSY_DAEMON, BUSY_STALE, MAGIC};
+use crate::kstate::{
+    holder_gone, publish, KState, BUSY_DAEMON, BUSY_STALE, MAGIC, QUEUED, QUEUED_FULL,
+};
 use crate::ringmem::RingView;
 use crate::NetifError;
 use netmap_abi::{
@@ -323,7 +325,9 @@ pub(crate) fn lock_fill(ks: &KState, owner: u32) -> Result<(), NetifError> {
                 };
             if broken {
                 tracing::debug!(holder = h, "VALE fill lock broken");
-                ks.break_flock(h)?;
+                if ks.break_flock(h)? {
+                    ks.count_broken()?;
+                }
                 seen = None;
                 continue;
             }
@@ -463,8 +467,10 @@ fn batch_fits(
             continue;
         };
         let ks = KState::new(s.mem, off);
-        if ks.queued()? {
-            return Ok(false);
+        match ks.queued()? {
+            0 => {}
+            QUEUED_FULL => continue, // the daemon drops too: no point handing it over
+            _ => return Ok(false),
         }
         let (hwcur, hwtail) = ks.hw()?;
         let fill = ks.link()?;
@@ -550,9 +556,13 @@ fn deliver_to(
     if !ks.put_flock(s.owner)? {
         tracing::debug!(port = d, ring = r, "VALE fill lock was broken while held");
     }
-    let (placed, held) = res?;
-    if held > 0 {
-        ks.set_queued(true)?;
+    let (placed, held, refused) = res?;
+    if !s.defer_when_full {
+        if refused > 0 {
+            ks.set_queued(QUEUED_FULL)?;
+        } else if held > 0 {
+            ks.set_queued(QUEUED)?;
+        }
     }
     if placed > 0 {
         out.kick |= publish(&ks)?;
@@ -563,7 +573,8 @@ fn deliver_to(
     Ok(())
 }
 
-/// The part of [`deliver_to`] under the lock: returns packets placed and held.
+/// The part of [`deliver_to`] under the lock: returns packets placed, held, and
+/// refused by [`Ports::hold`].
 #[allow(clippy::too_many_arguments)]
 fn fill_ring(
     s: &Sender,
@@ -576,7 +587,7 @@ fn fill_ring(
     frags: &[Frag],
     ports: &mut dyn Ports,
     pick: &dyn Fn(&Pkt) -> bool,
-) -> Result<(u64, u64), NetifError> {
+) -> Result<(u64, u64, u64), NetifError> {
     let (hwcur, hwtail) = ks.hw()?;
     let mut fill = ks.link()?;
     if fill >= n || hwcur >= n {
@@ -588,7 +599,7 @@ fn fill_ring(
             "VALE RX ring state out of range: nothing delivered"
         );
         ks.count_drops(pkts.iter().filter(|p| pick(p)).count() as u64)?;
-        return Ok((0, 0));
+        return Ok((0, 0, 0));
     }
     // Slots the reader already handed back by moving `head` are free too: its next
     // rxsync would take them (VALE's rxsync is `hwcur = head`), and waiting for it is
@@ -602,6 +613,7 @@ fn fill_ring(
     };
     let mut queue = ports.queued(d, r);
     let (mut placed, mut held, mut dropped, mut bytes) = (0u64, 0u64, 0u64, 0u64);
+    let mut refused = 0u64;
     let mut lens = [0u16; MAX_FRAGS];
     let picked: Vec<&Pkt> = pkts.iter().filter(|p| pick(p)).collect();
     let mut i = 0;
@@ -659,6 +671,7 @@ fn fill_ring(
             held += 1;
         } else {
             dropped += 1;
+            refused += 1;
         }
     }
     if placed > 0 {
@@ -666,7 +679,7 @@ fn fill_ring(
     }
     ks.count_sent(placed, bytes)?;
     ks.count_drops(dropped)?;
-    Ok((placed, held))
+    Ok((placed, held, refused))
 }
 
 /// Slots read or written per bulk copy.
@@ -711,7 +724,7 @@ pub fn rx_core(k: &mut Kring, ks: &KState, head: u32) -> Result<bool, NetifError
     if fill < k.num_slots {
         k.hwtail = fill;
     }
-    Ok(ks.queued()?)
+    Ok(ks.queued()? != 0)
 }
 
 /// The switch as a client sees it: the block's port list, every ring checked before

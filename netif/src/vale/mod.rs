@@ -92,6 +92,9 @@ pub struct PortStats {
     /// Packets for this port discarded because its RX ring was full (or a slot of it
     /// held an invalid buffer index).
     pub rx_drops: u64,
+    /// Fill locks of this port's RX rings broken because their holder died, was
+    /// stopped, or held on for too long.
+    pub fill_locks_broken: u64,
 }
 
 /// Switch-side state of one port slot (parallel to the endpoint vector).
@@ -483,7 +486,11 @@ impl ValeSwitch {
             ks.set_link(fill)?;
             Ok(placed)
         })();
-        ks.set_queued(!bl.is_empty())?;
+        ks.set_queued(if bl.is_empty() {
+            0
+        } else {
+            crate::kstate::QUEUED
+        })?;
         ks.put_flock(BUSY_DAEMON)?;
         if res? > 0 {
             // A reader in a client may sleep on this ring after kicking us.
@@ -516,6 +523,7 @@ fn add_ring_counts(s: &mut PortStats, e: &Endpoint, mem: SharedMem) {
                 s.rx_packets += p;
                 s.rx_bytes += b;
                 s.rx_drops += dr;
+                s.fill_locks_broken += u64::from(ks.broken().unwrap_or_default());
             }
         }
     }
@@ -768,6 +776,7 @@ impl Adapter for ValeSwitch {
             ("rx_packets", s.rx_packets),
             ("rx_bytes", s.rx_bytes),
             ("rx_drops", s.rx_drops),
+            ("fill_locks_broken", s.fill_locks_broken),
             (
                 "rx_queued",
                 self.ports

@@ -3,7 +3,15 @@
 //!
 //! ```text
 //! nm-stress scribble --port NAME [--secs 10] [--seed N] [--extra 64] [--pause-us 500] [--hit-others] [--min-syncs N]
+//! nm-stress lock-fill --port valeX:Y
 //! ```
+//!
+//! `lock-fill` registers VALE port Y and takes the fill lock of RX ring 0 of every
+//! other port of the switch, as a sender in the middle of a delivery does, then prints
+//! `lock-fill: locked N` and waits to be killed: a client that dies holding
+//! destination locks, on purpose rather than by chance. It finds the rings the way a
+//! preloaded sender does, through its own TX ring's state block and the switch block
+//! (layouts in netif/src/kstate.rs and netif/src/vale/bdg.rs).
 //!
 //! `scribble` registers both ends of pipe NAME (the first with `--extra` extra
 //! buffers), then for `--secs` seconds writes random and hostile values over **its
@@ -32,7 +40,8 @@ use netmapd_tests::stream::peer_name;
 use netmapd_tests::sys::{errno_name, poll_mask_name, Mapping};
 
 const USAGE: &str = "usage:
-  nm-stress scribble --port NAME [--secs 10] [--seed N] [--extra 64] [--pause-us 500] [--hit-others]";
+  nm-stress scribble --port NAME [--secs 10] [--seed N] [--extra 64] [--pause-us 500] [--hit-others]
+  nm-stress lock-fill --port valeX:Y";
 
 /// xorshift64*: deterministic for a given seed, so a failure can be replayed.
 struct Rng(u64);
@@ -499,10 +508,61 @@ fn scribble(o: &Opts) -> Result<(), String> {
     Ok(())
 }
 
+/// `nm-stress lock-fill` (see the crate doc).
+fn lock_fill(o: &Opts) -> Result<(), String> {
+    // Offsets inside netmap_ring.sem (kstate.rs) and in the switch block (bdg.rs).
+    const PEER: usize = 32;
+    const LINK: usize = 28;
+    const FLOCK: usize = 72;
+    const NPORTS: usize = 4;
+    const PORTS: usize = 64 + 8 * 1024;
+    const PORT_BYTES: usize = 80;
+    let name = o.port.clone().ok_or("missing --port")?;
+    let p = Port::register(&name, NR_REG_ALL_NIC, 0, 0, 0, 0, 0, 0, 0)
+        .map_err(|e| format!("REGISTER {name:?}: {e}"))?;
+    let m = p.mapping();
+    let sem = offset_of!(NetmapRing, sem);
+    let tx = p.tx_ring(0).ok_or("no TX ring")?.offset();
+    let block = usize::try_from(m.read_u64(tx + sem + PEER)).map_err(|e| e.to_string())?;
+    let me = m.read_u32(tx + sem + LINK) as usize;
+    if block == 0 || block >= m.len() {
+        return Err(format!(
+            "{name}: no switch block in its state (not preloadable VALE?)"
+        ));
+    }
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+    let mut locked = 0;
+    for port in 0..(m.read_u32(block + NPORTS) as usize).min(254) {
+        let e = block + PORTS + port * PORT_BYTES;
+        if port == me || m.read_u32(e) & 1 == 0 {
+            continue;
+        }
+        let rx0 = m.read_u32(e + 16) as usize;
+        let w = m.atomic_u32(rx0 + sem + FLOCK);
+        if w.compare_exchange(
+            0,
+            tid,
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+        )
+        .is_ok()
+        {
+            locked += 1;
+        }
+    }
+    println!("lock-fill: locked {locked}");
+    std::io::stdout().flush().ok();
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
         Some("scribble") => parse_opts(&args[1..]).and_then(|o| scribble(&o)),
+        Some("lock-fill") => parse_opts(&args[1..]).and_then(|o| lock_fill(&o)),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
