@@ -2,6 +2,7 @@
 //! issues the same NIOCCTRL sequences as netmap's `vale-ctl` (NETMAP-ABI.md §10.3),
 //! and `nm-client vale-learn` checks learning and flooding across three ports.
 
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -174,16 +175,156 @@ fn recv_all(p: &Port, wait: Duration) -> Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>, String> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2).unwrap_or(""), 16))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad hex {s:?}: {e}"))
+}
+
+/// `nm-client port-agent --port NAME`: registers NAME and serves one line per request
+/// on stdin: `send HEX` (one frame, txsync; answers `sent`), `recv MS` (the frames
+/// waiting, after up to MS ms for the first: one `got HEX` line each, then `end`).
+/// [`vale_learn`] drives one agent per port so that each port can live in a process
+/// of its own, with or without the preload library.
+pub fn port_agent(name: &str) -> R {
+    use std::io::BufRead;
+    let p = Port::register(name, NR_REG_ALL_NIC, 0, 0, 0, 0, 0, 0, 0)
+        .map_err(|e| format!("REGISTER {name}: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| e.to_string();
+    writeln!(out, "ready").map_err(io)?;
+    out.flush().map_err(io)?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(io)?;
+        match line.split_once(' ') {
+            Some(("send", h)) => {
+                send(&p, &unhex(h)?)?;
+                writeln!(out, "sent").map_err(io)?;
+            }
+            Some(("recv", ms)) => {
+                let ms: u64 = ms.parse().map_err(|e| format!("recv {ms:?}: {e}"))?;
+                for f in recv_all(&p, Duration::from_millis(ms))? {
+                    writeln!(out, "got {}", hex(&f)).map_err(io)?;
+                }
+                writeln!(out, "end").map_err(io)?;
+            }
+            _ => return Err(format!("port-agent: bad request {line:?}")),
+        }
+        out.flush().map_err(io)?;
+    }
+    Ok(())
+}
+
+/// One port of [`vale_learn`]: registered here, or served by a [`port_agent`] child.
+enum LearnPort {
+    Local(Port),
+    Agent {
+        child: std::process::Child,
+        to: std::process::ChildStdin,
+        from: std::io::BufReader<std::process::ChildStdout>,
+    },
+}
+
+impl LearnPort {
+    /// `how`: "local", or "pre"/"plain" for an agent with/without `preload`.
+    fn open(name: &str, how: &str, preload: Option<&str>) -> Result<Self, String> {
+        use std::io::BufRead;
+        if how == "local" {
+            return Ok(Self::Local(
+                Port::register(name, NR_REG_ALL_NIC, 0, 0, 0, 0, 0, 0, 0)
+                    .map_err(|e| format!("REGISTER {name}: {e}"))?,
+            ));
+        }
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(["port-agent", "--port", name])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        match (how, preload) {
+            ("pre", Some(lib)) => {
+                cmd.env("LD_PRELOAD", lib);
+            }
+            ("pre", None) => {
+                return Err("an agent with the preload library needs --preload LIB".into())
+            }
+            ("plain", _) => {
+                cmd.env_remove("LD_PRELOAD");
+            }
+            _ => return Err(format!("unknown port mode {how:?} (local, pre, plain)")),
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("port-agent {name}: {e}"))?;
+        let to = child.stdin.take().ok_or("no agent stdin")?;
+        let mut from = std::io::BufReader::new(child.stdout.take().ok_or("no agent stdout")?);
+        let mut l = String::new();
+        from.read_line(&mut l).map_err(|e| e.to_string())?;
+        if l.trim() != "ready" {
+            return Err(format!("port-agent {name} did not start: {l:?}"));
+        }
+        Ok(Self::Agent { child, to, from })
+    }
+
+    fn send(&mut self, f: &[u8]) -> R {
+        use std::io::BufRead;
+        match self {
+            Self::Local(p) => send(p, f),
+            Self::Agent { to, from, .. } => {
+                writeln!(to, "send {}", hex(f)).map_err(|e| e.to_string())?;
+                let mut l = String::new();
+                from.read_line(&mut l).map_err(|e| e.to_string())?;
+                (l.trim() == "sent")
+                    .then_some(())
+                    .ok_or(format!("agent: {l:?}"))
+            }
+        }
+    }
+
+    fn recv_all(&mut self, wait: Duration) -> Result<Vec<Vec<u8>>, String> {
+        use std::io::BufRead;
+        match self {
+            Self::Local(p) => recv_all(p, wait),
+            Self::Agent { to, from, .. } => {
+                writeln!(to, "recv {}", wait.as_millis()).map_err(|e| e.to_string())?;
+                let mut got = Vec::new();
+                loop {
+                    let mut l = String::new();
+                    if from.read_line(&mut l).map_err(|e| e.to_string())? == 0 {
+                        return Err("agent exited".into());
+                    }
+                    match l.trim().split_once(' ') {
+                        Some(("got", h)) => got.push(unhex(h)?),
+                        _ if l.trim() == "end" => return Ok(got),
+                        _ => return Err(format!("agent: {l:?}")),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LearnPort {
+    fn drop(&mut self) {
+        if let Self::Agent { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Learning bridge across ports a, b, c of `switch` (NETMAP-ABI.md §10.2): broadcasts
 /// and unknown unicasts flood to every other port, learned unicasts go to one port,
-/// payloads arrive intact.
-pub fn vale_learn(switch: &str) -> R {
-    let open = |p: &str| {
-        let name = format!("{switch}:{p}");
-        Port::register(&name, NR_REG_ALL_NIC, 0, 0, 0, 0, 0, 0, 0)
-            .map_err(|e| format!("REGISTER {name}: {e}"))
-    };
-    let ports = [open("a")?, open("b")?, open("c")?];
+/// payloads arrive intact. `modes` says where each port lives: "local" (this process)
+/// or an agent process with ("pre", `preload` is the library) or without ("plain")
+/// the preload library.
+pub fn vale_learn(switch: &str, modes: [&str; 3], preload: Option<&str>) -> R {
+    let mut ports = Vec::new();
+    for (p, how) in ["a", "b", "c"].iter().zip(modes) {
+        ports.push(LearnPort::open(&format!("{switch}:{p}"), how, preload)?);
+    }
     let short = Duration::from_millis(300);
     // (sender, dst, tag, expected receivers)
     let steps: [(usize, [u8; 6], &str, &[usize]); 6] = [
@@ -196,16 +337,13 @@ pub fn vale_learn(switch: &str) -> R {
     ];
     for (from, dst, tag, want) in steps {
         let f = frame(dst, mac(from as u8), tag);
-        send(&ports[from], &f)?;
-        for (i, p) in ports.iter().enumerate() {
-            let got = recv_all(
-                p,
-                if want.contains(&i) {
-                    Duration::from_secs(2)
-                } else {
-                    short
-                },
-            )?;
+        ports[from].send(&f)?;
+        for (i, p) in ports.iter_mut().enumerate() {
+            let got = p.recv_all(if want.contains(&i) {
+                Duration::from_secs(2)
+            } else {
+                short
+            })?;
             let expect: Vec<Vec<u8>> = if want.contains(&i) {
                 vec![f.clone()]
             } else {
@@ -221,6 +359,6 @@ pub fn vale_learn(switch: &str) -> R {
         }
         println!("vale-learn: {tag}: delivered to {want:?}");
     }
-    println!("vale-learn: ok");
+    println!("vale-learn: ok modes={modes:?}");
     Ok(())
 }

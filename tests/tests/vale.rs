@@ -7,15 +7,83 @@
 use std::process::Command;
 use std::time::Duration;
 
-use netmapd_tests::harness::{assert_success, netmapd_bin, netmapd_exec, require_privileges, run};
+use netmapd_tests::harness::{
+    assert_success, netmapd_bin, netmapd_exec, netmapd_exec_no_preload, require_privileges, run,
+};
 
 const NM_CLIENT: &str = env!("CARGO_BIN_EXE_nm-client");
 
 #[test]
 fn learning_and_flooding_across_three_ports() {
-    let out = netmapd_exec([NM_CLIENT, "vale-learn", "vale7"], Duration::from_secs(60));
+    // All three ports in one preloaded process: every sync runs in the process
+    // (the switch forwards in the sender's txsync), none reaches the daemon.
+    let script = r#"d="$1"; c="$2"
+"$c" vale-learn vale7 || exit 1
+"$d" status | grep '^daemon_syncs='"#;
+    let out = netmapd_exec(
+        [
+            "sh",
+            "-c",
+            script,
+            "sh",
+            &netmapd_bin().to_string_lossy(),
+            NM_CLIENT,
+        ],
+        Duration::from_secs(60),
+    );
     assert_success(&out);
     assert!(out.stdout.contains("vale-learn: ok"), "{}", out.describe());
+    assert!(
+        out.stdout.contains("daemon_syncs=0\n"),
+        "preloaded VALE syncs reached the daemon\n{}",
+        out.describe()
+    );
+}
+
+/// The same through the daemon only (no preload library anywhere).
+#[test]
+fn learning_and_flooding_not_preloaded() {
+    let out = netmapd_exec_no_preload([NM_CLIENT, "vale-learn", "vale7"], Duration::from_secs(60));
+    assert_success(&out);
+    assert!(out.stdout.contains("vale-learn: ok"), "{}", out.describe());
+}
+
+/// Each port in a process of its own, preloaded or not, both ways round: senders
+/// forwarding in their process deliver to receivers served by the daemon and the
+/// other way, learning is shared (a MAC learned by one kind of sender directs the
+/// other kind's frames), payloads checked.
+#[test]
+fn learning_and_flooding_mixed() {
+    for modes in ["pre,plain,pre", "plain,pre,plain"] {
+        let script = format!(
+            r#"d="$1"; c="$2"
+lib=$("$d" preload-path) || exit 9
+"$c" vale-learn vale6 --modes {modes} --preload "$lib" || exit 1
+"$d" status | grep '^daemon_syncs='"#
+        );
+        let out = netmapd_exec_no_preload(
+            [
+                "sh",
+                "-c",
+                &script,
+                "sh",
+                &netmapd_bin().to_string_lossy(),
+                NM_CLIENT,
+            ],
+            Duration::from_secs(60),
+        );
+        assert_success(&out);
+        assert!(
+            out.stdout.contains("vale-learn: ok"),
+            "{modes}: {}",
+            out.describe()
+        );
+        assert!(
+            !out.stdout.contains("daemon_syncs=0\n"),
+            "{modes}: the plain ports' syncs must reach the daemon\n{}",
+            out.describe()
+        );
+    }
 }
 
 /// The request sequence of `vale-ctl -n per0; -a vale0:per0; -l; -d; -r` and the

@@ -44,7 +44,8 @@ const USAGE: &str = "usage:
   nm-client kloop-hold --port NAME
   nm-client rx-count --port NAME [--count N] [--idle-ms 1000]
   nm-client vale-ctl -n NAME | -a|-h|-d valeX:NAME | -r NAME | -l [valeX:port] | -p|-P valeX:IF | -o NAME
-  nm-client vale-learn [SWITCH]
+  nm-client vale-learn [SWITCH] [--modes local,pre,plain] [--preload LIB]
+  nm-client port-agent --port NAME
   nm-client monitor-rx --port NAME --flags r|t|rt|z --count N [--len L | --max-len M] [--stream ID]";
 
 /// `pipe-rx --until-idle`: how long to wait for the first packet (many clients may be
@@ -495,7 +496,25 @@ fn main() -> ExitCode {
         "bench-pipe-tx" => parse_opts(rest).and_then(|o| bench_pipe_side(&o, true)),
         "bench-pipe-rx" => parse_opts(rest).and_then(|o| bench_pipe_side(&o, false)),
         "vale-ctl" => netmapd_tests::valectl::vale_ctl(rest),
-        "vale-learn" => netmapd_tests::valectl::vale_learn(rest.first().map_or("vale0", |s| s)),
+        "vale-learn" => {
+            let sw = rest
+                .first()
+                .filter(|a| !a.starts_with('-'))
+                .map_or("vale0", |s| s);
+            let opt = |k: &str| rest.windows(2).find(|w| w[0] == k).map(|w| w[1].as_str());
+            let modes: Vec<&str> = opt("--modes")
+                .unwrap_or("local,local,local")
+                .split(',')
+                .collect();
+            match <[&str; 3]>::try_from(modes) {
+                Ok(m) => netmapd_tests::valectl::vale_learn(sw, m, opt("--preload")),
+                Err(_) => Err("--modes takes three comma-separated modes".into()),
+            }
+        }
+        "port-agent" => match rest {
+            [k, name] if k == "--port" => netmapd_tests::valectl::port_agent(name),
+            _ => Err("port-agent --port NAME".into()),
+        },
         "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())
