@@ -8,7 +8,7 @@
 //! through FUSE/CUSE, on the same state, so both kinds of program share a port.
 
 use crate::kring::{Dir, Kring};
-use crate::kstate::{KState, KIND_NULL, KIND_PIPE, KIND_VALE, MAGIC};
+use crate::kstate::{Doorbell, KState, KIND_NIC, KIND_NULL, KIND_PIPE, KIND_VALE, MAGIC};
 use crate::pipe::{rx_core, tx_core, MAX_PIPE_SLOTS};
 use crate::ringmem::RingView;
 use crate::vale::bdg::Bdg;
@@ -48,6 +48,9 @@ pub struct Outcome {
     /// A VALE sender forwarded part of its ring (maybe nothing) and leaves the rest to
     /// the daemon: use the kernel path now (see `vale::forward::Forwarded::deferred`).
     pub deferred: bool,
+    /// A NIC ring gave its port's worker thread work: the caller rings this doorbell
+    /// (region offset) — after the busy flag is released, so the worker can take it.
+    pub doorbell: Option<usize>,
 }
 
 impl InprocRing {
@@ -57,7 +60,8 @@ impl InprocRing {
     pub fn probe(mem: SharedMem, off: usize, dir: Dir, id: u32) -> Option<Self> {
         let ks = KState::new(mem, off);
         let kind = ks.kind().ok()?;
-        if ks.magic().ok()? != MAGIC || ![KIND_PIPE, KIND_NULL, KIND_VALE].contains(&kind) {
+        if ks.magic().ok()? != MAGIC || ![KIND_PIPE, KIND_NULL, KIND_VALE, KIND_NIC].contains(&kind)
+        {
             return None;
         }
         let num_slots = mem
@@ -65,7 +69,7 @@ impl InprocRing {
             .ok()?;
         // A null ring has no peer: it stands in as its own (never used).
         let peer_off = match kind {
-            KIND_PIPE | KIND_VALE => usize::try_from(ks.peer().ok()?).ok()?,
+            KIND_PIPE | KIND_VALE | KIND_NIC => usize::try_from(ks.peer().ok()?).ok()?,
             _ => off,
         };
         let ring_bytes = netmap_abi::ring_slot_offset(num_slots);
@@ -76,6 +80,10 @@ impl InprocRing {
                     .checked_add(crate::vale::bdg::BDG_BYTES)
                     .is_some_and(|e| e <= mem.len())
                     && Bdg::new(mem, peer_off).valid()
+            }
+            // The doorbell and the sleeping word after it.
+            KIND_NIC => {
+                peer_off % 4 == 0 && peer_off.checked_add(8).is_some_and(|e| e <= mem.len())
             }
             _ => fits(peer_off),
         };
@@ -112,6 +120,12 @@ impl InprocRing {
         }
         let r = self.sync_locked(mem, &ks, owner, geom);
         ks.put(owner)?;
+        if let Ok(Outcome {
+            doorbell: Some(d), ..
+        }) = r
+        {
+            Doorbell::new(mem, d).ring()?;
+        }
         r
     }
 
@@ -144,6 +158,14 @@ impl InprocRing {
                 }
                 match self.kind {
                     KIND_NULL => None, // netmap_null: nothing is ever completed
+                    // The worker transmits `[hwcur, rhead)` (stored below) and
+                    // moves hwtail over what the kernel completed.
+                    KIND_NIC => {
+                        if head != k.hwcur {
+                            out.doorbell = Some(self.peer_off);
+                        }
+                        None
+                    }
                     KIND_VALE => {
                         let (kick, deferred) =
                             self.vale_tx(mem, &mut k, &rv, ks, head, owner, geom)?;
@@ -161,6 +183,16 @@ impl InprocRing {
                 }
                 match self.kind {
                     KIND_NULL => None, // nothing is ever received
+                    // Releases `[hwcur, head)`; the worker's fills are in hwtail. A
+                    // worker that found the ring full waits for this release.
+                    KIND_NIC => {
+                        let released = head != k.hwcur;
+                        k.hwcur = head;
+                        if released && ks.take_stalled()? {
+                            out.doorbell = Some(self.peer_off);
+                        }
+                        None
+                    }
                     // Packets the daemon queued for this ring: it moves them in when
                     // kicked.
                     KIND_VALE => Some(forward::rx_core(&mut k, ks, head)?),

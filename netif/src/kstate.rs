@@ -26,6 +26,11 @@
 //! | 76 | VALE RX ring: the daemon holds packets for it in its backlog ([`QUEUED`]), and that backlog is full ([`QUEUED_FULL`]), or neither (0) | daemon |
 //! | 80 | VALE: packets dropped (TX ring: malformed or sent back to the sender; RX ring: no room) (u64) | as 56 |
 //! | 88 | VALE RX ring: fill locks broken (holder dead, stopped, or stuck) | senders |
+//! | 92 | NIC: TX ring 0 of the port: the doorbell of the port's worker thread (futex word, bumped by whoever gives it work) | clients, daemon |
+//! | 96 | NIC: TX ring 0: the worker sleeps on the doorbell (0 or 1) | daemon |
+//! | 100 | NIC RX ring: the worker left the ring full (frames may wait in the kernel): the reader rings the doorbell after its release | daemon, reader |
+//!
+//! A NIC ring's `peer` is the region offset of its port's doorbell word.
 //!
 //! A VALE ring's `link` is, on a TX ring, the sender's port slot in its switch and, on
 //! an RX ring, the fill index (the next slot senders write; what the reader's rxsync
@@ -43,6 +48,10 @@ pub const KIND_PIPE: u32 = 1;
 pub const KIND_NULL: u32 = 2;
 /// A VALE port's ring: senders forward in their own process (see [`crate::vale::bdg`]).
 pub const KIND_VALE: u32 = 3;
+/// A NIC's hardware ring: the client's sync publishes its head or release and rings
+/// the port worker's doorbell; the daemon's worker moves frames (see
+/// [`crate::af_packet`]).
+pub const KIND_NIC: u32 = 4;
 
 /// The kind a ring of a port of kind `k` has in its state block when clients may
 /// sync it (0: the daemon's syncs only).
@@ -51,6 +60,7 @@ pub fn kind_of(k: crate::PortKind) -> u32 {
         crate::PortKind::Pipe => KIND_PIPE,
         crate::PortKind::Null => KIND_NULL,
         crate::PortKind::Vale => KIND_VALE,
+        crate::PortKind::Nic => KIND_NIC,
         _ => 0,
     }
 }
@@ -80,6 +90,9 @@ const O_FLOCK: usize = 72;
 const O_QUEUED: usize = 76;
 const O_DROPS: usize = 80;
 const O_BROKEN: usize = 88;
+const O_DOORBELL: usize = 92;
+const O_DOOR_SLEEP: usize = 96;
+const O_STALL: usize = 100;
 
 /// A VALE RX ring has packets waiting in the daemon's backlog: senders in clients
 /// leave theirs to the daemon too, so that they stay in order.
@@ -310,11 +323,74 @@ impl<'a> KState<'a> {
         self.mem.load_u32_acquire(self.at(O_BROKEN))
     }
 
+    /// Region offset of this block's doorbell word (the port's, in TX ring 0).
+    pub fn doorbell_offset(&self) -> usize {
+        self.at(O_DOORBELL)
+    }
+
+    /// A NIC RX ring the worker left full: see the layout.
+    pub fn set_stalled(&self, on: bool) -> Result<(), OutOfBounds> {
+        self.mem.store_u32_release(self.at(O_STALL), u32::from(on))
+    }
+    /// Takes the stalled mark (true if it was set).
+    pub fn take_stalled(&self) -> Result<bool, OutOfBounds> {
+        if self.mem.load_u32_acquire(self.at(O_STALL))? == 0 {
+            return Ok(false);
+        }
+        Ok(self.mem.cas_u32(self.at(O_STALL), 1, 0)?.is_ok())
+    }
+
     pub fn sent(&self) -> Result<(u64, u64), OutOfBounds> {
         Ok((
             self.mem.read_u64(self.at(O_SENT_SLOTS))?,
             self.mem.read_u64(self.at(O_SENT_BYTES))?,
         ))
+    }
+}
+
+/// The doorbell of a NIC port's worker thread: a futex word (region offset `off`) and,
+/// after it, the worker's "sleeping" word.
+#[derive(Clone, Copy)]
+pub struct Doorbell<'a> {
+    mem: SharedMem<'a>,
+    off: usize,
+}
+
+impl<'a> Doorbell<'a> {
+    pub fn new(mem: SharedMem<'a>, off: usize) -> Self {
+        Self { mem, off }
+    }
+
+    /// Gives the worker work: bumps the word, and wakes the worker only if it sleeps
+    /// (a running worker takes the work in its next pass: no system call).
+    pub fn ring(&self) -> Result<(), OutOfBounds> {
+        self.mem.fetch_add_u32(self.off, 1)?;
+        if self
+            .mem
+            .load_u32_seqcst(self.off + (O_DOOR_SLEEP - O_DOORBELL))?
+            != 0
+        {
+            self.mem.futex_wake(self.off, 1)?;
+        }
+        Ok(())
+    }
+
+    /// The worker's side: the current value, to wait on.
+    pub fn value(&self) -> Result<u32, OutOfBounds> {
+        self.mem.load_u32_seqcst(self.off)
+    }
+
+    /// The worker sleeps until the word moves from `seen` (or `timeout`): it says so
+    /// first, then re-checks, so a ring between its last pass and the sleep is seen.
+    pub fn wait(&self, seen: u32, timeout: std::time::Duration) -> Result<(), OutOfBounds> {
+        self.mem
+            .store_u32_release(self.off + (O_DOOR_SLEEP - O_DOORBELL), 1)?;
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        if self.mem.load_u32_seqcst(self.off)? == seen {
+            self.mem.futex_wait(self.off, seen, Some(timeout))?;
+        }
+        self.mem
+            .store_u32_release(self.off + (O_DOOR_SLEEP - O_DOORBELL), 0)
     }
 }
 

@@ -121,6 +121,13 @@ impl<'a> RingView<'a> {
         self.mem.write_u16(self.slot_off(k)? + 6, f)
     }
 
+    /// Writes a slot's `len` and `flags` in one access (the buffer index stays).
+    pub fn set_slot_len_flags(&self, k: u32, len: u16, flags: u16) -> Result<(), OutOfBounds> {
+        let (l, f) = (len.to_ne_bytes(), flags.to_ne_bytes());
+        let v = u32::from_ne_bytes([l[0], l[1], f[0], f[1]]);
+        self.mem.write_u32(self.slot_off(k)? + 4, v)
+    }
+
     pub fn set_slot_buf_len(&self, k: u32, buf_idx: u32, len: u16) -> Result<(), OutOfBounds> {
         let o = self.slot_off(k)?;
         self.mem.write_u32(o, buf_idx)?;

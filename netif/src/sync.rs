@@ -267,6 +267,44 @@ fn rxsync_inner(
     })
 }
 
+/// A sync the daemon's worker thread runs on its own initiative for a ring whose client
+/// syncs in its own process (NIC hardware rings, `kstate::KIND_NIC`): TX transmits
+/// `[hwcur, rhead)` — the head the client's last sync validated, never the ring's live
+/// head/cur, which the client may be writing at this moment — and takes completions;
+/// RX takes the client's last release (`hwcur`, already in the shared state) and fills
+/// from `hwtail` what arrived. The ring's `tail` is the client's next sync's business.
+/// `Ok(None)`: the ring was busy (the client is syncing it; its doorbell follows).
+/// `Ok(Some(moved))`: whether `hwtail` moved (the client has something new). An RX ring
+/// left full is marked stalled (its reader rings the doorbell when it releases).
+pub fn worker_sync(
+    ad: &mut dyn Adapter,
+    ep: usize,
+    d: Dir,
+    i: usize,
+    mem: SharedMem,
+) -> Result<Option<bool>, NetifError> {
+    let k = &mut ad.endpoints_mut()[ep].krings_mut(d)[i];
+    let ks = KState::new(mem, view(mem, k)?.offset());
+    let Some(g) = SharedSync::begin(ks, k)? else {
+        return Ok(None);
+    };
+    let (head, before) = match d {
+        Dir::Tx => (k.rhead, k.hwtail),
+        Dir::Rx => (k.hwcur, k.hwtail),
+    };
+    let r = match d {
+        Dir::Tx => ad.txsync(ep, i, head, mem),
+        Dir::Rx => ad.rxsync(ep, i, head, mem),
+    };
+    let k = &ad.endpoints()[ep].krings(d)[i];
+    let moved = k.hwtail != before;
+    if d == Dir::Rx && k.next(k.hwtail) == k.hwcur {
+        ks.set_stalled(true)?;
+    }
+    g.end(k);
+    r.map(|_| Some(moved))
+}
+
 /// Runs the sync of direction `d` on ring `i`.
 pub fn sync_ring(
     ad: &mut dyn Adapter,

@@ -13,6 +13,7 @@ mod info;
 mod kloop;
 mod legacy;
 mod monitor;
+mod nicworker;
 mod nmreq;
 mod poll;
 mod register;
@@ -107,6 +108,8 @@ pub(crate) struct AdapterSlot {
     pub key: PortKey,
     /// Descriptors bound to this adapter (for wake-ups).
     pub fds: Vec<FdId>,
+    /// The data-path thread of a NIC port (clients sync its rings in process).
+    pub nic_worker: Option<nicworker::NicWorker>,
 }
 
 /// How a port is found by name (ports without a key, e.g. null ports, are reachable
@@ -171,6 +174,7 @@ impl State {
                 watched: Vec::new(),
                 key,
                 fds: Vec::new(),
+                nic_worker: None,
             },
         );
         id
@@ -187,6 +191,11 @@ impl State {
         if let Some(mut slot) = self.adapters.remove(&id) {
             // Closing a port's sockets (krings_delete) also removes them from epoll.
             slot.watched.clear();
+            if let Some(w) = slot.nic_worker.take() {
+                // Wake it now rather than after its idle timeout, before its
+                // doorbell's ring object goes back to the pool.
+                let _ = netmap_netif::kstate::Doorbell::new(mem, w.doorbell).ring();
+            }
             slot.ad.krings_delete(&mut self.alloc, mem, &keep);
             match slot.key {
                 PortKey::Pipe(p, i) => {
@@ -331,7 +340,25 @@ impl State {
             if !slot.ad.shared_kstate() {
                 continue;
             }
-            let own = kind_of(slot.ad.kind());
+            let mut own = kind_of(slot.ad.kind());
+            let nic = slot.ad.kind() == netmap_netif::PortKind::Nic;
+            if nic {
+                // Clients sync a NIC's rings in process only while its worker runs,
+                // and not while it is attached to a switch (whose forwarding thread
+                // owns its rings).
+                let attached = slot
+                    .ad
+                    .endpoints()
+                    .first()
+                    .is_some_and(|e| self.vale.nics.contains_key(&e.name));
+                let live = slot
+                    .nic_worker
+                    .as_ref()
+                    .is_some_and(|w| !w.failed.load(std::sync::atomic::Ordering::Acquire));
+                if attached || !live {
+                    own = 0;
+                }
+            }
             // A switch with an attached NIC forwards through the daemon's forwarding
             // thread, which the in-client path does not wake: its ports stay on the
             // daemon path.
@@ -345,7 +372,18 @@ impl State {
                 } else {
                     own
                 };
-                for off in e.ring_offs() {
+                // A NIC's host rings always take the daemon's path.
+                let hw = |d: Dir| {
+                    let n = if !nic {
+                        usize::MAX
+                    } else if d == Dir::Tx {
+                        e.counts.tx_rings as usize
+                    } else {
+                        e.counts.rx_rings as usize
+                    };
+                    e.krings(d).iter().take(n).filter_map(|k| k.ring_off)
+                };
+                for off in hw(Dir::Tx).chain(hw(Dir::Rx)) {
                     let ks = KState::new(mem, off);
                     if ks.magic().is_ok_and(|m| m == MAGIC) && ks.kind().is_ok_and(|k| k != kind) {
                         if let Err(e) = ks.set_kind(kind) {
@@ -567,6 +605,16 @@ impl ControlPlane {
                         let mut st = cp.lock();
                         for &t in &tokens {
                             st.collect_all_wakers(t, &mut wakers);
+                            // A NIC port whose clients sync in process: its worker
+                            // moves the frames.
+                            if let Some(w) = st.adapters.get(&t).and_then(|s| s.nic_worker.as_ref())
+                            {
+                                let bell =
+                                    netmap_netif::kstate::Doorbell::new(cp.mem(), w.doorbell);
+                                if let Err(e) = bell.ring() {
+                                    tracing::debug!(%e, "ringing a NIC worker");
+                                }
+                            }
                         }
                     }
                     fire(wakers);

@@ -453,6 +453,29 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Starts the data-path thread of a NIC port with rings, once (when the control
+    /// plane runs its worker threads: not in unit tests without them).
+    fn start_nic_worker(&self, st: &mut State, aid: u64, mem: SharedMem) {
+        let Some(me) = self.me.get() else { return };
+        let Some(slot) = st.adapters.get_mut(&aid) else {
+            return;
+        };
+        if slot.nic_worker.is_some() || slot.ad.kind() != netmap_netif::PortKind::Nic {
+            return;
+        }
+        let e = &slot.ad.endpoints()[0];
+        let Some(off) = e.tx.first().and_then(|k| k.ring_off) else {
+            return;
+        };
+        let bell = netmap_netif::kstate::KState::new(mem, off).doorbell_offset();
+        match super::nicworker::NicWorker::spawn(me.clone(), aid, bell, &e.name) {
+            Ok(w) => slot.nic_worker = Some(w),
+            Err(e) => {
+                tracing::warn!(%e, "no NIC worker thread: clients sync this port through the daemon")
+            }
+        }
+    }
+
     /// REGISTER proper, shared with the legacy NIOCREGIF.
     pub(crate) fn do_register(
         &self,
@@ -689,6 +712,7 @@ impl ControlPlane {
         if watch {
             st.watch_events(&self.events, aid);
         }
+        self.start_nic_worker(st, aid, mem);
         if let Some(o) = opts
             .iter_mut()
             .find(|o| o.hdr.nro_reqtype == abi::NETMAP_REQ_OPT_OFFSETS)

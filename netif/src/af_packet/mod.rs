@@ -44,6 +44,7 @@ pub mod tx;
 
 use crate::adapter::{view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
 use crate::kring::{Dir, Kring};
+use crate::kstate::KState;
 use crate::NetifError;
 pub use ifinfo::IfInfo;
 use netmap_pool::{MemAllocator, SharedMem};
@@ -424,6 +425,18 @@ impl Adapter for AfPacketPort {
         };
         let rings = self.open_sockets(&info, geom)?;
         self.eps[0].create_rings(alloc, mem)?;
+        // Shared state for every ring; clients sync the hardware rings in process once
+        // the control plane runs the port's worker thread (it switches their kind to
+        // KIND_NIC then). Every ring names TX ring 0's doorbell.
+        let e = &self.eps[0];
+        let bell = e.tx[0]
+            .ring_off
+            .map_or(0, |o| KState::new(mem, o).doorbell_offset());
+        for k in e.tx.iter().chain(e.rx.iter()) {
+            if let Some(off) = k.ring_off {
+                KState::new(mem, off).init(0, k, 0, bell)?;
+            }
+        }
         self.info = info;
         self.rings = Some(rings);
         self.gone = false;
@@ -438,7 +451,18 @@ impl Adapter for AfPacketPort {
             self.harvest_kernel_drops(&r);
             drop(r);
         }
+        for off in self.eps[0].ring_offs() {
+            if let Err(e) = KState::new(mem, off).clear() {
+                tracing::error!(%e, "clearing a NIC ring's state block");
+            }
+        }
         self.eps[0].delete_rings(alloc, mem, keep);
+    }
+
+    /// NIC ring state lives in the rings' state blocks: the port's worker thread and
+    /// clients syncing in process share it (see `kstate::KIND_NIC`).
+    fn shared_kstate(&self) -> bool {
+        true
     }
 
     fn txsync(

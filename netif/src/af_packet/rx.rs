@@ -190,6 +190,20 @@ pub fn place_frame(
     if need > free {
         return Ok(Placed::NoRoom);
     }
+    if need == 1 {
+        // The common case: one slot, one read of its buffer index, one copy.
+        let s = k.hwtail;
+        let idx = rv.slot_buf_idx(s)?;
+        if let Some(dst) = geom.offset(idx) {
+            match src {
+                Src::Ring(m, off) => m.copy_to(off, &mem, dst, len)?,
+                Src::Bytes(b) => mem.write_bytes(dst, &b[..len])?,
+            }
+            rv.set_slot_len_flags(s, len as u16, 0)?;
+            k.hwtail = k.next(s);
+            return Ok(Placed::Done);
+        }
+    }
     // Check every buffer first, so a frame is either copied whole or not at all.
     let mut s = k.hwtail;
     for _ in 0..need {

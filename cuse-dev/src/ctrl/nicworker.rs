@@ -1,0 +1,139 @@
+//! The data-path thread of a NIC port whose clients sync in their own process.
+//!
+//! A NIC ring's frames go through AF_PACKET sockets the daemon owns, so a preloaded
+//! client cannot move them itself as it does for pipes and VALE. What it can avoid is
+//! the round trip: its txsync publishes the new head in the ring's state block and
+//! rings this thread's doorbell (a futex word in the region; no system call while the
+//! thread is running), and its rxsync takes what this thread has published and hands
+//! slots back the same way. The thread runs the very syncs the daemon runs for
+//! programs it serves through FUSE/CUSE ([`netmap_netif::sync::worker_sync`] on the
+//! shared state), so both kinds of program use the same port at once.
+//!
+//! It sleeps on the doorbell, which is rung by clients (new frames to send, or slots
+//! released into an RX ring it had to leave full) and by the port-events thread when
+//! the port's sockets are ready (frames received, transmissions completed). Each pass
+//! syncs every hardware ring whose kind is KIND_NIC, publishes the rings whose `hwtail`
+//! moved (futex sleepers in clients; kernel-path pollers through their wakers), and
+//! passes again until nothing moves.
+//!
+//! A ring sync that fails (link down, interface deleted) switches the port's rings
+//! back to the kernel path: clients' next syncs then reach the daemon, which reports
+//! the error exactly as it does for programs that never ran in process.
+
+use super::{fire, ControlPlane};
+use netmap_netif::kstate::{publish, Doorbell, KState, KIND_NIC};
+use netmap_netif::sync::worker_sync;
+use netmap_netif::Dir;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// Longest sleep without a doorbell (a safety net: every event rings it).
+const IDLE: Duration = Duration::from_millis(20);
+
+/// The worker of one NIC adapter. Dropping it stops the thread within [`IDLE`]
+/// (it also stops by itself when the adapter goes away).
+pub(crate) struct NicWorker {
+    stop: Arc<AtomicBool>,
+    /// Region offset of the port's doorbell word.
+    pub doorbell: usize,
+    /// A ring sync failed: the port stays on the kernel path.
+    pub failed: Arc<AtomicBool>,
+}
+
+impl Drop for NicWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+impl NicWorker {
+    pub fn spawn(
+        cp: Weak<ControlPlane>,
+        aid: u64,
+        doorbell: usize,
+        name: &str,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(AtomicBool::new(false));
+        let (s2, f2) = (stop.clone(), failed.clone());
+        std::thread::Builder::new()
+            .name(format!("nic-{name}"))
+            .spawn(move || run(cp, aid, doorbell, &s2, &f2))?;
+        Ok(Self {
+            stop,
+            doorbell,
+            failed,
+        })
+    }
+}
+
+fn run(
+    weak: Weak<ControlPlane>,
+    aid: u64,
+    doorbell: usize,
+    stop: &AtomicBool,
+    failed: &AtomicBool,
+) {
+    while !stop.load(Ordering::Acquire) {
+        let Some(cp) = weak.upgrade() else { break };
+        let mem = cp.mem();
+        let bell = Doorbell::new(mem, doorbell);
+        let Ok(seen) = bell.value() else { break };
+        let mut wakers = Vec::new();
+        let moved = {
+            let mut st = cp.lock();
+            let Some(slot) = st.adapters.get_mut(&aid) else {
+                break;
+            };
+            let ad = slot.ad.as_mut();
+            let counts = ad.endpoints()[0].counts;
+            let mut moved = false;
+            let mut error = None;
+            for (d, n) in [(Dir::Tx, counts.tx_rings), (Dir::Rx, counts.rx_rings)] {
+                for i in 0..n as usize {
+                    let Some(off) = ad.endpoints()[0].krings(d).get(i).and_then(|k| k.ring_off)
+                    else {
+                        continue;
+                    };
+                    let ks = KState::new(mem, off);
+                    if !ks.kind().is_ok_and(|k| k == KIND_NIC) {
+                        continue;
+                    }
+                    match worker_sync(ad, 0, d, i, mem) {
+                        Ok(Some(true)) => {
+                            moved = true;
+                            if let Err(e) = publish(&ks) {
+                                tracing::debug!(%e, "publishing a NIC ring");
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => error = Some(e),
+                    }
+                }
+            }
+            if let Some(e) = error {
+                tracing::info!(port = %ad.endpoints()[0].name, %e, "NIC ring sync failed: the port's clients use the daemon's path from now on");
+                failed.store(true, Ordering::Release);
+                for off in ad.endpoints()[0].ring_offs() {
+                    let ks = KState::new(mem, off);
+                    let _ = ks.set_kind(0);
+                    // Sleepers wake, sync, find the kernel path, and get the error there.
+                    let _ = publish(&ks);
+                }
+                moved = true;
+            }
+            if moved {
+                st.collect_all_wakers(aid, &mut wakers);
+            }
+            moved
+        };
+        fire(wakers);
+        if failed.load(Ordering::Acquire) {
+            break;
+        }
+        if !moved && bell.wait(seen, IDLE).is_err() {
+            break;
+        }
+    }
+}
