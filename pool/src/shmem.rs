@@ -340,6 +340,22 @@ impl<'a> SharedMem<'a> {
         Ok(())
     }
 
+    /// Hints the CPU to fetch the cache line at `off` (ignored outside the window and
+    /// on other architectures). A prefetch never faults and reads nothing visible.
+    pub fn prefetch(&self, off: usize) {
+        if off >= self.len {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: off < len: the address lies in the mapping; a prefetch does not
+        // access memory architecturally.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                self.ptr.wrapping_add(off).cast::<i8>(),
+            );
+        }
+    }
+
     /// Copies `len` bytes at `src` of this window to `dst_off` of another window (a
     /// kernel packet ring to the region, or back), 8 bytes per volatile access at any
     /// alignment, with no bounce buffer.

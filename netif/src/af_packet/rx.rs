@@ -345,6 +345,13 @@ impl HwRx {
                 }
             };
             let len = f.snaplen as usize;
+            if c.left > 1 {
+                // The next frame's header and first data line, written by the kernel
+                // on another CPU: fetched while this one is copied.
+                let h = c.block + c.pkt + next as usize;
+                ring.prefetch(h);
+                ring.prefetch(h + 64);
+            }
             match place_frame(k, rv, mem, geom, Src::Ring(ring, f.data), len, scratch)? {
                 Placed::Done => {
                     st.rx_packets += 1;
