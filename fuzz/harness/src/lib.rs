@@ -22,7 +22,7 @@ pub use cuse_dev::ctrl::Errno;
 use cuse_dev::ctrl::{ControlPlane, CtrlConfig, FdId, UserMemory};
 use netmap_abi as abi;
 use netmap_abi::{NetmapIf, NetmapRing, NmreqHeader, NmreqOption, NmreqRegister};
-use netmap_pool::{PoolConfig, PoolCounts};
+use netmap_pool::{PoolConfig, PoolCounts, SharedMem};
 use std::cell::RefCell;
 use std::mem::{offset_of, size_of};
 use std::sync::OnceLock;
@@ -360,8 +360,8 @@ fn chain_size(t: u32, sel: u8, d: &mut &[u8]) -> u64 {
 /// A control plane with the region mapped as a client maps it.
 struct RingFixture {
     cp: ControlPlane,
-    map: *mut u8,
-    len: usize,
+    /// The client's mapping of the region (memmap2 unmaps it on drop).
+    map: memmap2::MmapRaw,
     initial: PoolCounts,
 }
 
@@ -369,64 +369,36 @@ impl RingFixture {
     fn new() -> Self {
         use std::os::fd::AsRawFd;
         let cp = ControlPlane::new(&small_config()).expect("control plane");
-        let len = cp.region_len();
-        // SAFETY: a fresh shared mapping of the region file, of its length; the
-        // pointer is only used through the bounds-checked accessors below.
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                cp.region_file().as_raw_fd(),
-                0,
-            )
-        };
-        assert_ne!(map, libc::MAP_FAILED, "mmap of the region");
+        let map = memmap2::MmapOptions::new()
+            .len(cp.region_len())
+            .map_raw(cp.region_file().as_raw_fd())
+            .expect("mmap of the region");
         let initial = cp.pool_counts();
-        Self {
-            cp,
-            map: map.cast(),
-            len,
-            initial,
-        }
+        Self { cp, map, initial }
+    }
+
+    /// The client's view of the region through the project's bounds-checked volatile
+    /// accessor (the daemon writes the same memory).
+    fn mem(&self) -> SharedMem<'_> {
+        // SAFETY: the MmapRaw is a live read-write mapping of len() bytes for as long
+        // as self, which the returned value borrows.
+        unsafe { SharedMem::from_raw(self.map.as_mut_ptr(), self.map.len()) }
     }
 
     fn read_u32(&self, off: usize) -> u32 {
-        assert!(
-            off % 4 == 0 && off + 4 <= self.len,
-            "read outside the region"
-        );
-        // SAFETY: in bounds and aligned (checked above); volatile because the daemon
-        // writes the same memory.
-        unsafe { self.map.add(off).cast::<u32>().read_volatile() }
+        self.mem().read_u32(off).expect("read outside the region")
     }
 
     fn read_i64(&self, off: usize) -> i64 {
-        assert!(
-            off % 8 == 0 && off + 8 <= self.len,
-            "read outside the region"
-        );
-        // SAFETY: as in read_u32.
-        unsafe { self.map.add(off).cast::<i64>().read_volatile() }
+        self.mem().read_i64(off).expect("read outside the region")
     }
 
     fn write_u32(&self, off: usize, v: u32) {
-        assert!(
-            off % 4 == 0 && off + 4 <= self.len,
-            "write outside the region"
-        );
-        // SAFETY: as in read_u32.
-        unsafe { self.map.add(off).cast::<u32>().write_volatile(v) }
+        self.mem().write_u32(off, v).expect("write outside the region")
     }
 
     fn write_u16(&self, off: usize, v: u16) {
-        assert!(
-            off % 2 == 0 && off + 2 <= self.len,
-            "write outside the region"
-        );
-        // SAFETY: as in read_u32.
-        unsafe { self.map.add(off).cast::<u16>().write_volatile(v) }
+        self.mem().write_u16(off, v).expect("write outside the region")
     }
 
     /// Checks the "never more free than at the start" invariant.
@@ -441,13 +413,6 @@ impl RingFixture {
             (c.if_total, c.ring_total, c.buf_total),
             (i.if_total, i.ring_total, i.buf_total)
         );
-    }
-}
-
-impl Drop for RingFixture {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in new(), unmapped once.
-        unsafe { libc::munmap(self.map.cast(), self.len) };
     }
 }
 
@@ -493,7 +458,7 @@ fn open_end(fx: &RingFixture, which: usize, cfg: u8, fresh: bool) -> End {
     };
     let nifp = usize::try_from(r.nr_offset).expect("nr_offset");
     assert!(
-        nifp + size_of::<NetmapIf>() <= fx.len,
+        nifp + size_of::<NetmapIf>() <= fx.map.len(),
         "netmap_if outside the region"
     );
     let ntx = fx.read_u32(nifp + offset_of!(NetmapIf, ni_tx_rings)) as usize;
@@ -503,7 +468,7 @@ fn open_end(fx: &RingFixture, which: usize, cfg: u8, fresh: bool) -> End {
         let ofs = fx.read_i64(nifp + abi::if_ring_ofs_offset(k));
         let off = usize::try_from(nifp as i64 + ofs).expect("ring offset");
         assert!(
-            off + size_of::<NetmapRing>() <= fx.len,
+            off + size_of::<NetmapRing>() <= fx.map.len(),
             "ring outside the region"
         );
         off

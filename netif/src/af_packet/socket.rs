@@ -309,60 +309,31 @@ impl PacketSocket {
     /// Maps the socket's ring(s): `len` = the RX ring size, or the TX ring size, or
     /// their sum when both exist.
     pub fn mmap(&self, len: usize) -> io::Result<MmapRing> {
-        // SAFETY: a fresh shared mapping chosen by the kernel (addr NULL) cannot alias
-        // any Rust object; the kernel validates len against the ring size.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                self.fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(MmapRing { ptr: p.cast(), len })
+        // memmap2 makes the shared read-write mapping (the kernel validates len
+        // against the ring size) and unmaps it on drop.
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(self.fd.as_raw_fd())?;
+        Ok(MmapRing { map })
     }
 }
 
 /// A PACKET_MMAP ring mapped into the daemon. Unmapped on drop.
 #[derive(Debug)]
 pub struct MmapRing {
-    ptr: *mut u8,
-    len: usize,
+    map: memmap2::MmapRaw,
 }
-
-// SAFETY: the mapping is owned by this value alone and only reached through SharedMem
-// (volatile, bounds-checked); moving it to another thread changes nothing.
-unsafe impl Send for MmapRing {}
-// SAFETY: `&MmapRing` only hands out SharedMem (itself Sync): volatile, bounds-checked
-// accesses made for memory that another party (the kernel) writes concurrently, so
-// several threads using it at once is no different from the kernel doing so.
-unsafe impl Sync for MmapRing {}
 
 impl MmapRing {
     /// Bounds-checked volatile access to the ring (the kernel writes it concurrently).
     pub fn mem(&self) -> SharedMem<'_> {
-        // SAFETY: ptr is a live read-write mapping of len bytes until Drop, which
-        // cannot run while the returned value borrows self.
-        unsafe { SharedMem::from_raw(self.ptr, self.len) }
+        // SAFETY: the MmapRaw is a live read-write mapping of len() bytes until it is
+        // dropped, which cannot happen while the returned value borrows self.
+        unsafe { SharedMem::from_raw(self.map.as_mut_ptr(), self.map.len()) }
     }
 
     pub fn len(&self) -> usize {
-        self.len
-    }
-}
-
-impl Drop for MmapRing {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly the mapping made in PacketSocket::mmap and no
-        // SharedMem borrowing self can exist any more.
-        if unsafe { libc::munmap(self.ptr.cast(), self.len) } != 0 {
-            tracing::error!(err = %io::Error::last_os_error(), "munmap of a packet ring");
-        }
+        self.map.len()
     }
 }
 
