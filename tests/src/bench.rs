@@ -176,9 +176,8 @@ fn ring_state(r: &Ring<'_>) -> String {
 /// 14..22 carry the sequence number.
 fn template(len: usize) -> Vec<u8> {
     let mut t = vec![0u8; len];
-    t[..6].fill(0xff);
-    t[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
-    t[12..14].copy_from_slice(&[0x08, 0x00]);
+    let h = crate::frame::eth_header(crate::frame::BROADCAST, [0x02, 0, 0, 0, 0, 1], 0x0800);
+    t[..h.len()].copy_from_slice(&h);
     t
 }
 

@@ -162,9 +162,12 @@ fn ping(name: &str, total: u64) -> Result<Vec<Duration>, String> {
     let rx = port.rx_ring(0).ok_or("RX ring 0 not bound")?;
     let tx = port.tx_ring(0).ok_or("TX ring 0 not bound")?;
     let mut frame = vec![0u8; LEN];
-    frame[..6].fill(0xff);
-    frame[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0x70, 0x01]);
-    frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+    let h = crate::frame::eth_header(
+        crate::frame::BROADCAST,
+        [0x02, 0, 0, 0, 0x70, 0x01],
+        crate::frame::ETHERTYPE_EXPERIMENTAL,
+    );
+    frame[..h.len()].copy_from_slice(&h);
     let mut back = [0u8; SEQ_AT + 8];
     let mut rtts = Vec::with_capacity(total as usize);
     for seq in 0..total {

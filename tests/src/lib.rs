@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod cases;
+pub mod frame;
 pub mod harness;
 pub mod kloop;
 pub mod latency;

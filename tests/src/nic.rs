@@ -438,7 +438,6 @@ fn multiqueue_layout(ifname: &str) -> R {
 
 /// Marker at the start of the UDP payload of [`flow_frame`] frames.
 pub const FLOW_MAGIC: [u8; 8] = *b"NMDFLOW!";
-const FLOW_MAGIC_AT: usize = 14 + 20 + 8;
 const FLOW_LEN: usize = 64;
 
 /// A 64-byte Ethernet/IPv4/UDP frame of flow `seq % flows`: source/destination
@@ -446,36 +445,25 @@ const FLOW_LEN: usize = 64;
 /// the UDP payload carries [`FLOW_MAGIC`] and `seq`.
 pub fn flow_frame(seq: u64, flows: u32) -> [u8; FLOW_LEN] {
     let f = (seq % flows.max(1) as u64) as u32;
+    let mut payload = [0u8; FLOW_LEN - 14 - 20 - 8];
+    payload[..8].copy_from_slice(&FLOW_MAGIC);
+    payload[8..16].copy_from_slice(&seq.to_le_bytes());
+    let frame = crate::frame::udp_frame(
+        crate::payload::DST,
+        crate::payload::SRC,
+        [10, 1, (f >> 8) as u8, f as u8],
+        [10, 2, (f >> 4) as u8, (f * 7) as u8],
+        (1024 + (f * 13) % 50_000) as u16,
+        (2000 + f % 1000) as u16,
+        &payload,
+    );
     let mut p = [0u8; FLOW_LEN];
-    p[..6].copy_from_slice(&[0x02, 0x6e, 0x6d, 0x64, 0x00, 0x02]);
-    p[6..12].copy_from_slice(&[0x02, 0x6e, 0x6d, 0x64, 0x00, 0x01]);
-    p[12..14].copy_from_slice(&[0x08, 0x00]);
-    let ip = &mut p[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&((FLOW_LEN - 14) as u16).to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&[10, 1, (f >> 8) as u8, f as u8]);
-    ip[16..20].copy_from_slice(&[10, 2, (f >> 4) as u8, (f * 7) as u8]);
-    let mut sum: u32 = ip
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    let udp = &mut p[34..42];
-    udp[0..2].copy_from_slice(&(1024 + (f * 13) % 50_000).to_be_bytes()[2..]);
-    udp[2..4].copy_from_slice(&(2000 + f % 1000).to_be_bytes()[2..]);
-    udp[4..6].copy_from_slice(&((FLOW_LEN - 34) as u16).to_be_bytes());
-    p[FLOW_MAGIC_AT..FLOW_MAGIC_AT + 8].copy_from_slice(&FLOW_MAGIC);
-    p[FLOW_MAGIC_AT + 8..FLOW_MAGIC_AT + 16].copy_from_slice(&seq.to_le_bytes());
+    p.copy_from_slice(&frame);
     p
 }
 
 fn is_flow_frame(d: &[u8]) -> bool {
-    d.len() >= FLOW_MAGIC_AT + 16 && d[FLOW_MAGIC_AT..FLOW_MAGIC_AT + 8] == FLOW_MAGIC
+    crate::frame::udp_payload(d).is_some_and(|p| p.len() >= 16 && p[..8] == FLOW_MAGIC)
 }
 
 /// Sends `count` [`flow_frame`]s over `flows` flows on `ifname` through a plain

@@ -129,9 +129,11 @@ pub fn vale_ctl(args: &[String]) -> R {
 /// A 60-byte frame `dst ← src` carrying `tag`.
 fn frame(dst: [u8; 6], src: [u8; 6], tag: &str) -> Vec<u8> {
     let mut f = Vec::with_capacity(60);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x88, 0xb5]);
+    f.extend_from_slice(&crate::frame::eth_header(
+        dst,
+        src,
+        crate::frame::ETHERTYPE_EXPERIMENTAL,
+    ));
     f.extend_from_slice(tag.as_bytes());
     f.resize(60, 0);
     f
@@ -328,7 +330,7 @@ pub fn vale_learn(switch: &str, modes: [&str; 3], preload: Option<&str>) -> R {
     let short = Duration::from_millis(300);
     // (sender, dst, tag, expected receivers)
     let steps: [(usize, [u8; 6], &str, &[usize]); 6] = [
-        (0, [0xff; 6], "a broadcast", &[1, 2]),
+        (0, crate::frame::BROADCAST, "a broadcast", &[1, 2]),
         (1, mac(0), "b to a (learned)", &[0]),
         (2, mac(9), "c to unknown", &[0, 1]),
         (0, mac(1), "a to b (learned)", &[1]),

@@ -1749,8 +1749,13 @@ fn monitors_of_vale_ports() {
     let (ta, tar) = open_reg(&cp, &um, "vale9:a", &pipe_req(MON_TX, 0));
     let (rb, rbr) = open_reg(&cp, &um, "vale9:b", &pipe_req(MON_RX, 0));
     let (ac, bc) = (Client::new(&cp, &ar), Client::new(&cp, &br));
-    let mut frame = vec![0xff; 6];
-    frame.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    let mut frame = etherparse::Ethernet2Header {
+        source: [2, 0, 0, 0, 0, 1],
+        destination: [0xff; 6],
+        ether_type: etherparse::EtherType::IPV4,
+    }
+    .to_bytes()
+    .to_vec();
     frame.extend_from_slice(b"broadcast payload");
     send_pkts(&cp, a, ac.tx(0), std::slice::from_ref(&frame));
     let tx_seen = take_rx(&cp, ta, Client::new(&cp, &tar).rx(0));

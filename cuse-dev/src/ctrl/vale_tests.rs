@@ -105,8 +105,13 @@ fn vale_req() -> NmreqRegister {
 
 /// A broadcast frame (dst ff:…, src `02:00:00:00:00:src`) carrying `tag`.
 fn frame(dst: [u8; 6], src: u8, tag: &str) -> Vec<u8> {
-    let mut f = dst.to_vec();
-    f.extend_from_slice(&[2, 0, 0, 0, 0, src, 0x88, 0xb5]);
+    let mut f = etherparse::Ethernet2Header {
+        source: [2, 0, 0, 0, 0, src],
+        destination: dst,
+        ether_type: etherparse::EtherType(0x88b5),
+    }
+    .to_bytes()
+    .to_vec();
     f.extend_from_slice(tag.as_bytes());
     f.resize(60, 0);
     f

@@ -250,8 +250,13 @@ fn ring<'e>(env: &'e Env, p: &AfPacketPort, d: Dir, i: usize) -> RingView<'e> {
 
 /// Test frame: broadcast, EtherType 0x88b5, a 4-byte sequence number, then a pattern.
 fn frame(seq: u32, len: usize) -> Vec<u8> {
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x88, 0xb5]);
+    let mut f = etherparse::Ethernet2Header {
+        source: [0x02, 0, 0, 0, 0, 1],
+        destination: [0xff; 6],
+        ether_type: etherparse::EtherType(0x88b5),
+    }
+    .to_bytes()
+    .to_vec();
     f.extend_from_slice(&seq.to_be_bytes());
     let mut x = seq.wrapping_mul(2_654_435_761);
     while f.len() < len {
@@ -263,7 +268,8 @@ fn frame(seq: u32, len: usize) -> Vec<u8> {
 }
 
 fn is_test_frame(f: &[u8]) -> Option<u32> {
-    (f.len() >= 18 && f[12..14] == [0x88, 0xb5])
+    let h = etherparse::Ethernet2HeaderSlice::from_slice(f).ok()?;
+    (f.len() >= 18 && h.ether_type() == etherparse::EtherType(0x88b5))
         .then(|| u32::from_be_bytes([f[14], f[15], f[16], f[17]]))
 }
 

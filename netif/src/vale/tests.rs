@@ -126,9 +126,14 @@ const BCAST: [u8; 6] = [0xff; 6];
 
 fn frame(dst: [u8; 6], src: [u8; 6], tag: u8, len: usize) -> Vec<u8> {
     let mut f = Vec::with_capacity(len);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(
+        &etherparse::Ethernet2Header {
+            source: src,
+            destination: dst,
+            ether_type: etherparse::EtherType(0x0800),
+        }
+        .to_bytes(),
+    );
     while f.len() < len {
         f.push(tag.wrapping_add(f.len() as u8));
     }
