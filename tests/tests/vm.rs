@@ -63,10 +63,10 @@ fn require_vm_tools() {
 /// `vm/run.sh vm/tests/SCRIPT` with this build's netmapd and nm-client.
 /// One VM at a time: they share the kernel cache (the first run downloads and extracts
 /// it) and two TCG guests on a 2-CPU machine only slow each other down.
-static VM_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static VM_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 fn run_vm(script: &str, extra_files: &[String]) -> netmapd_tests::harness::Output {
-    let _one_at_a_time = VM_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_at_a_time = VM_LOCK.lock();
     require_vm_tools();
     let root = repo_root();
     let mut cmd = Command::new(root.join("vm/run.sh"));

@@ -2,8 +2,8 @@
 //! mapping at [`FakeMem::BASE`], everything else faults, as a caller's bad pointers do.
 
 use super::{Errno, UserMemory};
+use parking_lot::Mutex;
 use std::mem::size_of;
-use std::sync::Mutex;
 use zerocopy::{FromBytes, IntoBytes};
 
 const EFAULT: Errno = Errno(libc::EFAULT);
@@ -48,7 +48,7 @@ impl FakeMem {
     }
 
     pub fn alloc(&self, len: usize) -> u64 {
-        let mut n = self.next.lock().expect("fake memory lock");
+        let mut n = self.next.lock();
         let a = *n;
         *n = (a + len as u64 + 7) & !7;
         assert!(*n <= Self::end(), "fake address space exhausted");
@@ -70,7 +70,7 @@ impl FakeMem {
 
     /// A copy of the whole mapping, to compare two address spaces byte for byte.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.bytes.lock().expect("fake memory lock").clone()
+        self.bytes.lock().clone()
     }
 
     pub fn set<T: IntoBytes + zerocopy::Immutable>(&self, addr: u64, v: &T) {
@@ -84,7 +84,7 @@ impl UserMemory for FakeMem {
             return Ok(());
         }
         let r = Self::range(addr, buf.len())?;
-        buf.copy_from_slice(&self.bytes.lock().expect("fake memory lock")[r]);
+        buf.copy_from_slice(&self.bytes.lock()[r]);
         Ok(())
     }
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
@@ -92,7 +92,7 @@ impl UserMemory for FakeMem {
             return Ok(());
         }
         let r = Self::range(addr, data.len())?;
-        self.bytes.lock().expect("fake memory lock")[r].copy_from_slice(data);
+        self.bytes.lock()[r].copy_from_slice(data);
         Ok(())
     }
     /// The test process itself: the sync loop takes eventfds from it.

@@ -159,13 +159,12 @@ fn sync_and_poll(cp: &ControlPlane, fd: FdId) {
 /// creation is expensive). Their invariant keeps it at its initial occupancy. Locked,
 /// because the replay test runs harnesses on several threads and the invariant compares
 /// counts before and after one input.
-fn ctrl_cp() -> std::sync::MutexGuard<'static, ControlPlane> {
-    static CP: OnceLock<std::sync::Mutex<ControlPlane>> = OnceLock::new();
+fn ctrl_cp() -> parking_lot::MutexGuard<'static, ControlPlane> {
+    static CP: OnceLock<parking_lot::Mutex<ControlPlane>> = OnceLock::new();
     CP.get_or_init(|| {
-        std::sync::Mutex::new(ControlPlane::new(&small_config()).expect("control plane"))
+        parking_lot::Mutex::new(ControlPlane::new(&small_config()).expect("control plane"))
     })
     .lock()
-    .unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs `cmd` with `arg` on one (or two) fresh descriptors, releases them and checks
