@@ -552,6 +552,13 @@ fn deliver_to(
     let ks = KState::new(s.mem, off);
     let rv = RingView::new(s.mem, off, n);
     lock_fill(&ks, s.owner)?;
+    // The port may have gone between the look-up and the lock: the daemon takes the
+    // fill lock of a ring it frees, then clears its state block (which also releases
+    // the lock). A ring found cleared is not written.
+    if ks.magic()? != MAGIC || ks.peer()? != s.bdg.offset() as u64 {
+        ks.put_flock(s.owner)?;
+        return Ok(());
+    }
     let res = fill_ring(s, d, r, &ks, &rv, n, pkts, frags, ports, &pick);
     if !ks.put_flock(s.owner)? {
         tracing::debug!(port = d, ring = r, "VALE fill lock was broken while held");

@@ -355,6 +355,17 @@ impl ValeSwitch {
             let dropped: usize = p.backlog.iter_mut().map(backlog::Backlog::clear).sum();
             p.stats.rx_drops += dropped as u64;
         }
+        // Senders in clients may be writing into these RX rings: wait for each one's
+        // fill lock (a dead or stuck holder is broken), then clear the state block,
+        // which releases the lock and makes every later sender leave the ring alone,
+        // before the buffers go back to the pool.
+        for k in &e.rx {
+            if let Some(off) = k.ring_off {
+                if let Err(err) = forward::lock_fill(&KState::new(mem, off), BUSY_DAEMON) {
+                    tracing::error!(%err, "taking a VALE ring's fill lock");
+                }
+            }
+        }
         for off in e.ring_offs() {
             if let Err(err) = KState::new(mem, off).clear() {
                 tracing::error!(%err, "clearing a VALE ring's state block");

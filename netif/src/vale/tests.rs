@@ -6,6 +6,7 @@ use crate::adapter::view;
 use crate::kring::Dir;
 use crate::ringmem::RingView;
 use crate::sync::{rxsync_ring, txsync_ring};
+use crate::vale::BufGeom;
 use netmap_abi::{NS_BUF_CHANGED, NS_INDIRECT, NS_MOREFRAG};
 
 crate::testenv::test_env!();
@@ -75,6 +76,32 @@ impl Env {
         tv.set_head(h).unwrap();
         tv.set_cur(h).unwrap();
         txsync_ring(sw, ep, i, mem, self.lim()).expect("txsync")
+    }
+    /// A preloaded client's send: the frames go into TX ring 0 of `ep` and the client
+    /// syncs in its own process (`InprocRing`, as the preload library does).
+    fn send_inproc(
+        &self,
+        sw: &ValeSwitch,
+        ep: usize,
+        frames: &[Vec<u8>],
+    ) -> crate::inproc::Outcome {
+        let mem = self.mem();
+        let tv = self.ring(sw, ep, Dir::Tx, 0);
+        let n = sw.endpoints()[ep].tx[0].num_slots;
+        let mut h = tv.head().unwrap();
+        for f in frames {
+            let s = tv.slot(h).unwrap();
+            mem.write_bytes(self.buf_off(s.buf_idx), f).unwrap();
+            tv.set_slot_buf_len(h, s.buf_idx, f.len() as u16).unwrap();
+            tv.set_slot_flags(h, 0).unwrap();
+            h = (h + 1) % n;
+        }
+        tv.set_head(h).unwrap();
+        tv.set_cur(h).unwrap();
+        let off = sw.endpoints()[ep].tx[0].ring_off.unwrap();
+        let r = crate::inproc::InprocRing::probe(mem, off, Dir::Tx, 0).expect("a VALE ring");
+        r.sync(mem, 4242, BufGeom::of(&self.0.alloc))
+            .expect("in-process txsync")
     }
     fn send(&self, sw: &mut ValeSwitch, ep: usize, frames: &[Vec<u8>]) -> Wake {
         let f: Vec<Vec<Vec<u8>>> = frames.iter().map(|f| vec![f.clone()]).collect();
@@ -705,4 +732,56 @@ fn wake_mask() {
     let mut m = Wake::one(5, Dir::Tx);
     m.merge(w);
     assert!(m.contains(5, Dir::Tx) && m.contains(253, Dir::Rx));
+}
+
+/// A sender syncing in its own process forwards through the switch block as the
+/// daemon does: flooding, learning (shared with the daemon's forwarding), unicast,
+/// payloads; drops on a full ring are counted; a port whose rings are freed is left
+/// alone (its state block is cleared under its fill lock).
+#[test]
+fn forwarding_in_the_senders_process() {
+    let mut env = Env::new();
+    let mut sw = ValeSwitch::new("vale0");
+    let a = env.open(&mut sw, "a", 1, 16);
+    let b = env.open(&mut sw, "b", 1, 8);
+    let c = env.open(&mut sw, "c", 1, 16);
+    // Broadcast from the client: b and c.
+    let f1 = frame(BCAST, mac(1), 0x10, 60);
+    let o = env.send_inproc(&sw, a, std::slice::from_ref(&f1));
+    assert!(o.ready && !o.error && !o.deferred && !o.busy);
+    assert_eq!(env.recv(&mut sw, b), vec![f1.clone()]);
+    assert_eq!(env.recv(&mut sw, c), vec![f1.clone()]);
+    assert_eq!(
+        sw.lookup(env.mem(), &mac(1)),
+        Some(a as u16),
+        "learned by the client"
+    );
+    // b answers through the daemon: learned there, used by the client.
+    env.send(&mut sw, b, &[frame(mac(1), mac(2), 0x20, 70)]);
+    assert_eq!(env.recv(&mut sw, a).len(), 1);
+    let f3 = frame(mac(2), mac(1), 0x30, 80);
+    env.send_inproc(&sw, a, std::slice::from_ref(&f3));
+    assert_eq!(env.recv(&mut sw, b), vec![f3]);
+    assert!(
+        env.recv(&mut sw, c).is_empty(),
+        "unicast to a learned port only"
+    );
+    let st = sw.port_stats(a, env.mem());
+    assert_eq!((st.tx_packets, st.tx_drops), (2, 0));
+    // b's 8-slot ring holds 7: a client batch of 9 for b does not fit, and is left to
+    // the daemon (whose backlog keeps it, in order).
+    let burst: Vec<Vec<u8>> = (0..9u8).map(|i| frame(mac(2), mac(1), i, 60)).collect();
+    let o = env.send_inproc(&sw, a, &burst);
+    assert!(o.deferred, "a batch that does not fit goes to the daemon");
+    let r = txsync_ring(&mut sw, a, 0, env.mem(), env.lim()).expect("daemon txsync");
+    assert!(!r.error);
+    let mut got = env.recv(&mut sw, b);
+    got.extend(env.recv(&mut sw, b));
+    assert_eq!(got, burst, "all 9, in order");
+    // c goes away: a client's flood now reaches b only, and nothing is written into
+    // c's former rings.
+    env.close(&mut sw, c);
+    let f4 = frame(BCAST, mac(1), 0x40, 60);
+    env.send_inproc(&sw, a, std::slice::from_ref(&f4));
+    assert_eq!(env.recv(&mut sw, b), vec![f4]);
 }
