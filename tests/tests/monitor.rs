@@ -80,3 +80,60 @@ rm -rf "$t"
     assert!(out.stdout.contains("pools restored"), "{}", out.describe());
     println!("{}", out.stdout);
 }
+
+/// Monitors of VALE ports while the switch's clients forward and receive in their own
+/// process: `valem:a/t` sees every frame a sends, `valem:b/r` every frame b receives,
+/// exactly once, intact (a watched port's syncs take the daemon's path, which feeds
+/// monitors); the unwatched receiver c gets the same stream in process.
+#[test]
+fn monitors_see_a_vale_stream() {
+    let count = 10_000;
+    let script = format!(
+        r#"d="$1"; c="$2"; n={count}
+t=$(mktemp -d) || exit 5
+"$c" pipe-rx --port valem:b --count $n > "$t/rxb" 2>&1 & rb=$!
+"$c" pipe-rx --port valem:c --count $n > "$t/rxc" 2>&1 & rc=$!
+"$c" hold --port valem:a > "$t/hold" 2>&1 & h=$!
+i=0; until grep -q holding "$t/hold"; do i=$((i+1)); [ $i -gt 200 ] && exit 6; sleep 0.05; done
+"$c" monitor-rx --port valem:a --flags t --count $n > "$t/t" 2>&1 & m1=$!
+"$c" monitor-rx --port valem:b --flags r --count $n > "$t/r" 2>&1 & m2=$!
+i=0
+until grep -q 'monitor-rx ready' "$t/t" && grep -q 'monitor-rx ready' "$t/r"; do
+  i=$((i+1))
+  if [ $i -gt 400 ]; then echo "monitors not ready"; tail -n +1 "$t"/*; kill -9 $rb $rc $h $m1 $m2; exit 4; fi
+  sleep 0.05
+done
+"$c" pipe-tx --port valem:a --count $n --rate 10000 > "$t/tx" 2>&1; txs=$?
+wait $rb; s1=$?; wait $rc; s2=$?; wait $m1; s3=$?; wait $m2; s4=$?
+kill $h; wait $h 2>/dev/null
+for f in tx rxb rxc t r; do echo "=== $f"; cat "$t/$f"; done
+rm -rf "$t"
+echo "exit tx=$txs rxb=$s1 rxc=$s2 t=$s3 r=$s4"
+[ $txs -eq 0 ] && [ $s1 -eq 0 ] && [ $s2 -eq 0 ] && [ $s3 -eq 0 ] && [ $s4 -eq 0 ]"#
+    );
+    let netmapd = netmapd_bin();
+    let out = netmapd_exec(
+        [
+            "sh".as_ref(),
+            "-c".as_ref(),
+            script.as_ref(),
+            "sh".as_ref(),
+            netmapd.as_os_str(),
+            NM_CLIENT.as_ref(),
+        ],
+        Duration::from_secs(180),
+    );
+    assert_success(&out);
+    for want in [
+        format!("/t: received {count} frames (tx {count}, rx 0)"),
+        format!("/r: received {count} frames (tx 0, rx {count})"),
+        format!("pipe-rx valem:b: received {count} packets"),
+        format!("pipe-rx valem:c: received {count} packets"),
+    ] {
+        assert!(
+            out.stdout.contains(&want),
+            "missing {want:?}\n{}",
+            out.describe()
+        );
+    }
+}

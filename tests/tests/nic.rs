@@ -336,3 +336,45 @@ fn nic_case_list_matches_client() {
         "update nic_cases! in tests/tests/nic.rs to match `nm-client nic --list`"
     );
 }
+
+/// Monitors of a NIC whose clients sync in process: `vA/t` sees every frame the
+/// preloaded sender transmits, `vB/r` every frame the preloaded receiver gets, exactly
+/// once, in order and intact (a watched port's syncs take the daemon's path, which
+/// feeds monitors), and the receiver still gets the whole stream.
+#[test]
+fn monitors_of_nic_ports() {
+    let n = 20_000;
+    let script = format!(
+        r#"d="$1"; c="$2"; n={n}; t=$(mktemp -d)
+"$c" pipe-rx --port vB --count $n --len 60 --ignore-foreign > "$t/rx" 2>&1 & rx=$!
+"$c" hold --port vA > "$t/hold" 2>&1 & h=$!
+i=0; until grep -q holding "$t/hold"; do i=$((i+1)); [ $i -gt 200 ] && exit 6; sleep 0.05; done
+"$c" monitor-rx --port vA --flags t --count $n --len 60 > "$t/t" 2>&1 & m1=$!
+"$c" monitor-rx --port vB --flags r --count $n --len 60 > "$t/r" 2>&1 & m2=$!
+i=0
+until grep -q 'monitor-rx ready' "$t/t" && grep -q 'monitor-rx ready' "$t/r"; do
+  i=$((i+1))
+  if [ $i -gt 400 ]; then echo "monitors not ready"; tail -n +1 "$t"/*; kill -9 $rx $h $m1 $m2; exit 4; fi
+  sleep 0.05
+done
+"$c" pipe-tx --port vA --count $n --len 60 --burst 64 --rate 20000 > "$t/tx" 2>&1; txs=$?
+wait $rx; s1=$?; wait $m1; s2=$?; wait $m2; s3=$?
+kill $h; wait $h 2>/dev/null
+for f in tx rx t r; do echo "=== $f"; cat "$t/$f"; done
+echo "exit tx=$txs rx=$s1 t=$s2 r=$s3"
+[ $txs -eq 0 ] && [ $s1 -eq 0 ] && [ $s2 -eq 0 ] && [ $s3 -eq 0 ]"#
+    );
+    let out = veth_run(1, &script, Duration::from_secs(180));
+    assert_success(&out);
+    for want in [
+        format!("vA/t: received {n} frames (tx {n}, rx 0)"),
+        format!("vB/r: received {n} frames (tx 0, rx {n})"),
+        format!("pipe-rx vB: received {n} packets"),
+    ] {
+        assert!(
+            out.stdout.contains(&want),
+            "missing {want:?}\n{}",
+            out.describe()
+        );
+    }
+}

@@ -389,6 +389,11 @@ impl State {
                         if let Err(e) = ks.set_kind(kind) {
                             tracing::debug!(%e, "switching a ring's client-side syncs");
                         }
+                        // A client sleeping on this ring in its own process must
+                        // notice: it wakes, syncs, and finds the other path.
+                        if let Err(e) = netmap_netif::kstate::publish(&ks) {
+                            tracing::debug!(%e, "waking a ring's sleepers");
+                        }
                     }
                 }
             }
