@@ -378,3 +378,59 @@ echo "exit tx=$txs rx=$s1 t=$s2 r=$s3"
         );
     }
 }
+
+/// Preloaded NIC senders SIGKILLed mid-traffic, 30 times (many inside an in-process
+/// txsync, holding vA's TX busy flag, or with frames handed to the port worker and not
+/// yet sent): afterwards a fresh sender's 20,000 frames all reach vB, intact and in
+/// order, the port worker still serves vA in process, and the pools are whole once
+/// everyone is gone.
+#[test]
+fn preloaded_nic_senders_killed_mid_traffic() {
+    let script = r#"d="$1"; c="$2"; t=$(mktemp -d)
+free() { "$d" status | grep -E '^(if|ring|buf)_free=' | sort; }
+free > "$t/before" || exit 1
+"$c" hold --port vA > "$t/hold" 2>&1 & h=$!
+i=0; until grep -q holding "$t/hold"; do i=$((i+1)); [ $i -gt 200 ] && exit 2; sleep 0.05; done
+"$c" rx-count --port vB --idle-ms 60000 > "$t/sink" 2>&1 & s=$!
+k=0; killed=0
+while [ $k -lt 30 ]; do
+  "$c" pipe-tx --port vA --duration 60 --len 60 --burst 64 > /dev/null 2>&1 & p=$!
+  sleep 0.$((1 + k % 3))
+  kill -KILL $p && killed=$((killed + 1)); wait $p 2>/dev/null
+  k=$((k+1))
+done
+echo "killed=$killed"
+kill $s; wait $s 2>/dev/null
+timeout 60 "$c" pipe-rx --port vB --count 20000 --len 60 --ignore-foreign > "$t/rx" 2>&1 & rx=$!
+sleep 0.5
+timeout 60 "$c" pipe-tx --port vA --count 20000 --len 60 --burst 64 --rate 50000 > "$t/tx" 2>&1; txs=$?
+wait $rx; rxs=$?
+cat "$t/tx" "$t/rx"
+"$d" status | grep -E '^daemon_syncs=|^port=vA '
+kill $h; wait $h 2>/dev/null
+i=0
+while :; do
+  free > "$t/after"
+  cmp -s "$t/before" "$t/after" && break
+  i=$((i+1)); [ $i -gt 50 ] && break
+  sleep 0.1
+done
+cmp -s "$t/before" "$t/after" || { echo "pool free counts not restored"; cat "$t/before" "$t/after"; exit 40; }
+echo "fresh: pipe-tx exit=$txs pipe-rx exit=$rxs"
+[ $txs -eq 0 ] && [ $rxs -eq 0 ]
+"#;
+    let out = veth_run(1, script, Duration::from_secs(300));
+    assert_success(&out);
+    assert!(out.stdout.contains("killed=30"), "{}", out.describe());
+    assert!(
+        out.stdout.contains("pipe-rx vB: received 20000 packets"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains("daemon_syncs=0\n"),
+        "the port worker no longer serves vA's preloaded clients in process\n{}",
+        out.describe()
+    );
+    assert_no_error_logged(&out);
+}
