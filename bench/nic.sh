@@ -15,7 +15,8 @@
 #      veth the kernel's receive work (tpacket_rcv into either capture ring) runs in
 #      the sender's softirq, so while neither receiver drops this rate is the
 #      sender's. The receivers' own cost is printed beside it: CPU time (schedstat,
-#      all threads) per captured frame, netmapd = daemon + rx-count.
+#      all threads) per captured frame, netmapd = daemon + rx-count, and, last, how
+#      that splits over netmapd's threads (port worker, port-events relay, client).
 #
 # The four measurements are repeated ROUNDS times, interleaved, so that a slow spell
 # of the VM hits both sides of a ratio alike; the ratio of each round and their
@@ -84,6 +85,8 @@ stat() { cat "/sys/class/net/$1/statistics/$2"; }
 now() { date +%s.%N; }
 # CPU time (ns) the given processes have run, all their threads (schedstat).
 cpu_ns() { t=0; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do [ -r "$f" ] && read -r x _ <"$f" && t=$((t + x)); done; done; echo $t; }
+# "name ns" per thread of the given processes (threads of one name added up).
+threads_ns() { for p in "$@"; do for d in /proc/$p/task/*; do [ -r "$d/schedstat" ] && read -r x _ <"$d/schedstat" && read -r n <"$d/comm" && echo "$n $x"; done; done | awk "{ t[\$1] += \$2 } END { for (k in t) print k, t[k] }" | sort; }
 TG="trafgen --dev vA --conf $L/frame.cfg -n $N -P 1 -Q"
 for round in $(seq 1 "$R"); do
 
@@ -107,11 +110,14 @@ sleep 1
 i=0; until grep -q holding "$L/hold.txt"; do i=$((i+1)); [ $i -gt 200 ] && exit 13; sleep 0.05; done
 "$c" rx-count --port vB --idle-ms 1500 >"$L/b1.txt" 2>&1 & r=$!
 i=0; until grep -q "rx-count ready" "$L/b1.txt"; do i=$((i+1)); [ $i -gt 200 ] && exit 14; sleep 0.05; done
-b=$(stat vB rx_packets); c0=$(cpu_ns $PPID $r); t0=$(now)
+b=$(stat vB rx_packets); threads_ns $PPID $r >"$L/b1-th0.txt"; c0=$(cpu_ns $PPID $r); t0=$(now)
 $TG >"$L/b1-tg.txt" 2>&1 || { cat "$L/b1-tg.txt"; exit 15; }
 t1=$(now); a=$(stat vB rx_packets)
-sleep 0.3; c1=$(cpu_ns $PPID $r)
+sleep 0.3; c1=$(cpu_ns $PPID $r); threads_ns $PPID $r >"$L/b1-th1.txt"
 wait $r || { cat "$L/b1.txt"; exit 16; }
+# Where the receive CPU of netmapd goes, per thread name (the port worker nic-vB, the
+# port-events relay, the client nm-client, ...).
+join "$L/b1-th0.txt" "$L/b1-th1.txt" | awk -v r="$round" "\$3 - \$2 > 0 { printf \"B1T round=%d thread=%s ns=%d\\n\", r, \$1, \$3 - \$2 }"
 "$d" status >"$L/b1-status.txt"
 kill -9 $h; wait $h 2>/dev/null || true
 got=$(sed -n "s/.*rx-count port=vB frames=\([0-9]*\).*/\1/p" "$L/b1.txt")
@@ -159,6 +165,14 @@ timeout "$TIMEOUT" unshare -n -m sh -c "$SETUP" sh "$NETMAPD" "$NMC" "$LOG" "$PA
 	tail -20 "$LOG/daemon.txt" >&2
 	die "measurement failed (logs in $LOG)"
 }
+
+# Where netmapd's receive CPU went, per thread, per frame (median over the rounds).
+awk '/^B1 round=/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "round") r = kv[2]; if (kv[1] == "frames") f[r] = kv[2] } }
+/^B1T round=/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } ns[v["thread"], v["round"]] = v["ns"]; th[v["thread"]] = 1 }
+END { for (t in th) { n = 0; for (r in f) if (f[r] > 0) a[++n] = ns[t, r] / f[r]
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
+	m = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	if (m >= 1) printf "%s %.0f\n", t, m } }' "$LOG/out.txt" | sort -k2 -nr >"$LOG/threads.txt" || true
 
 # Per-round figures: "<key> <round> <frames> <secs> <drops> <offered> <receiver cpu ns>".
 awk '/^(A1|A2|B1|B2) round=/ {
@@ -218,3 +232,8 @@ END {
 	if (nocpu) print "receiver CPU per frame: not measured in every round (no schedstat)"
 	else printf "receiver CPU per frame, netmapd/netsniff-ng: %.2f (median of %d rounds; lower is cheaper; not a rate)\n", median(cr, rounds), rounds
 }' "$LOG/rounds.txt"
+if [ -s "$LOG/threads.txt" ]; then
+	printf 'netmapd receiver CPU per frame by thread (median of %s rounds):' "$ROUNDS"
+	awk '{ printf " %s %s ns;", $1, $2 }' "$LOG/threads.txt"
+	echo
+fi
