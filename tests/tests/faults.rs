@@ -608,7 +608,7 @@ while [ $h -lt 3 ]; do
 done
 "$c" pipe-rx --port valek:fresh --count 10000 --len 60 --lossy --idle-ms 5000 > "$t/fresh" 2>&1 & f=$!
 i=0; until "$d" status | grep -q '^port=valek:fresh ' || [ $i -gt 200 ]; do i=$((i+1)); sleep 0.05; done
-timeout 60 "$c" pipe-tx --port valek:new --count 10000 --burst 64 --len 60 --rate 100000 > "$t/tx" 2>&1 || { echo "fresh sender failed"; cat "$t/tx"; }
+timeout 60 "$c" pipe-tx --port valek:new --count 10000 --burst 64 --len 60 --rate 10000 > "$t/tx" 2>&1 || { echo "fresh sender failed"; cat "$t/tx"; }
 wait $f; echo "fresh_rx_exit=$?"
 cat "$t/fresh"
 "$d" status | grep '^port=valek:r '

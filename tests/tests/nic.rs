@@ -403,7 +403,7 @@ echo "killed=$killed"
 kill $s; wait $s 2>/dev/null
 timeout 60 "$c" pipe-rx --port vB --count 20000 --len 60 --ignore-foreign > "$t/rx" 2>&1 & rx=$!
 sleep 0.5
-timeout 60 "$c" pipe-tx --port vA --count 20000 --len 60 --burst 64 --rate 50000 > "$t/tx" 2>&1; txs=$?
+timeout 60 "$c" pipe-tx --port vA --count 20000 --len 60 --burst 64 --rate 20000 > "$t/tx" 2>&1; txs=$?
 wait $rx; rxs=$?
 cat "$t/tx" "$t/rx"
 "$d" status | grep -E '^daemon_syncs=|^port=vA '
