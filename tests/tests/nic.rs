@@ -434,3 +434,47 @@ echo "fresh: pipe-tx exit=$txs pipe-rx exit=$rxs"
     );
     assert_no_error_logged(&out);
 }
+
+/// One NIC port, two kinds of client at once: a preloaded sender (syncs in process,
+/// the port worker transmits) with a receiver that is not preloaded (every sync through
+/// the daemon), then the other way round; every frame arrives, in order and intact,
+/// and the plain side's syncs do reach the daemon.
+#[test]
+fn preloaded_and_plain_clients_on_one_nic() {
+    let script = r#"d="$1"; c="$2"; t=$(mktemp -d); n=20000
+[ -n "${LD_PRELOAD:-}" ] || { echo "netmapd exec set no LD_PRELOAD"; exit 9; }
+one() { tx_env=$1; rx_env=$2
+  env $rx_env "$c" pipe-rx --port vB --count $n --len 60 --ignore-foreign > "$t/rx" 2>&1 & rx=$!
+  sleep 0.5
+  env $tx_env "$c" pipe-tx --port vA --count $n --len 60 --burst 64 --rate 20000 > "$t/tx" 2>&1; txs=$?
+  wait $rx; rxs=$?
+  cat "$t/tx" "$t/rx"
+  "$d" status | grep '^daemon_syncs='
+  echo "tx[$tx_env] rx[$rx_env]: pipe-tx exit=$txs pipe-rx exit=$rxs"
+  [ $txs -eq 0 ] && [ $rxs -eq 0 ]
+}
+one "LD_PRELOAD=$LD_PRELOAD" "-u LD_PRELOAD" || exit 1
+one "-u LD_PRELOAD" "LD_PRELOAD=$LD_PRELOAD" || exit 2
+"#;
+    let out = veth_run(1, script, Duration::from_secs(180));
+    assert_success(&out);
+    assert_eq!(
+        out.stdout
+            .matches("pipe-rx vB: received 20000 packets")
+            .count(),
+        2,
+        "{}",
+        out.describe()
+    );
+    let syncs: Vec<u64> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("daemon_syncs=")?.parse().ok())
+        .collect();
+    assert!(
+        syncs.len() == 2 && syncs[0] > 0 && syncs[1] > syncs[0],
+        "the plain client's syncs must reach the daemon in both runs: {syncs:?}\n{}",
+        out.describe()
+    );
+    assert_no_error_logged(&out);
+}
