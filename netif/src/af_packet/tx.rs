@@ -103,7 +103,7 @@ pub struct TxGeom {
 }
 
 impl TxGeom {
-    /// About `want` frames big enough for the MTU, within [`MAX_RING_BYTES`].
+    /// About `want` frames big enough for the MTU, within `MAX_RING_BYTES` (16 MiB).
     pub fn new(mtu: u32, want: u32) -> Self {
         let payload = mtu.saturating_add(L2_OVERHEAD).max(MIN_PAYLOAD);
         // Cache-line multiples: a frame's status word and the start of its data (the

@@ -18,10 +18,10 @@
 //! under that lock; the ring's reader never takes it: it reads the index (acquire)
 //! and publishes its release by moving `hwcur` (release), which is all a sender needs
 //! to compute the room. In the daemon, a destination without room for a packet hands
-//! it to [`Ports::hold`] (its bounded backlog; beyond that the packet is dropped and
+//! it to `Ports::hold` (its bounded backlog; beyond that the packet is dropped and
 //! counted in the destination's RX drops). A client has nowhere to keep a packet: it
 //! checks the room for a whole batch first and leaves a batch that does not fit, and
-//! the rest of its ring, to the daemon ([`Forwarded::deferred`]), unless the daemon's
+//! the rest of its ring, to the daemon (`Forwarded::deferred`), unless the daemon's
 //! backlog for that ring is full, in which case it delivers what fits and drops the
 //! rest as the daemon would. All forwarded TX slots are free again afterwards:
 //! `hwcur = head` (or where a client stopped), `hwtail = hwcur - 1`.
