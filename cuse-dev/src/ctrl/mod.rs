@@ -611,9 +611,14 @@ impl ControlPlane {
                         for &t in &tokens {
                             st.collect_all_wakers(t, &mut wakers);
                             // A NIC port whose clients sync in process: its worker
-                            // moves the frames.
-                            if let Some(w) = st.adapters.get(&t).and_then(|s| s.nic_worker.as_ref())
-                            {
+                            // moves the frames (not while its rings are on the daemon's
+                            // path: a monitor watches it, or a switch owns it).
+                            let worker = st.adapters.get(&t).and_then(|s| s.nic_worker.as_ref());
+                            if let Some(w) = worker.filter(|w| {
+                                netmap_netif::kstate::KState::new(cp.mem(), w.ring0)
+                                    .kind()
+                                    .is_ok_and(|k| k == netmap_netif::kstate::KIND_NIC)
+                            }) {
                                 let bell =
                                     netmap_netif::kstate::Doorbell::new(cp.mem(), w.doorbell);
                                 if let Err(e) = bell.ring() {

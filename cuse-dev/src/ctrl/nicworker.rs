@@ -37,6 +37,8 @@ pub(crate) struct NicWorker {
     stop: Arc<AtomicBool>,
     /// Region offset of the port's doorbell word.
     pub doorbell: usize,
+    /// Region offset of the port's TX ring 0 (whose state block holds the doorbell).
+    pub ring0: usize,
     /// A ring sync failed: the port stays on the kernel path.
     pub failed: Arc<AtomicBool>,
 }
@@ -51,6 +53,7 @@ impl NicWorker {
     pub fn spawn(
         cp: Weak<ControlPlane>,
         aid: u64,
+        ring0: usize,
         doorbell: usize,
         name: &str,
     ) -> std::io::Result<Self> {
@@ -63,6 +66,7 @@ impl NicWorker {
         Ok(Self {
             stop,
             doorbell,
+            ring0,
             failed,
         })
     }

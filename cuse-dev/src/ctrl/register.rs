@@ -468,7 +468,7 @@ impl ControlPlane {
             return;
         };
         let bell = netmap_netif::kstate::KState::new(mem, off).doorbell_offset();
-        match super::nicworker::NicWorker::spawn(me.clone(), aid, bell, &e.name) {
+        match super::nicworker::NicWorker::spawn(me.clone(), aid, off, bell, &e.name) {
             Ok(w) => slot.nic_worker = Some(w),
             Err(e) => {
                 tracing::warn!(%e, "no NIC worker thread: clients sync this port through the daemon")
