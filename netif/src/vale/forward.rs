@@ -567,14 +567,7 @@ fn deliver_to(
     if !ks.put_flock(s.owner)? {
         tracing::debug!(port = d, ring = r, "VALE fill lock was broken while held");
     }
-    let (placed, held, refused) = res?;
-    if !s.defer_when_full {
-        if refused > 0 {
-            ks.set_queued(QUEUED_FULL)?;
-        } else if held > 0 {
-            ks.set_queued(QUEUED)?;
-        }
-    }
+    let (placed, held, _refused) = res?;
     if placed > 0 {
         out.kick |= publish(&ks)?;
     }
@@ -622,6 +615,14 @@ fn fill_ring(
     } else {
         hwcur
     };
+    // Packets the daemon holds for this ring are older than any a client brings now:
+    // while there are some, a client delivers nothing here (its batch was deferred
+    // to the daemon, or, with the backlog full, it drops as the daemon does), so that
+    // nothing overtakes them. The flag is read and written under the fill lock.
+    if s.defer_when_full && ks.queued()? != 0 {
+        ks.count_drops(pkts.iter().filter(|p| pick(p)).count() as u64)?;
+        return Ok((0, 0, 0));
+    }
     let mut queue = ports.queued(d, r);
     let (mut placed, mut held, mut dropped, mut bytes) = (0u64, 0u64, 0u64, 0u64);
     let mut refused = 0u64;
@@ -687,6 +688,15 @@ fn fill_ring(
     }
     if placed > 0 {
         ks.set_link(fill)?;
+    }
+    // The daemon says, still under the lock, that packets now wait in its backlog
+    // (and whether it is full): a client's next delivery checks this first.
+    if !s.defer_when_full {
+        if refused > 0 {
+            ks.set_queued(QUEUED_FULL)?;
+        } else if held > 0 {
+            ks.set_queued(QUEUED)?;
+        }
     }
     ks.count_sent(placed, bytes)?;
     ks.count_drops(dropped)?;
