@@ -108,22 +108,9 @@ pub struct NicCounters {
 /// The counters the syncs update.
 pub(crate) type Stats = NicCounters;
 
-/// Geometry of the buffer pool, captured at `krings_create` (syncs get no allocator).
-#[derive(Debug, Clone, Copy)]
-pub struct BufGeom {
-    pub pool_offset: usize,
-    pub size: u32,
-    pub total: u32,
-}
-
-impl BufGeom {
-    /// Region offset of buffer `idx`, `None` unless `2 <= idx < total`.
-    pub fn offset(&self, idx: u32) -> Option<usize> {
-        (2..self.total)
-            .contains(&idx)
-            .then(|| self.pool_offset + idx as usize * self.size as usize)
-    }
-}
+/// Geometry of the buffer pool, captured at `krings_create` (syncs get no allocator):
+/// the same type VALE and the in-process syncs use.
+pub use crate::vale::BufGeom;
 
 /// Everything that exists while the rings do.
 #[derive(Debug)]
@@ -418,11 +405,7 @@ impl Adapter for AfPacketPort {
         }
         let info = ifinfo::read(self.ifname())
             .ok_or_else(|| NetifError::NoPort(format!("no interface {}", self.ifname())))?;
-        let geom = BufGeom {
-            pool_offset: alloc.buf_pool.offset(),
-            size: alloc.buf_size(),
-            total: alloc.buf_pool.objtotal(),
-        };
+        let geom = BufGeom::of(alloc);
         let rings = self.open_sockets(&info, geom)?;
         self.eps[0].create_rings(alloc, mem)?;
         // Shared state for every ring; clients sync the hardware rings in process once

@@ -252,18 +252,6 @@ pub(crate) fn put_packet(
     let next = |j: u32| if j + 1 >= n { 0 } else { j + 1 };
     let count = ((lens.len() as u32) << NS_PORT_SHIFT) as u16 & NS_PORT_MASK;
     let mut j = fill;
-    if let [len] = lens {
-        // The common case, one fragment: one read of the slot's buffer index.
-        let idx = rv.slot_buf_idx(j)?;
-        let Some(dst) = geom.offset(idx) else {
-            tracing::debug!(slot = j, "VALE RX slot with a bad buffer");
-            return Ok(None);
-        };
-        copy(0, dst)?;
-        rv.set_slot_buf_len(j, idx, *len)?;
-        rv.set_slot_flags(j, count)?;
-        return Ok(Some(next(j)));
-    }
     for _ in lens {
         if geom.offset(rv.slot_buf_idx(j)?).is_none() {
             tracing::debug!(slot = j, "VALE RX slot with a bad buffer");
@@ -476,22 +464,38 @@ fn batch_fits(
             QUEUED_FULL => continue, // the daemon drops too: no point handing it over
             _ => return Ok(false),
         }
-        let (hwcur, hwtail) = ks.hw()?;
-        let fill = ks.link()?;
-        if fill >= slots || hwcur >= slots {
+        let rv = RingView::new(s.mem, off, slots);
+        let Some((fill, limit)) = room(&ks, &rv, slots)? else {
             continue; // a broken ring: its packets are dropped and counted
-        }
-        let head = RingView::new(s.mem, off, slots).head()?;
-        let limit = if head < slots && in_window(hwcur, hwtail, head) {
-            head
-        } else {
-            hwcur
         };
         if free_slots(limit, fill, slots) < n {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+/// The fill index of an RX ring and how far senders may fill (`free_slots(limit,
+/// fill, n)` slots), or `None` when its state block is out of range (a client broke
+/// it: nothing is delivered there).
+///
+/// Slots the reader already handed back by moving `head` are free too: its next rxsync
+/// would take them (VALE's rxsync is `hwcur = head`), and waiting for it is what made a
+/// daemon-path receiver lose packets (see backlog.rs). `head` is untrusted: used only
+/// inside `[hwcur, hwtail]`.
+fn room(ks: &KState, rv: &RingView, n: u32) -> Result<Option<(u32, u32)>, NetifError> {
+    let (hwcur, hwtail) = ks.hw()?;
+    let fill = ks.link()?;
+    if fill >= n || hwcur >= n {
+        return Ok(None);
+    }
+    let head = rv.head()?;
+    let limit = if head < n && in_window(hwcur, hwtail, head) {
+        head
+    } else {
+        hwcur
+    };
+    Ok(Some((fill, limit)))
 }
 
 /// Delivers a looked-up batch: each destination ring once, its packets in order.
@@ -592,28 +596,14 @@ fn fill_ring(
     ports: &mut dyn Ports,
     pick: &dyn Fn(&Pkt) -> bool,
 ) -> Result<(u64, u64, u64), NetifError> {
-    let (hwcur, hwtail) = ks.hw()?;
-    let mut fill = ks.link()?;
-    if fill >= n || hwcur >= n {
+    let Some((mut fill, limit)) = room(ks, rv, n)? else {
         tracing::debug!(
             port = d,
             ring = r,
-            fill,
-            hwcur,
             "VALE RX ring state out of range: nothing delivered"
         );
         ks.count_drops(pkts.iter().filter(|p| pick(p)).count() as u64)?;
         return Ok((0, 0, 0));
-    }
-    // Slots the reader already handed back by moving `head` are free too: its next
-    // rxsync would take them (VALE's rxsync is `hwcur = head`), and waiting for it is
-    // what made a daemon-path receiver lose packets (see backlog.rs). `head` is
-    // untrusted: used only inside `[hwcur, hwtail]`.
-    let head = rv.head()?;
-    let limit = if head < n && in_window(hwcur, hwtail, head) {
-        head
-    } else {
-        hwcur
     };
     // Packets the daemon holds for this ring are older than any a client brings now:
     // while there are some, a client delivers nothing here (its batch was deferred
@@ -633,7 +623,7 @@ fn fill_ring(
         let p = picked[i];
         let fr = &frags[p.frag0 as usize..p.frag0 as usize + usize::from(p.nfrags)];
         let free = free_slots(limit, fill, n);
-        if !queue && p.nfrags == 1 && free > 1 {
+        if !queue && p.nfrags == 1 && free > 0 {
             // A run of one-slot packets: the destination slots are read and written
             // back in bulk, 32 at a time.
             let run = picked[i..]
