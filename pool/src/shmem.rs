@@ -357,8 +357,10 @@ impl<'a> SharedMem<'a> {
     }
 
     /// Copies `len` bytes at `src` of this window to `dst_off` of another window (a
-    /// kernel packet ring to the region, or back), 8 bytes per volatile access at any
-    /// alignment, with no bounce buffer.
+    /// kernel packet ring to the region, or back) in 8-byte steps at any alignment,
+    /// with no bounce buffer and no per-byte alignment test (a volatile `[u8; 8]` is
+    /// still lowered to byte accesses: there is no wider volatile access at an unknown
+    /// alignment).
     pub fn copy_to(
         &self,
         src: usize,

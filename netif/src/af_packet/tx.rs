@@ -706,8 +706,8 @@ impl HwTx {
                         len = cap - total;
                         truncated = true;
                     }
-                    // Frame data sits 2 bytes past a word boundary: copy_to's
-                    // 8-byte accesses at any alignment, no bounce buffer.
+                    // Frame data sits 2 bytes past a word boundary: copy_to copies
+                    // at any alignment, without a bounce buffer.
                     mem.copy_to(src, &ring, dst + total, len)?;
                     total += len;
                 }
