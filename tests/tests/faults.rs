@@ -517,11 +517,13 @@ killed=0; r=0
 while [ $r -lt $rounds ]; do
   pids=""; k=0
   while [ $k -lt $n ]; do
-    "$c" pipe-tx --port "kv$k{0" --duration 60 --burst 64 --len 60 > /dev/null 2>&1 & pids="$pids $!"
+    "$c" pipe-tx --port "kv$k{0" --duration 60 --burst 64 --len 60 > "$t/tx.$r.$k" 2>&1 & pids="$pids $!"
     k=$((k+1))
   done
   sleep 0.$((2 + r % 5))
-  for p in $pids; do kill -KILL $p && killed=$((killed + 1)); done
+  # A sender that already exited says why (its output is kept for that).
+  for p in $pids; do kill -KILL $p && killed=$((killed + 1)) || { wait $p; echo "a sender exited before the kill (status $?); the senders' output:"; tail -n +1 "$t"/tx.*; }; done
+  rm -f "$t"/tx.*
   wait $pids 2>/dev/null
   r=$((r+1))
 done
