@@ -16,6 +16,7 @@
 //! argument sizes.
 
 pub mod mount;
+mod order;
 
 use crate::ctrl::{ControlPlane, PollWaker, ProcessMemory};
 use fuser::{
@@ -23,6 +24,7 @@ use fuser::{
     IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags, PollNotifier, ReplyAttr,
     ReplyEmpty, ReplyIoctl, ReplyOpen, ReplyPoll, Request,
 };
+use order::{Handling, Order};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -55,6 +57,8 @@ pub struct NetmapFs {
     started: SystemTime,
     /// Told whether INIT succeeded (passthrough granted), if someone asked.
     init_report: Option<std::sync::mpsc::Sender<bool>>,
+    /// Keeps a close ahead of the control requests its process sends after it.
+    order: Order,
 }
 
 struct FuseWaker(PollNotifier);
@@ -78,6 +82,7 @@ impl NetmapFs {
             backing: Mutex::new(None),
             started: SystemTime::now(),
             init_report: None,
+            order: Order::default(),
         }
     }
 
@@ -125,6 +130,12 @@ fn init_passthrough(config: &mut KernelConfig) -> std::io::Result<()> {
         tracing::error!(max, "cannot set the passthrough stack depth");
         return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
     }
+    // RELEASE is a background request; past max_background the kernel holds it back
+    // while later requests go ahead, and a program exiting with many descriptors open
+    // queues one per descriptor. The room keeps every close queued in order (order.rs).
+    if let Err(nearest) = config.set_max_background(4096) {
+        tracing::warn!(nearest, "max_background refused");
+    }
     Ok(())
 }
 
@@ -146,6 +157,7 @@ impl Filesystem for NetmapFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _in = self.order.enter(Handling::Other);
         if ino != ROOT {
             reply.error(Errno::ENOENT);
             return;
@@ -180,6 +192,7 @@ impl Filesystem for NetmapFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _in = self.order.enter(Handling::Release);
         tracing::debug!(fd = fh.0, "release");
         let _closing = self.cp.closing();
         self.cp.release(fh.0);
@@ -220,6 +233,10 @@ impl Filesystem for NetmapFs {
         out_size: u32,
         reply: ReplyIoctl,
     ) {
+        let _in = self.order.enter(Handling::Other);
+        if cmd != netmap_abi::NIOCTXSYNC && cmd != netmap_abi::NIOCRXSYNC {
+            self.order.barrier();
+        }
         let um = ProcessMemory::new(req.pid());
         match self.cp.ioctl(fh.0, cmd, in_data, &um) {
             Ok(mut out) => {
@@ -240,6 +257,7 @@ impl Filesystem for NetmapFs {
         flags: PollFlags,
         reply: ReplyPoll,
     ) {
+        let _in = self.order.enter(Handling::Other);
         let waker: Option<Box<dyn PollWaker>> =
             if flags.contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY) {
                 Some(Box::new(FuseWaker(ph)))
