@@ -12,6 +12,8 @@
 //! * [`pipe`] and [`null`] — the port kinds that need no NIC;
 //! * [`monitor`] — copy monitors of other ports (`NAME/r`, `/t`, `/rt`, `/z`);
 //! * [`af_packet`] — host interfaces (`netmap:eth0`) through AF_PACKET sockets;
+//! * [`xdp`] — host interfaces through AF_XDP sockets, the buffer pool as UMEM;
+//! * [`nic`] — either of the two, chosen by `--nic-backend`;
 //! * [`vale`] — VALE software switches (`valeX:Y`), one adapter per switch.
 //!
 //! Nothing here knows about file descriptors or transports: the control plane in
@@ -25,11 +27,13 @@ pub mod inproc;
 pub mod kring;
 pub mod kstate;
 pub mod monitor;
+pub mod nic;
 pub mod null;
 pub mod pipe;
 pub mod ringmem;
 pub mod sync;
 pub mod vale;
+pub mod xdp;
 
 #[cfg(test)]
 mod testenv;

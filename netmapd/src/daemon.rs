@@ -90,6 +90,7 @@ fn ctrl_config(opts: &DaemonOpts) -> CtrlConfig {
         prefer_huge: !opts.no_huge,
         nic_slots: opts.nic_slots,
         nic_rings: opts.nic_rings,
+        nic_backend: opts.nic_backend,
         max_kloops: opts.threads.saturating_sub(1),
     }
 }

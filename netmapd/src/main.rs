@@ -106,6 +106,12 @@ pub struct DaemonOpts {
     /// Hardware ring pairs of NIC ports (0: one per interface queue).
     #[arg(long, default_value_t = 0, global = true)]
     pub nic_rings: u32,
+    /// How NIC ports reach the interface: `xdp` (AF_XDP: frames taken from the stack,
+    /// queue i = ring i, the buffer pool as UMEM; zero-copy where the driver can),
+    /// `xdp-copy` (AF_XDP, copy mode only), `packet` (AF_PACKET: the stack keeps its
+    /// frames), or `auto` (AF_XDP where it works, else AF_PACKET; the log says which).
+    #[arg(long, default_value = "auto", global = true)]
+    pub nic_backend: netmap_netif::nic::Backend,
     /// Back the region with a plain memfd instead of a tmpfs mounted huge=always.
     #[arg(long, global = true)]
     pub no_huge: bool,

@@ -157,12 +157,17 @@ one vB vA || exit 2
     println!("{}", out.stdout);
 }
 
+/// No ERROR line in the daemon's log, but for fuser's report that a reply found no
+/// request to answer: the kernel drops the request of a process SIGKILLed while it
+/// waited (here: a sender killed while its REGISTER waited behind the first XDP
+/// port's creation, which pins the whole buffer pool: about a second the first time).
 #[track_caller]
 fn assert_no_error_logged(out: &Output) {
     let errors: Vec<&str> = out
         .stderr
         .lines()
         .filter(|l| l.contains(" ERROR "))
+        .filter(|l| !l.contains("Failed to send FUSE reply: No such file or directory"))
         .collect();
     assert!(errors.is_empty(), "errors logged:\n{}", errors.join("\n"));
 }

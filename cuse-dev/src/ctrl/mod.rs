@@ -428,6 +428,8 @@ pub struct CtrlConfig {
     pub nic_slots: u32,
     /// Hardware ring pairs of NIC ports (0: one per interface queue).
     pub nic_rings: u32,
+    /// Which kernel interface NIC ports use (AF_XDP, AF_PACKET, or the first that works).
+    pub nic_backend: netmap_netif::nic::Backend,
     /// Most sync loops running at once. Each holds the front-end worker that carries
     /// its SYNC_KLOOP_START, so the daemon allows one fewer than it has workers:
     /// one worker must stay free to answer everything else, SYNC_KLOOP_STOP included.
@@ -441,6 +443,7 @@ impl Default for CtrlConfig {
             prefer_huge: true,
             nic_slots: 0,
             nic_rings: 0,
+            nic_backend: netmap_netif::nic::Backend::Auto,
             max_kloops: 1,
         }
     }
@@ -640,6 +643,7 @@ impl ControlPlane {
             rx_rings: self.cfg.nic_rings,
             host_tx_rings: 0,
             host_rx_rings: 0,
+            backend: self.cfg.nic_backend,
         }
     }
 

@@ -9,7 +9,8 @@ use super::{
 use core::mem::{offset_of, size_of};
 use netmap_abi as abi;
 use netmap_abi::{NetmapIf, NmreqRegister};
-use netmap_netif::af_packet::{interface_exists, AfPacketPort, NicConfig};
+use netmap_netif::af_packet::{interface_exists, NicConfig};
+use netmap_netif::nic::NicPort;
 use netmap_netif::null::NullPort;
 use netmap_netif::pipe::{parse_pipe_name, PipePair, MAX_PIPES_PER_PARENT};
 use netmap_netif::{Dir, PortCounts};
@@ -110,10 +111,11 @@ pub(crate) fn lookup(
         host_rx_rings: u32::from(reg.nr_host_rx_rings),
         ..*nic
     };
-    let port = AfPacketPort::open(name, &nic, st.alloc.max_slots_per_ring()).map_err(|e| {
-        tracing::info!(name, %e, "cannot open the interface");
-        Errno::from(e)
-    })?;
+    let port =
+        NicPort::open(name, &nic, st.alloc.max_slots_per_ring(), nic.backend).map_err(|e| {
+            tracing::info!(name, %e, "cannot open the interface");
+            Errno::from(e)
+        })?;
     let aid = st.add_adapter(Box::new(port), PortKey::Nic(name.to_string()));
     Ok((aid, 0, true))
 }

@@ -30,7 +30,8 @@ use netmap_abi::{
     Nmreq, NmreqPortHdr, NmreqRegister, NmreqValeAttach, NmreqValeDetach, NmreqValeNewif,
     NmreqValePolling,
 };
-use netmap_netif::af_packet::{interface_exists, AfPacketPort};
+use netmap_netif::af_packet::interface_exists;
+use netmap_netif::nic::NicPort;
 use netmap_netif::pipe::parse_pipe_name;
 use netmap_netif::sync::{sync_ring, BufLimits};
 use netmap_netif::{parse_vale_name, Dir, PortCounts, ValeSwitch};
@@ -449,7 +450,7 @@ impl ControlPlane {
             return Err(EBUSY);
         }
         let max = st.alloc.max_slots_per_ring();
-        let nic = match AfPacketPort::open(ifname, &self.nic_config(), max) {
+        let nic = match NicPort::open(ifname, &self.nic_config(), max, self.cfg.nic_backend) {
             Ok(n) => n,
             Err(e) => {
                 st.drop_adapter_if_unused(sw_aid, mem);

@@ -79,6 +79,8 @@ pub struct NicConfig {
     /// Host RX rings; 0 = 1. Frames the stack sends arrive in the first; the others
     /// exist but never receive (AF_PACKET gives one outgoing stream).
     pub host_rx_rings: u32,
+    /// The backend [`crate::nic::NicPort`] opens (AF_PACKET ports ignore it).
+    pub backend: crate::nic::Backend,
 }
 
 /// Traffic counters of a port (cumulative over its lifetime).

@@ -1,0 +1,209 @@
+//! A host interface as a netmap port, through AF_XDP or AF_PACKET
+//! (`--nic-backend auto|xdp|packet`).
+//!
+//! `auto` prefers AF_XDP ([`crate::xdp`]: frames taken from the stack, queue i = ring
+//! i, no copy by the daemon) and falls back to AF_PACKET ([`crate::af_packet`]) when
+//! libxdp cannot be loaded or the sockets cannot be made (no AF_XDP in the kernel,
+//! another XDP program on the interface, ...), saying which and why in the log. The
+//! fallback happens when the rings are first created, where the sockets are made; the
+//! AF_PACKET port then gets the ring counts the XDP one announced.
+
+use crate::adapter::{Adapter, Endpoint, KeepSet, PortKind, Wake};
+use crate::af_packet::{AfPacketPort, NicConfig};
+use crate::xdp::XdpPort;
+use crate::{Dir, NetifError};
+use netmap_pool::{MemAllocator, SharedMem};
+
+/// Which kernel interface NIC ports use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// AF_XDP where it works, else AF_PACKET.
+    #[default]
+    Auto,
+    /// AF_XDP or an error.
+    Xdp,
+    /// AF_XDP in copy mode only (zero-copy refused), or an error.
+    XdpCopy,
+    /// AF_PACKET only.
+    Packet,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "xdp" => Ok(Self::Xdp),
+            "xdp-copy" => Ok(Self::XdpCopy),
+            "packet" | "af_packet" => Ok(Self::Packet),
+            _ => Err(format!("{s:?}: expected auto, xdp, xdp-copy or packet")),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Inner {
+    Xdp(XdpPort),
+    Packet(AfPacketPort),
+}
+
+/// A NIC port of either backend.
+#[derive(Debug)]
+pub struct NicPort {
+    inner: Inner,
+    backend: Backend,
+    max_slots: u32,
+}
+
+macro_rules! both {
+    ($self:expr, $p:ident => $e:expr) => {
+        match $self {
+            Inner::Xdp($p) => $e,
+            Inner::Packet($p) => $e,
+        }
+    };
+}
+
+impl NicPort {
+    /// Opens `ifname` with the chosen backend (no sockets yet).
+    pub fn open(
+        ifname: &str,
+        cfg: &NicConfig,
+        max_slots: u32,
+        backend: Backend,
+    ) -> Result<Self, NetifError> {
+        let inner = match backend {
+            Backend::Packet => Inner::Packet(AfPacketPort::open(ifname, cfg, max_slots)?),
+            Backend::Xdp | Backend::XdpCopy => Inner::Xdp(XdpPort::open(
+                ifname,
+                cfg,
+                max_slots,
+                backend == Backend::XdpCopy,
+            )?),
+            Backend::Auto => match XdpPort::open(ifname, cfg, max_slots, false) {
+                Ok(p) => Inner::Xdp(p),
+                Err(e @ NetifError::NoPort(_)) => return Err(e),
+                Err(e) => {
+                    tracing::info!(ifname, %e, "using AF_PACKET: AF_XDP is not available");
+                    Inner::Packet(AfPacketPort::open(ifname, cfg, max_slots)?)
+                }
+            },
+        };
+        Ok(Self {
+            inner,
+            backend,
+            max_slots,
+        })
+    }
+
+    /// "xdp" or "packet": the backend in use now.
+    pub fn backend_name(&self) -> &'static str {
+        match self.inner {
+            Inner::Xdp(_) => "xdp",
+            Inner::Packet(_) => "packet",
+        }
+    }
+
+    /// Replaces an XDP port whose sockets could not be made by an AF_PACKET port with
+    /// the same ring counts.
+    fn fall_back(&mut self, why: &NetifError) -> Result<(), NetifError> {
+        let c = self.inner_endpoint().counts;
+        let name = self.inner_endpoint().name.clone();
+        tracing::warn!(
+            ifname = %name,
+            %why,
+            "AF_XDP sockets cannot be made: using AF_PACKET (frames stay visible to the stack)"
+        );
+        let cfg = NicConfig {
+            slots: c.tx_slots,
+            tx_rings: c.tx_rings,
+            rx_rings: c.rx_rings,
+            host_tx_rings: c.host_tx_rings,
+            host_rx_rings: c.host_rx_rings,
+            backend: Backend::Packet,
+        };
+        self.inner = Inner::Packet(AfPacketPort::open(&name, &cfg, self.max_slots)?);
+        Ok(())
+    }
+
+    fn inner_endpoint(&self) -> &Endpoint {
+        &both!(&self.inner, p => p.endpoints())[0]
+    }
+}
+
+impl Adapter for NicPort {
+    fn kind(&self) -> PortKind {
+        PortKind::Nic
+    }
+
+    fn endpoints(&self) -> &[Endpoint] {
+        both!(&self.inner, p => p.endpoints())
+    }
+
+    fn endpoints_mut(&mut self) -> &mut [Endpoint] {
+        both!(&mut self.inner, p => p.endpoints_mut())
+    }
+
+    fn krings_create(
+        &mut self,
+        ep: usize,
+        alloc: &mut MemAllocator,
+        mem: SharedMem,
+    ) -> Result<(), NetifError> {
+        let res = both!(&mut self.inner, p => p.krings_create(ep, alloc, mem));
+        match res {
+            Err(e)
+                if self.backend == Backend::Auto
+                    && matches!(self.inner, Inner::Xdp(_))
+                    && !matches!(e, NetifError::NoPort(_) | NetifError::NoMem(_)) =>
+            {
+                self.fall_back(&e)?;
+                both!(&mut self.inner, p => p.krings_create(ep, alloc, mem))
+            }
+            r => r,
+        }
+    }
+
+    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
+        both!(&mut self.inner, p => p.krings_delete(alloc, mem, keep))
+    }
+
+    fn txsync(
+        &mut self,
+        ep: usize,
+        ring: usize,
+        head: u32,
+        mem: SharedMem,
+    ) -> Result<Wake, NetifError> {
+        both!(&mut self.inner, p => p.txsync(ep, ring, head, mem))
+    }
+
+    fn rxsync(
+        &mut self,
+        ep: usize,
+        ring: usize,
+        head: u32,
+        mem: SharedMem,
+    ) -> Result<Wake, NetifError> {
+        both!(&mut self.inner, p => p.rxsync(ep, ring, head, mem))
+    }
+
+    fn event_fds(&self) -> Vec<(std::os::fd::RawFd, usize, Dir)> {
+        both!(&self.inner, p => p.event_fds())
+    }
+
+    fn shared_kstate(&self) -> bool {
+        true
+    }
+
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        match &self.inner {
+            Inner::Xdp(p) => p.stats(),
+            Inner::Packet(p) => {
+                let mut v = p.stats();
+                v.extend([("xdp", 0), ("xdp_zerocopy", 0)]);
+                v
+            }
+        }
+    }
+}

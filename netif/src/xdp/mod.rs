@@ -1,0 +1,495 @@
+//! Host interfaces reached through AF_XDP (`netmap:eth0` with `--nic-backend xdp`,
+//! or `auto` where it works): netmap's native-adapter semantics without a netmap
+//! driver.
+//!
+//! One port has one endpoint named after the interface, laid out as the AF_PACKET
+//! port's (hardware rings `0..T`/`0..R`, one host ring each way after them), but:
+//!
+//! * **hardware ring i is queue i** of the interface: one AF_XDP socket per queue
+//!   ([`queue::Queue`]), bound to it, so ONE_NIC ring i sees exactly what the NIC
+//!   steers to queue i. Ring counts are the queue counts (fewer if asked).
+//! * **the UMEM is the netmap buffer pool**: RX frames arrive in pool buffers and are
+//!   exchanged into the slots, TX frames leave from the slots' own buffers; no copy
+//!   by the daemon (zero-copy drivers do no copy at all; copy-mode drivers copy once
+//!   in the kernel, as AF_PACKET does).
+//! * **frames are taken from the stack**: libxdp's program redirects every frame of a
+//!   bound queue to its socket, so while the port is registered the host stack does
+//!   not see what the NIC receives, as with a NIC in netmap mode; closing the port
+//!   deletes the sockets and the program, and the stack receives again.
+//! * **host RX ring**: frames the host stack transmits through the interface, taken
+//!   as the AF_PACKET port takes them (a packet socket on outgoing frames); the stack
+//!   still transmits them too, since nothing in Linux lets a program take them away.
+//! * **host TX ring**: frames written there are completed and dropped, counted in
+//!   `host_tx_drops`: Linux offers no general way to put a frame into the stack's
+//!   receive path of an interface from user space (a tap would be another interface).
+//!
+//! Errors (link down, interface deleted) are reported as the AF_PACKET port reports
+//! them; `krings_delete` returns every buffer, the kernel's included.
+#![allow(unsafe_code)]
+
+pub mod libxdp;
+pub mod queue;
+
+use crate::adapter::{view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Taken, Wake};
+use crate::af_packet::rx::HostRx;
+use crate::af_packet::{ifinfo, IfInfo, NicConfig, NicCounters, Stats, DEFAULT_SLOTS, TX_MARK};
+use crate::kring::{Dir, Kring};
+use crate::kstate::KState;
+use crate::vale::BufGeom;
+use crate::NetifError;
+use netmap_pool::{MemAllocator, SharedMem};
+use queue::{Mode, Queue};
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// Everything that exists while the rings do.
+#[derive(Debug)]
+struct Rings {
+    queues: Vec<Queue>,
+    host_rx: HostRx,
+    geom: BufGeom,
+}
+
+/// A host interface as a netmap port over AF_XDP.
+#[derive(Debug)]
+pub struct XdpPort {
+    eps: [Endpoint; 1],
+    info: IfInfo,
+    mode: Mode,
+    rings: Option<Rings>,
+    stats: Stats,
+    /// Kernel drop counts of sockets already closed.
+    closed_drops: u64,
+    gone: bool,
+    link_down: bool,
+}
+
+fn sys_err(op: &'static str) -> impl Fn(io::Error) -> NetifError {
+    move |e| match e.raw_os_error() {
+        Some(libc::ENODEV | libc::ENXIO) => NetifError::NoPort(format!("{op}: {e}")),
+        _ => NetifError::Io { op, source: e },
+    }
+}
+
+/// `struct xdp_statistics` (linux/if_xdp.h), the counters we read.
+#[repr(C)]
+#[derive(Default)]
+struct XdpStatistics {
+    rx_dropped: u64,
+    rx_invalid_descs: u64,
+    tx_invalid_descs: u64,
+    rx_ring_full: u64,
+    rx_fill_ring_empty_descs: u64,
+    tx_ring_empty_descs: u64,
+}
+
+const SOL_XDP: libc::c_int = 283;
+const XDP_STATISTICS: libc::c_int = 7;
+
+/// Frames the kernel dropped on a socket's way in (ring full, no fill buffer, ...).
+fn kernel_drops(fd: libc::c_int) -> u64 {
+    let mut s = XdpStatistics::default();
+    let mut len = std::mem::size_of::<XdpStatistics>() as libc::socklen_t;
+    // SAFETY: getsockopt into a live structure with its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            SOL_XDP,
+            XDP_STATISTICS,
+            (&mut s as *mut XdpStatistics).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return 0;
+    }
+    s.rx_dropped + s.rx_ring_full
+}
+
+impl XdpPort {
+    /// Looks up the interface and libxdp; no socket yet. `copy_only` refuses
+    /// zero-copy even where the driver offers it.
+    pub fn open(
+        ifname: &str,
+        cfg: &NicConfig,
+        max_slots: u32,
+        copy_only: bool,
+    ) -> Result<Self, NetifError> {
+        let info = ifinfo::read(ifname)
+            .ok_or_else(|| NetifError::NoPort(format!("no interface {ifname:?}")))?;
+        libxdp::api().map_err(|e| {
+            NetifError::NotSupported(format!("libxdp ({}) cannot be loaded: {e}", libxdp::LIBXDP))
+        })?;
+        if max_slots < 2 {
+            return Err(NetifError::Inval(format!(
+                "ring objects hold only {max_slots} slots"
+            )));
+        }
+        let queues = info.rx_queues.min(info.tx_queues).max(1);
+        let rings = |req: u32| if req == 0 { queues } else { req }.clamp(1, queues);
+        let slots = if cfg.slots == 0 {
+            DEFAULT_SLOTS
+        } else {
+            cfg.slots
+        }
+        .clamp(2, max_slots);
+        let counts = PortCounts {
+            tx_rings: rings(cfg.tx_rings),
+            rx_rings: rings(cfg.rx_rings),
+            tx_slots: slots,
+            rx_slots: slots,
+            host_tx_rings: cfg.host_tx_rings.clamp(1, crate::af_packet::MAX_RINGS),
+            host_rx_rings: cfg.host_rx_rings.clamp(1, crate::af_packet::MAX_RINGS),
+        };
+        let mut ep = Endpoint::new(ifname.to_owned(), counts);
+        for j in 0..counts.host_tx_rings {
+            ep.tx.push(Kring::new(Dir::Tx, counts.tx_rings + j, slots));
+        }
+        for j in 0..counts.host_rx_rings {
+            ep.rx.push(Kring::new(Dir::Rx, counts.rx_rings + j, slots));
+        }
+        tracing::info!(ifname, ifindex = info.ifindex, ?counts, "xdp port opened");
+        Ok(Self {
+            eps: [ep],
+            info,
+            mode: if copy_only { Mode::Copy } else { Mode::Auto },
+            rings: None,
+            stats: Stats::default(),
+            closed_drops: 0,
+            gone: false,
+            link_down: false,
+        })
+    }
+
+    pub fn ifname(&self) -> &str {
+        &self.eps[0].name
+    }
+
+    fn host_tx_ring(&self) -> usize {
+        self.eps[0].counts.tx_rings as usize
+    }
+
+    fn host_rx_ring(&self) -> usize {
+        self.eps[0].counts.rx_rings as usize
+    }
+
+    /// True once the sockets exist and every one runs zero-copy.
+    pub fn zerocopy(&self) -> bool {
+        self.rings
+            .as_ref()
+            .is_some_and(|r| !r.queues.is_empty() && r.queues.iter().all(|q| q.zerocopy))
+    }
+
+    pub fn counters(&self) -> NicCounters {
+        let mut c = self.stats;
+        c.rx_drops += self.closed_drops;
+        if let Some(r) = &self.rings {
+            c.rx_drops += r.queues.iter().map(|q| kernel_drops(q.fd())).sum::<u64>();
+        }
+        c
+    }
+
+    /// Creates the sockets (one per queue) and stocks their fill rings with `stock`
+    /// buffers each. On error everything made so far is undone by the caller dropping
+    /// the queues and freeing `held` buffers.
+    fn open_queues(
+        &self,
+        info: &IfInfo,
+        mem: SharedMem,
+        geom: BufGeom,
+        taken: &mut Taken,
+    ) -> Result<Vec<Queue>, NetifError> {
+        let api = libxdp::api().map_err(NetifError::NotSupported)?;
+        let c = self.eps[0].counts;
+        let max_frame = info.mtu + 14 + 4;
+        // Buffers each RX queue lends the kernel: a sixteenth of the pool shared by the
+        // queues, at least a ring's worth, at most 8192 (80 ms at 100 kpps beyond what
+        // the netmap ring holds; the kernel drops, and counts, what finds none).
+        let stock = (geom.total / 16 / c.rx_rings.max(1)).clamp(c.rx_slots, 8192);
+        let mut queues: Vec<Queue> = Vec::new();
+        for q in 0..c.rx_rings.max(c.tx_rings) {
+            let rx = if q < c.rx_rings { c.rx_slots } else { 0 };
+            let tx = if q < c.tx_rings { c.tx_slots } else { 0 };
+            let queue = Queue::open(
+                api,
+                self.ifname(),
+                q,
+                mem,
+                geom,
+                rx,
+                tx,
+                stock,
+                max_frame,
+                self.mode,
+            )
+            .map_err(|e| {
+                let why = match e.raw_os_error() {
+                    Some(libc::EBUSY | libc::EEXIST) => {
+                        "another XDP program is attached to the interface"
+                    }
+                    Some(libc::EOPNOTSUPP) => "the driver has no XDP support",
+                    Some(libc::EPERM) => "not permitted (needs CAP_NET_ADMIN and CAP_BPF)",
+                    _ => "AF_XDP socket creation failed",
+                };
+                tracing::warn!(ifname = self.ifname(), queue = q, %e, why, "xdp");
+                sys_err("AF_XDP socket")(e)
+            })?;
+            queues.push(queue);
+            if rx > 0 {
+                let bufs = taken.bufs(stock as usize)?;
+                queues
+                    .last_mut()
+                    .ok_or_else(|| NetifError::Inval("no queue".into()))?
+                    .stock_fill(&bufs)?;
+            }
+        }
+        Ok(queues)
+    }
+
+    fn classify(&mut self, e: NetifError) -> NetifError {
+        let errno = match &e {
+            NetifError::Io { source, .. } => source.raw_os_error(),
+            NetifError::NoPort(_) => Some(libc::ENXIO),
+            _ => None,
+        };
+        if matches!(errno, Some(libc::ENXIO | libc::ENODEV | libc::ENETDOWN))
+            && ifinfo::ifindex(self.ifname()) != Some(self.info.ifindex)
+        {
+            self.gone = true;
+            return self.gone_err();
+        }
+        if errno == Some(libc::ENETDOWN) {
+            self.link_down = true;
+        }
+        e
+    }
+
+    /// After an idle RX sync: is the link down or the interface gone?
+    fn link_check(&mut self, sock_err: io::Result<i32>) -> Result<(), NetifError> {
+        let err = sock_err.map_err(sys_err("SO_ERROR"))?;
+        let check = err != 0 || self.link_down;
+        // An XSK gets no socket error when its interface goes away: look every time
+        // the ring is idle, which costs one netlink-free sysfs read.
+        match ifinfo::is_up(self.ifname(), self.info.ifindex) {
+            None => {
+                self.gone = true;
+                Err(self.gone_err())
+            }
+            Some(false) => {
+                self.link_down = true;
+                Err(NetifError::Io {
+                    op: "link down",
+                    source: io::Error::from_raw_os_error(libc::ENETDOWN),
+                })
+            }
+            Some(true) => {
+                if check {
+                    self.link_down = false;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn gone_err(&self) -> NetifError {
+        NetifError::NoPort(format!("interface {} was deleted", self.ifname()))
+    }
+
+    fn sync_parts(
+        &mut self,
+        d: Dir,
+        ring: usize,
+    ) -> Result<(&mut Rings, &mut Kring, &mut Stats), NetifError> {
+        if self.gone {
+            return Err(self.gone_err());
+        }
+        let Self {
+            eps, rings, stats, ..
+        } = self;
+        let rings = rings
+            .as_mut()
+            .ok_or_else(|| NetifError::Inval("port has no rings".into()))?;
+        let k = eps[0]
+            .krings_mut(d)
+            .get_mut(ring)
+            .ok_or_else(|| NetifError::Inval(format!("no {d:?} ring {ring}")))?;
+        Ok((rings, k, stats))
+    }
+
+    /// Closes the sockets and returns the buffers the kernel held.
+    fn close_queues(&mut self, alloc: &mut MemAllocator, keep: &KeepSet) {
+        if let Some(r) = self.rings.take() {
+            self.closed_drops += r.queues.iter().map(|q| kernel_drops(q.fd())).sum::<u64>();
+            let mut held = Vec::new();
+            for mut q in r.queues {
+                let bufs = q.take_held();
+                drop(q);
+                held.extend(bufs);
+            }
+            for b in held {
+                crate::adapter::buf_free_checked(alloc, keep, b);
+            }
+        }
+    }
+}
+
+impl Adapter for XdpPort {
+    fn kind(&self) -> PortKind {
+        PortKind::Nic
+    }
+
+    fn endpoints(&self) -> &[Endpoint] {
+        &self.eps
+    }
+
+    fn endpoints_mut(&mut self) -> &mut [Endpoint] {
+        &mut self.eps
+    }
+
+    /// Creates the rings, one socket per queue (attaching libxdp's program), stocks
+    /// each fill ring with as many fresh buffers as the RX ring has slots, and the
+    /// host RX socket. All or nothing.
+    fn krings_create(
+        &mut self,
+        _ep: usize,
+        alloc: &mut MemAllocator,
+        mem: SharedMem,
+    ) -> Result<(), NetifError> {
+        if self.rings.is_some() && self.eps[0].has_rings() {
+            return Ok(());
+        }
+        let info = ifinfo::read(self.ifname())
+            .ok_or_else(|| NetifError::NoPort(format!("no interface {}", self.ifname())))?;
+        let geom = BufGeom::of(alloc);
+        let host_rx = HostRx::open(info.ifindex, TX_MARK).map_err(sys_err("host rx socket"))?;
+        let mut taken = Taken::new(alloc);
+        // On error, dropping `taken` returns the stock; the queues made so far close
+        // (the kernel forgets its fill rings with them).
+        let queues = self.open_queues(&info, mem, geom, &mut taken)?;
+        taken.commit();
+        let rings = Rings {
+            queues,
+            host_rx,
+            geom,
+        };
+        self.rings = Some(rings);
+        if let Err(e) = self.eps[0].create_rings(alloc, mem) {
+            self.close_queues(alloc, &KeepSet::default());
+            return Err(e);
+        }
+        let e = &self.eps[0];
+        let bell = e.tx[0]
+            .ring_off
+            .map_or(0, |o| KState::new(mem, o).doorbell_offset());
+        for k in e.tx.iter().chain(e.rx.iter()) {
+            if let Some(off) = k.ring_off {
+                KState::new(mem, off).init(0, k, 0, bell)?;
+            }
+        }
+        let zc = self.zerocopy();
+        tracing::info!(
+            ifname = self.ifname(),
+            queues = self.rings.as_ref().map_or(0, |r| r.queues.len()),
+            zerocopy = zc,
+            "xdp sockets bound: the interface's frames now go to netmap rings"
+        );
+        self.info = info;
+        self.gone = false;
+        self.link_down = false;
+        Ok(())
+    }
+
+    fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
+        self.close_queues(alloc, keep);
+        for off in self.eps[0].ring_offs() {
+            if let Err(e) = KState::new(mem, off).clear() {
+                tracing::error!(%e, "clearing a NIC ring's state block");
+            }
+        }
+        self.eps[0].delete_rings(alloc, mem, keep);
+    }
+
+    fn shared_kstate(&self) -> bool {
+        true
+    }
+
+    fn txsync(
+        &mut self,
+        _ep: usize,
+        ring: usize,
+        head: u32,
+        mem: SharedMem,
+    ) -> Result<Wake, NetifError> {
+        let host = self.host_tx_ring();
+        let (rings, k, stats) = self.sync_parts(Dir::Tx, ring)?;
+        let rv = view(mem, k)?;
+        let res = if ring >= host {
+            crate::af_packet::tx::host_txsync(k, &rv, head, stats)
+        } else {
+            rings.queues[ring].txsync(k, &rv, head, stats)
+        };
+        match res {
+            Ok(()) => Ok(Wake::none()),
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+
+    fn rxsync(
+        &mut self,
+        _ep: usize,
+        ring: usize,
+        head: u32,
+        mem: SharedMem,
+    ) -> Result<Wake, NetifError> {
+        let host = self.host_rx_ring();
+        let (rings, k, stats) = self.sync_parts(Dir::Rx, ring)?;
+        k.hwcur = head;
+        let rv = view(mem, k)?;
+        if ring > host {
+            return Ok(Wake::none());
+        }
+        let geom = rings.geom;
+        let (res, err) = if ring == host {
+            let h = &mut rings.host_rx;
+            (h.fill(k, &rv, mem, &geom, stats), h.sock.take_error())
+        } else {
+            let q = &mut rings.queues[ring];
+            (q.rxsync(k, &rv, stats), q.take_error())
+        };
+        match res {
+            Ok(true) => Ok(Wake::none()),
+            Ok(false) => self.link_check(err).map(|()| Wake::none()),
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        let c = self.counters();
+        vec![
+            ("rx_packets", c.rx_packets),
+            ("rx_bytes", c.rx_bytes),
+            ("rx_drops", c.rx_drops),
+            ("tx_packets", c.tx_packets),
+            ("tx_bytes", c.tx_bytes),
+            ("tx_errors", c.tx_errors),
+            ("host_rx_packets", c.host_rx_packets),
+            ("host_rx_drops", c.host_rx_drops),
+            ("host_tx_drops", c.host_tx_drops),
+            ("xdp", 1),
+            ("xdp_zerocopy", u64::from(self.zerocopy())),
+        ]
+    }
+
+    /// The sockets wake RX pollers (frames received) and TX pollers (the kernel's
+    /// write-space wake-up after completions); the host RX socket wakes RX pollers.
+    fn event_fds(&self) -> Vec<(std::os::fd::RawFd, usize, Dir)> {
+        let Some(r) = &self.rings else {
+            return Vec::new();
+        };
+        r.queues
+            .iter()
+            .map(|q| (q.fd(), 0, Dir::Rx))
+            .chain([(r.host_rx.sock.as_raw_fd(), 0, Dir::Rx)])
+            .collect()
+    }
+}

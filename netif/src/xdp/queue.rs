@@ -1,0 +1,579 @@
+//! One queue of an interface as a netmap ring pair: an AF_XDP socket whose UMEM is the
+//! netmap buffer pool.
+//!
+//! **RX by buffer exchange.** The kernel owns a set of pool buffers (given through the
+//! fill ring) and writes each received frame into one of them. rxsync takes the RX
+//! descriptors and, for each, puts the filled buffer into the free slot at `hwtail`
+//! (NS_BUF_CHANGED) and hands the buffer that slot held to the fill ring. No byte is
+//! copied by us; the set of buffers the kernel owns keeps its size.
+//!
+//! Frames land at a buffer's first byte, as netmap programs expect, because the UMEM
+//! uses unaligned chunks: the fill address of buffer `i` is `i * size - 256`, and the
+//! kernel writes the frame after its 256-byte headroom. The headroom is the previous
+//! buffer's tail: nothing writes there (no XDP program of ours touches it, copy mode
+//! copies the frame only). Buffers 0 and 1 are reserved, so no address is negative.
+//!
+//! **TX in place.** txsync turns each new slot into a TX descriptor of the slot's own
+//! buffer; the kernel reads the frame from there (zero-copy drivers by DMA, copy mode
+//! into a socket buffer). `hwtail` moves over a slot only when its completion comes
+//! back, so the client never rewrites a buffer the kernel is still sending.
+//!
+//! Which buffers the kernel holds is tracked in a bitmap over the pool: a buffer goes
+//! to the fill ring only if the kernel does not hold it already (a client that
+//! swapped the same buffer into two slots cannot make the kernel write it twice), an
+//! RX descriptor is accepted only for a buffer the kernel held, and on close every
+//! buffer still marked returns to the pool.
+#![allow(unsafe_code)]
+
+use super::libxdp::{
+    Api, Desc, Socket, SocketConfig, Umem, UmemConfig, XDP_COPY, XDP_PACKET_HEADROOM,
+    XDP_UMEM_UNALIGNED_CHUNK_FLAG, XDP_USE_NEED_WAKEUP, XDP_ZEROCOPY,
+};
+use crate::af_packet::Stats;
+use crate::kring::Kring;
+use crate::ringmem::RingView;
+use crate::vale::BufGeom;
+use crate::NetifError;
+use netmap_abi::{NS_BUF_CHANGED, NS_MOREFRAG};
+use netmap_pool::SharedMem;
+use std::collections::VecDeque;
+use std::io;
+
+/// What the caller asks of the socket's mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Zero-copy if the driver can, else copy.
+    Auto,
+    Copy,
+}
+
+/// Buffers the kernel holds, one bit per pool buffer.
+#[derive(Debug)]
+pub struct Held {
+    bits: Vec<u64>,
+    count: u32,
+    total: u32,
+}
+
+impl Held {
+    pub fn new(total: u32) -> Self {
+        Self {
+            bits: vec![0; (total as usize).div_ceil(64)],
+            count: 0,
+            total,
+        }
+    }
+    /// Marks `idx`; false if it was marked already.
+    pub fn take(&mut self, idx: u32) -> bool {
+        if idx >= self.total {
+            return false;
+        }
+        let (w, b) = ((idx / 64) as usize, idx % 64);
+        let Some(word) = self.bits.get_mut(w) else {
+            return false;
+        };
+        if *word & (1 << b) != 0 {
+            return false;
+        }
+        *word |= 1 << b;
+        self.count += 1;
+        true
+    }
+    /// Unmarks `idx`; false if it was not marked.
+    pub fn give(&mut self, idx: u32) -> bool {
+        let (w, b) = ((idx / 64) as usize, idx % 64);
+        let Some(word) = self.bits.get_mut(w) else {
+            return false;
+        };
+        if *word & (1 << b) == 0 {
+            return false;
+        }
+        *word &= !(1 << b);
+        self.count -= 1;
+        true
+    }
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+    pub fn contains(&self, idx: u32) -> bool {
+        self.bits
+            .get((idx / 64) as usize)
+            .is_some_and(|w| w & (1 << (idx % 64)) != 0)
+    }
+    /// Every marked index, unmarking them.
+    pub fn drain(&mut self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.count as usize);
+        for (w, word) in self.bits.iter_mut().enumerate() {
+            let mut v = *word;
+            while v != 0 {
+                let b = v.trailing_zeros();
+                out.push(w as u32 * 64 + b);
+                v &= v - 1;
+            }
+            *word = 0;
+        }
+        self.count = 0;
+        out
+    }
+}
+
+/// One queue's socket and UMEM, and the state of its two rings.
+#[derive(Debug)]
+pub struct Queue {
+    // Dropped in this order: the socket before the UMEM it uses.
+    sock: Box<Socket>,
+    umem: Box<Umem>,
+    pub zerocopy: bool,
+    geom: BufGeom,
+    held: Held,
+    /// Buffers of ours waiting for room in the fill ring: the kernel publishes its
+    /// fill consumer index lazily, and reuses buffers it dropped a frame into without
+    /// taking new ones, so a batch of released slots may briefly find less room there
+    /// than it brings buffers.
+    spare: Vec<u32>,
+    /// Slots past `hwtail` handed to the kernel, oldest first: true for a frame whose
+    /// completion is awaited, false for a slot completed at once (a packet refused).
+    tx_inflight: VecDeque<bool>,
+    /// How many of those await a completion.
+    tx_awaiting: u32,
+    /// Completions received but not yet matched to a slot.
+    pub has_rx: bool,
+    pub has_tx: bool,
+    /// Largest frame the interface takes (MTU + Ethernet header + one VLAN tag).
+    max_frame: u32,
+}
+
+/// The fill address that makes the kernel write a frame at buffer `idx`'s first byte.
+fn fill_addr(geom: &BufGeom, idx: u32) -> u64 {
+    u64::from(idx) * u64::from(geom.size) - XDP_PACKET_HEADROOM
+}
+
+/// The buffer of a received frame's address, if it is one's first byte. In unaligned
+/// mode the kernel gives the chunk's address in the low 48 bits and the frame's offset
+/// in it above them.
+fn rx_buf(geom: &BufGeom, addr: u64) -> Option<u32> {
+    const SHIFT: u32 = 48;
+    let addr = (addr & ((1 << SHIFT) - 1)) + (addr >> SHIFT);
+    let sz = u64::from(geom.size);
+    addr.is_multiple_of(sz)
+        .then(|| addr / sz)
+        .and_then(|i| u32::try_from(i).ok())
+        .filter(|&i| geom.offset(i).is_some())
+}
+
+impl Queue {
+    /// Creates the socket for queue `queue` with `rx_slots`/`tx_slots` descriptors
+    /// (0: no ring that way), its UMEM being the whole buffer pool at `mem`. The RX
+    /// and fill rings have room for `stock` buffers (at least `rx_slots`): what the
+    /// kernel can receive while the netmap ring is full.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        api: &Api,
+        ifname: &str,
+        queue: u32,
+        mem: SharedMem,
+        geom: BufGeom,
+        rx_slots: u32,
+        tx_slots: u32,
+        stock: u32,
+        max_frame: u32,
+        mode: Mode,
+    ) -> io::Result<Self> {
+        let len = u64::from(geom.total) * u64::from(geom.size);
+        if !geom.pool_offset.is_multiple_of(4096)
+            || geom.pool_offset as u64 + len > mem.len() as u64
+            || geom.size < 2048
+        {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let pow2 = |n: u32| n.max(64).next_power_of_two();
+        let ucfg = UmemConfig {
+            fill_size: pow2(rx_slots.max(stock)),
+            comp_size: pow2(tx_slots),
+            frame_size: geom.size,
+            frame_headroom: 0,
+            flags: XDP_UMEM_UNALIGNED_CHUNK_FLAG,
+            ..Default::default()
+        };
+        // SAFETY: the pool lies inside the daemon's mapping of the region (checked
+        // above), which lives as long as the control plane and so longer than any port;
+        // the kernel writes only into buffers we put in the fill ring.
+        let mut umem =
+            unsafe { Umem::create(api, mem.as_ptr().add(geom.pool_offset), len, &ucfg) }?;
+        let mut scfg = SocketConfig {
+            rx_size: if rx_slots > 0 {
+                pow2(rx_slots.max(stock))
+            } else {
+                0
+            },
+            tx_size: if tx_slots > 0 { pow2(tx_slots) } else { 0 },
+            libxdp_flags: 0,
+            xdp_flags: 0,
+            bind_flags: XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP,
+            ..Default::default()
+        };
+        let mut zerocopy = true;
+        let sock = match mode {
+            Mode::Auto => match Socket::create(api, ifname, queue, &mut umem, &scfg) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(ifname, queue, %e, "no zero-copy; trying copy mode");
+                    zerocopy = false;
+                    scfg.bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP;
+                    Socket::create(api, ifname, queue, &mut umem, &scfg)?
+                }
+            },
+            Mode::Copy => {
+                zerocopy = false;
+                scfg.bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP;
+                Socket::create(api, ifname, queue, &mut umem, &scfg)?
+            }
+        };
+        let mark = super::super::af_packet::TX_MARK as libc::c_int;
+        // SAFETY: setsockopt with a live int of the size passed, on the socket's fd.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MARK,
+                (&mark as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(ifname, queue, err = %io::Error::last_os_error(), "SO_MARK on an XSK");
+        }
+        Ok(Self {
+            sock,
+            umem,
+            zerocopy,
+            geom,
+            held: Held::new(geom.total),
+            spare: Vec::new(),
+            tx_inflight: VecDeque::new(),
+            tx_awaiting: 0,
+            has_rx: rx_slots > 0,
+            has_tx: tx_slots > 0,
+            max_frame,
+        })
+    }
+
+    pub fn fd(&self) -> libc::c_int {
+        self.sock.fd()
+    }
+
+    /// Gives the kernel fresh buffers to receive into (at `krings_create`).
+    pub fn stock_fill(&mut self, bufs: &[u32]) -> Result<(), NetifError> {
+        let want = bufs.len() as u32;
+        if self.umem.fill.free(want) < want {
+            return Err(NetifError::Inval("fill ring smaller than its stock".into()));
+        }
+        let mut n = 0;
+        for &b in bufs {
+            if self.held.take(b) {
+                self.umem.fill.put_addr(n, fill_addr(&self.geom, b));
+                n += 1;
+            }
+        }
+        self.umem.fill.submit(n);
+        self.wake_fill()
+    }
+
+    /// Every buffer the queue owns besides its slots' (those the kernel held, and
+    /// spares), for the pool once the socket is gone.
+    pub fn take_held(&mut self) -> Vec<u32> {
+        let mut v = self.held.drain();
+        v.append(&mut self.spare);
+        v
+    }
+
+    pub fn held_count(&self) -> u32 {
+        self.held.count()
+    }
+
+    /// Zero-copy drivers with need_wakeup want a call before they look at new fill
+    /// entries.
+    fn wake_fill(&self) -> Result<(), NetifError> {
+        if self.zerocopy && self.umem.fill.needs_wakeup() {
+            // SAFETY: recvfrom with no buffer on the socket's fd only wakes the driver.
+            unsafe {
+                libc::recvfrom(
+                    self.fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
+        Ok(())
+    }
+
+    /// Moves received frames into the free slots from `hwtail` on, each slot's old
+    /// buffer going to the fill ring. True if anything was received.
+    pub fn rxsync(
+        &mut self,
+        k: &mut Kring,
+        rv: &RingView,
+        st: &mut Stats,
+    ) -> Result<bool, NetifError> {
+        let n = k.num_slots;
+        let stop = k.prev(k.hwcur);
+        let room = (stop + n - k.hwtail) % n;
+        let got = self.sock.rx.ready(room);
+        if got == 0 {
+            self.refill();
+            return Ok(false);
+        }
+        for i in 0..got {
+            let d: Desc = self.sock.rx.get_desc(i);
+            let Some(idx) = rx_buf(&self.geom, d.addr).filter(|&b| self.held.give(b)) else {
+                tracing::error!(
+                    addr = d.addr,
+                    "xdp rx: descriptor for a buffer we did not give"
+                );
+                st.rx_drops += 1;
+                continue;
+            };
+            let s = k.hwtail;
+            let old = rv.slot_buf_idx(s)?;
+            let len = d.len.min(self.geom.size);
+            rv.set_slot_buf_len(s, idx, len as u16)?;
+            rv.set_slot_flags(s, NS_BUF_CHANGED)?;
+            k.hwtail = k.next(s);
+            st.rx_packets += 1;
+            st.rx_bytes += u64::from(len);
+            if self.geom.offset(old).is_some() && !self.held.contains(old) {
+                self.spare.push(old);
+            } else {
+                // Out of the pool, or a buffer the kernel holds already (a client put
+                // it in two slots): the kernel's stock shrinks by one.
+                tracing::debug!(old, "xdp rx: a released slot's buffer cannot be refilled");
+            }
+        }
+        self.sock.rx.release(got);
+        self.refill();
+        self.wake_fill()?;
+        Ok(true)
+    }
+
+    /// Moves spare buffers into the fill ring, as many as it has room for.
+    fn refill(&mut self) {
+        if self.spare.is_empty() {
+            return;
+        }
+        let room = self.umem.fill.free(self.spare.len() as u32);
+        let n = room.min(self.spare.len() as u32);
+        let mut put = 0;
+        for b in self.spare.drain(..n as usize) {
+            if self.held.take(b) {
+                self.umem.fill.put_addr(put, fill_addr(&self.geom, b));
+                put += 1;
+            }
+        }
+        self.umem.fill.submit(put);
+    }
+
+    /// Takes completions and moves `hwtail` over the slots they complete.
+    pub fn reclaim(&mut self, k: &mut Kring) {
+        let done = self.umem.comp.ready(u32::MAX);
+        self.umem.comp.release(done);
+        let mut left = done;
+        while let Some(&awaits) = self.tx_inflight.front() {
+            if awaits {
+                if left == 0 {
+                    break;
+                }
+                left -= 1;
+                self.tx_awaiting -= 1;
+            }
+            self.tx_inflight.pop_front();
+            k.hwtail = k.next(k.hwtail);
+        }
+        if left > 0 {
+            tracing::error!(left, "xdp tx: more completions than frames sent");
+        }
+    }
+
+    /// Frames awaiting their completion.
+    pub fn tx_pending(&self) -> bool {
+        self.tx_awaiting > 0
+    }
+
+    /// Hands the slots from `hwcur` to `head` to the kernel and kicks it.
+    pub fn txsync(
+        &mut self,
+        k: &mut Kring,
+        rv: &RingView,
+        head: u32,
+        st: &mut Stats,
+    ) -> Result<(), NetifError> {
+        self.reclaim(k);
+        let n = k.num_slots;
+        let mut cur = k.hwcur;
+        let want = (head + n - cur) % n;
+        let room = self.sock.tx.free(want);
+        let mut queued = 0;
+        while cur != head {
+            // A packet is one slot: the socket is not bound for multi-buffer frames,
+            // so chains (NS_MOREFRAG) are refused whole.
+            let mut end = cur;
+            let mut frags = 0;
+            let complete = loop {
+                let f = rv.slot_flags(end)?;
+                end = k.next(end);
+                frags += 1;
+                if f & NS_MOREFRAG == 0 {
+                    break true;
+                }
+                if end == head {
+                    break false;
+                }
+            };
+            if !complete && (head + n - cur) % n < n - 1 {
+                // An unterminated chain the client may still complete.
+                break;
+            }
+            let ok = complete && frags == 1;
+            let slot = rv.slot(cur)?;
+            let len = u32::from(slot.len);
+            let valid = ok
+                && self.geom.offset(slot.buf_idx).is_some()
+                && (14..=self.max_frame.min(self.geom.size)).contains(&len);
+            if valid {
+                if queued == room {
+                    break;
+                }
+                let addr = u64::from(slot.buf_idx) * u64::from(self.geom.size);
+                self.sock.tx.put_desc(queued, Desc { addr, len });
+                queued += 1;
+                self.tx_inflight.push_back(true);
+                self.tx_awaiting += 1;
+                st.tx_packets += 1;
+                st.tx_bytes += u64::from(len);
+                if slot.flags & NS_BUF_CHANGED != 0 {
+                    rv.set_slot_flags(cur, slot.flags & !NS_BUF_CHANGED)?;
+                }
+                cur = end;
+            } else {
+                st.tx_errors += 1;
+                while cur != end {
+                    self.tx_inflight.push_back(false);
+                    cur = k.next(cur);
+                }
+            }
+        }
+        self.sock.tx.submit(queued);
+        k.hwcur = cur;
+        if queued > 0 || self.tx_pending() {
+            self.kick()?;
+        }
+        self.reclaim(k);
+        Ok(())
+    }
+
+    /// Asks the kernel to transmit what the TX ring holds. Zero-copy drivers want a
+    /// call only when they set need_wakeup; copy mode sends in the call itself, at
+    /// most 32 frames per call (the kernel's TX budget, then EAGAIN), so the call is
+    /// repeated until the ring is drained or the kernel stops taking frames (its
+    /// socket-buffer limit: the completions that free room wake the port again).
+    fn kick(&self) -> Result<(), NetifError> {
+        const MAX_CALLS: u32 = 256;
+        for _ in 0..MAX_CALLS {
+            if !self.sock.tx.needs_wakeup() {
+                return Ok(());
+            }
+            let before = self.sock.tx.unconsumed();
+            if before == 0 {
+                return Ok(());
+            }
+            // SAFETY: sendto with no data and no address on the socket's fd.
+            let rc = unsafe {
+                libc::sendto(
+                    self.fd(),
+                    std::ptr::null(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null(),
+                    0,
+                )
+            };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::EINTR) => {
+                        if self.sock.tx.unconsumed() >= before {
+                            return Ok(());
+                        }
+                    }
+                    _ => {
+                        return Err(NetifError::Io {
+                            op: "xdp tx kick",
+                            source: e,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pending socket error (link down, interface gone), as for AF_PACKET sockets.
+    pub fn take_error(&self) -> io::Result<i32> {
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into a live int with its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_marks_each_buffer_once_and_drains_all() {
+        let mut h = Held::new(200);
+        assert!(h.take(2) && h.take(130) && h.take(199));
+        assert!(!h.take(130), "taken twice");
+        assert!(!h.take(200), "out of range");
+        assert!(h.give(2) && !h.give(2));
+        assert_eq!(h.count(), 2);
+        let mut d = h.drain();
+        d.sort();
+        assert_eq!(d, vec![130, 199]);
+        assert_eq!(h.count(), 0);
+    }
+
+    #[test]
+    fn addresses_put_frames_at_a_buffers_first_byte() {
+        let g = BufGeom {
+            pool_offset: 4096,
+            size: 2048,
+            total: 100,
+        };
+        assert_eq!(fill_addr(&g, 2) + XDP_PACKET_HEADROOM, 4096);
+        assert_eq!(rx_buf(&g, 4096), Some(2));
+        assert_eq!(
+            rx_buf(&g, (256 << 48) | (4096 - 256)),
+            Some(2),
+            "offset above bit 48"
+        );
+        assert_eq!(rx_buf(&g, 4097), None, "not a buffer's start");
+        assert_eq!(rx_buf(&g, 0), None, "reserved buffer 0");
+        assert_eq!(rx_buf(&g, 100 * 2048), None, "past the pool");
+    }
+}
