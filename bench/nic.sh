@@ -4,21 +4,24 @@
 #
 #  (a) TX, 60-byte frames sent on vA, counted where they arrive (vB rx_packets delta
 #      over the sender's wall time):
-#        netmapd  : nm-client pipe-tx --port vA --len 60 --burst 512, unpaced
-#                   (netmapd transmits through TPACKET_V2 + PACKET_QDISC_BYPASS)
+#        netmapd  : nm-client pipe-tx --port vA --len 60 --burst 512, unpaced, once
+#                   with each backend: AF_XDP (--nic-backend xdp: frames leave from
+#                   the netmap buffers) and AF_PACKET (--nic-backend packet: copied
+#                   into a TPACKET_V2 ring, PACKET_QDISC_BYPASS)
 #        trafgen  : PACKET_MMAP TX ring, qdisc bypass (trafgen's default; -P 1 = one
 #                   sending process, like the one netmap client)
-#  (b) RX, the same sender (trafgen on vA, unpaced) for both receivers on vB:
-#        netmapd    : nm-client rx-count --port vB (netmapd receives through TPACKET_V3)
+#  (b) RX, the same sender (trafgen on vA, unpaced) for every receiver on vB:
+#        netmapd    : nm-client rx-count --port vB, with each backend (AF_XDP: frames
+#                     exchanged into the slots, taken from the stack; AF_PACKET: copied
+#                     from a TPACKET_V3 ring)
 #        netsniff-ng: --in vB --out /dev/null (TPACKET_V3 capture ring)
-#      captured frames per second of the sender's active time, and drops. On one
-#      veth the kernel's receive work (tpacket_rcv into either capture ring) runs in
-#      the sender's softirq, so while neither receiver drops this rate is the
-#      sender's. The receivers' own cost is printed beside it: CPU time (schedstat,
-#      all threads) per captured frame, netmapd = daemon + rx-count, and, last, how
-#      that splits over netmapd's threads (port worker, port-events relay, client).
+#      captured frames per second of the sender's active time, and drops. The
+#      receivers' own cost is printed beside it: CPU time (schedstat, all threads) per
+#      captured frame, netmapd = daemon + rx-count, and, last, how that splits over
+#      netmapd's threads (port worker, port-events relay, client).
 #
-# The four measurements are repeated ROUNDS times, interleaved, so that a slow spell
+# The six measurements are repeated ROUNDS times, interleaved (one daemon per
+# backend and round), so that a slow spell
 # of the VM hits both sides of a ratio alike; the ratio of each round and their
 # median are printed.
 #
@@ -77,25 +80,69 @@ cat >"$LOG/frame.cfg" <<'EOF'
 }
 EOF
 
-# ---------------------------------------------------------------- inside the namespace
-# $1 netmapd, $2 nm-client, $3 log dir, $4 packets. Runs under `netmapd exec`.
-INNER='set -eu
-d="$1"; c="$2"; L="$3"; N="$4"; R="$5"
+# ---------------------------------------------------------------- netmapd's part
+# One backend's TX and RX measurement, under `netmapd exec --nic-backend B`.
+# $1 netmapd, $2 nm-client, $3 log dir, $4 packets, $5 round, $6 backend key (X or P).
+cat >"$LOG/nm-part.sh" <<'EOF'
+set -eu
+d="$1"; c="$2"; L="$3"; N="$4"; round="$5"; K="$6"
 stat() { cat "/sys/class/net/$1/statistics/$2"; }
 now() { date +%s.%N; }
 # CPU time (ns) the given processes have run, all their threads (schedstat).
 cpu_ns() { t=0; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do [ -r "$f" ] && read -r x _ <"$f" && t=$((t + x)); done; done; echo $t; }
 # "name ns" per thread of the given processes (threads of one name added up).
-threads_ns() { for p in "$@"; do for d in /proc/$p/task/*; do [ -r "$d/schedstat" ] && read -r x _ <"$d/schedstat" && read -r n <"$d/comm" && echo "$n $x"; done; done | awk "{ t[\$1] += \$2 } END { for (k in t) print k, t[k] }" | sort; }
+threads_ns() { for p in "$@"; do for t in /proc/$p/task/*; do [ -r "$t/schedstat" ] && read -r x _ <"$t/schedstat" && read -r n <"$t/comm" && echo "$n $x"; done; done | awk '{ t[$1] += $2 } END { for (k in t) print k, t[k] }' | sort; }
 TG="trafgen --dev vA --conf $L/frame.cfg -n $N -P 1 -Q"
-for round in $(seq 1 "$R"); do
 
 # (a1) netmapd TX
 b=$(stat vB rx_packets); bd=$(stat vA tx_dropped); t0=$(now)
-"$c" pipe-tx --port vA --count "$N" --len 60 --burst 512 >"$L/a1.txt" 2>&1 || { cat "$L/a1.txt"; exit 11; }
+"$c" pipe-tx --port vA --count "$N" --len 60 --burst 512 >"$L/a1$K.txt" 2>&1 || { cat "$L/a1$K.txt"; exit 11; }
 t1=$(now); a=$(stat vB rx_packets); ad=$(stat vA tx_dropped)
-echo "A1 round=$round frames=$((a - b)) secs=$(echo "$t1 - $t0" | bc -l) drops=$((ad - bd))"
+echo "A1$K round=$round frames=$((a - b)) secs=$(echo "$t1 - $t0" | bc -l) drops=$((ad - bd))"
 sleep 1
+
+# (b1) netmapd RX of trafgen traffic; a TX-only registration keeps vB alive so that
+# `netmapd status` still shows its counters after rx-count closes. The sender's
+# count is trafgen's TX on vA: with AF_XDP the stack of vB does not count the frames.
+"$c" hold --port vB >"$L/hold.txt" 2>&1 & h=$!
+i=0; until grep -q holding "$L/hold.txt"; do i=$((i+1)); [ $i -gt 200 ] && exit 13; sleep 0.05; done
+"$c" rx-count --port vB --idle-ms 1500 >"$L/b1$K.txt" 2>&1 & r=$!
+i=0; until grep -q "rx-count ready" "$L/b1$K.txt"; do i=$((i+1)); [ $i -gt 200 ] && exit 14; sleep 0.05; done
+b=$(stat vA tx_packets); threads_ns $PPID $r >"$L/b1-th0.txt"; c0=$(cpu_ns $PPID $r); t0=$(now)
+$TG >"$L/b1-tg.txt" 2>&1 || { cat "$L/b1-tg.txt"; exit 15; }
+t1=$(now); a=$(stat vA tx_packets)
+sleep 0.3; c1=$(cpu_ns $PPID $r); threads_ns $PPID $r >"$L/b1-th1.txt"
+wait $r || { cat "$L/b1$K.txt"; exit 16; }
+# Where the receive CPU of netmapd goes, per thread name (the port worker nic-vB, the
+# port-events relay, the client nm-client, ...).
+join "$L/b1-th0.txt" "$L/b1-th1.txt" | awk -v r="$round" -v k="$K" '$3 - $2 > 0 { printf "B1T%s round=%d thread=%s ns=%d\n", k, r, $1, $3 - $2 }'
+"$d" status >"$L/b1$K-status.txt"
+want=$([ "$K" = X ] && echo 1 || echo 0)
+grep -q "^port=vB .* xdp=$want" "$L/b1$K-status.txt" || { echo "vB is not on the expected backend:"; cat "$L/b1$K-status.txt"; exit 20; }
+kill -9 $h; wait $h 2>/dev/null || true
+got=$(sed -n "s/.*rx-count port=vB frames=\([0-9]*\).*/\1/p" "$L/b1$K.txt")
+drops=$(sed -n "s/^port=vB .* rx_drops=\([0-9]*\).*/\1/p" "$L/b1$K-status.txt")
+echo "B1$K round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops cpu_ns=$((c1 - c0))"
+EOF
+
+# ---------------------------------------------------------------- inside the namespace
+# $1 netmapd, $2 nm-client, $3 log dir, $4 packets, $5 rounds.
+cat >"$LOG/inner.sh" <<'EOF'
+set -eu
+d="$1"; c="$2"; L="$3"; N="$4"; R="$5"
+stat() { cat "/sys/class/net/$1/statistics/$2"; }
+now() { date +%s.%N; }
+cpu_ns() { t=0; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do [ -r "$f" ] && read -r x _ <"$f" && t=$((t + x)); done; done; echo $t; }
+TG="trafgen --dev vA --conf $L/frame.cfg -n $N -P 1 -Q"
+for round in $(seq 1 "$R"); do
+
+# (a1, b1) netmapd with the AF_XDP backend (X), then the AF_PACKET one (P): a daemon
+# each, so that both run in every round.
+for K in X P; do
+	B=$([ "$K" = X ] && echo xdp || echo packet)
+	"$d" exec --nic-backend "$B" -- sh "$L/nm-part.sh" "$d" "$c" "$L" "$N" "$round" "$K" 2>>"$L/daemon-$K.txt" || exit 10
+	sleep 1
+done
 
 # (a2) trafgen TX
 b=$(stat vB rx_packets); bd=$(stat vA tx_dropped); t0=$(now)
@@ -104,48 +151,26 @@ t1=$(now); a=$(stat vB rx_packets); ad=$(stat vA tx_dropped)
 echo "A2 round=$round frames=$((a - b)) secs=$(echo "$t1 - $t0" | bc -l) drops=$((ad - bd))"
 sleep 1
 
-# (b1) netmapd RX of trafgen traffic; a TX-only registration keeps vB alive so that
-# `netmapd status` still shows its counters after rx-count closes.
-"$c" hold --port vB >"$L/hold.txt" 2>&1 & h=$!
-i=0; until grep -q holding "$L/hold.txt"; do i=$((i+1)); [ $i -gt 200 ] && exit 13; sleep 0.05; done
-"$c" rx-count --port vB --idle-ms 1500 >"$L/b1.txt" 2>&1 & r=$!
-i=0; until grep -q "rx-count ready" "$L/b1.txt"; do i=$((i+1)); [ $i -gt 200 ] && exit 14; sleep 0.05; done
-b=$(stat vB rx_packets); threads_ns $PPID $r >"$L/b1-th0.txt"; c0=$(cpu_ns $PPID $r); t0=$(now)
-$TG >"$L/b1-tg.txt" 2>&1 || { cat "$L/b1-tg.txt"; exit 15; }
-t1=$(now); a=$(stat vB rx_packets)
-sleep 0.3; c1=$(cpu_ns $PPID $r); threads_ns $PPID $r >"$L/b1-th1.txt"
-wait $r || { cat "$L/b1.txt"; exit 16; }
-# Where the receive CPU of netmapd goes, per thread name (the port worker nic-vB, the
-# port-events relay, the client nm-client, ...).
-join "$L/b1-th0.txt" "$L/b1-th1.txt" | awk -v r="$round" "\$3 - \$2 > 0 { printf \"B1T round=%d thread=%s ns=%d\\n\", r, \$1, \$3 - \$2 }"
-"$d" status >"$L/b1-status.txt"
-kill -9 $h; wait $h 2>/dev/null || true
-got=$(sed -n "s/.*rx-count port=vB frames=\([0-9]*\).*/\1/p" "$L/b1.txt")
-drops=$(sed -n "s/^port=vB .* rx_drops=\([0-9]*\).*/\1/p" "$L/b1-status.txt")
-echo "B1 round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops cpu_ns=$((c1 - c0))"
-sleep 1
-
-# (b2) netsniff-ng capture of the same traffic
-# Children of `netmapd exec` start with SIGHUP/SIGINT/SIGTERM blocked; unblock them
-# so that SIGINT makes netsniff-ng stop and print its statistics.
+# (b2) netsniff-ng capture of the same traffic. SIGINT makes it stop and print its
+# statistics (unblocked, in case a caller blocked it).
 perl -MPOSIX -e "sigprocmask(SIG_UNBLOCK, POSIX::SigSet->new(SIGINT, SIGTERM, SIGHUP)) or die; exec @ARGV or die" \
 	netsniff-ng --in vB --out /dev/null --silent -A -Q -N >"$L/b2.txt" 2>&1 & s=$!
 i=0; until grep -q "Running" "$L/b2.txt"; do i=$((i+1)); [ $i -gt 200 ] && { cat "$L/b2.txt"; exit 19; }; sleep 0.05; done
 sleep 1
-b=$(stat vB rx_packets); c0=$(cpu_ns $s); t0=$(now)
+b=$(stat vA tx_packets); c0=$(cpu_ns $s); t0=$(now)
 $TG >"$L/b2-tg.txt" 2>&1 || { cat "$L/b2-tg.txt"; exit 17; }
-t1=$(now); a=$(stat vB rx_packets)
+t1=$(now); a=$(stat vA tx_packets)
 sleep 0.3; c1=$(cpu_ns $s)
 sleep 0.7
 kill -INT $s; wait $s || true
-tr -d '"'"'\r'"'"' <"$L/b2.txt" >"$L/b2-stats.txt"
+tr -d '"\r' <"$L/b2.txt" >"$L/b2-stats.txt"
 got=$(sed -n "s/^ *\([0-9]*\) *packets passed filter.*/\1/p" "$L/b2-stats.txt" | head -1)
 drops=$(sed -n "s/^ *\([0-9]*\) *packets failed filter (out of space).*/\1/p" "$L/b2-stats.txt" | head -1)
 [ -n "$got" ] && [ -n "$drops" ] || { echo "no statistics from netsniff-ng:"; cat "$L/b2.txt"; exit 18; }
 echo "B2 round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops cpu_ns=$((c1 - c0))"
 sleep 1
 done
-'
+EOF
 
 SETUP='set -eu
 mount -t sysfs sysfs /sys
@@ -153,29 +178,31 @@ sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 ip link add vA type veth peer name vB
 ip link set vA up
 ip link set vB up
-exec "$1" exec -- sh -c "$6" sh "$1" "$2" "$3" "$4" "$5"
+exec sh "$3/inner.sh" "$1" "$2" "$3" "$4" "$5"
 '
 command -v bc >/dev/null || die "bc not found (apt-get install -y bc)"
 command -v perl >/dev/null || die "perl not found"
 
 echo "running (PACKETS=$PACKETS)..." >&2
-timeout "$TIMEOUT" unshare -n -m sh -c "$SETUP" sh "$NETMAPD" "$NMC" "$LOG" "$PACKETS" "$ROUNDS" "$INNER" \
+timeout "$TIMEOUT" unshare -n -m sh -c "$SETUP" sh "$NETMAPD" "$NMC" "$LOG" "$PACKETS" "$ROUNDS" \
 	>"$LOG/out.txt" 2>"$LOG/daemon.txt" || {
 	cat "$LOG/out.txt" >&2
 	tail -20 "$LOG/daemon.txt" >&2
 	die "measurement failed (logs in $LOG)"
 }
 
-# Where netmapd's receive CPU went, per thread, per frame (median over the rounds).
-awk '/^B1 round=/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "round") r = kv[2]; if (kv[1] == "frames") f[r] = kv[2] } }
-/^B1T round=/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } ns[v["thread"], v["round"]] = v["ns"]; th[v["thread"]] = 1 }
-END { for (t in th) { n = 0; for (r in f) if (f[r] > 0) a[++n] = ns[t, r] / f[r]
+# Where netmapd's receive CPU went, per backend and thread, per frame (median over the
+# rounds): lines "<key> <thread> <ns>".
+awk '/^B1[XP] round=/ { k = substr($1, 3, 1); for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "round") r = kv[2]; if (kv[1] == "frames") f[k, r] = kv[2] } }
+/^B1T[XP] round=/ { k = substr($1, 4, 1); for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } ns[k, v["thread"], v["round"]] = v["ns"]; th[k, v["thread"]] = 1 }
+END { for (kt in th) { split(kt, p, SUBSEP); k = p[1]; t = p[2]; n = 0
+	for (fr in f) { split(fr, q, SUBSEP); if (q[1] == k && f[fr] > 0) a[++n] = ns[k, t, q[2]] / f[fr] }
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
 	m = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	if (m >= 1) printf "%s %.0f\n", t, m } }' "$LOG/out.txt" | sort -k2 -nr >"$LOG/threads.txt" || true
+	if (m >= 1) printf "%s %s %.0f\n", k, t, m } }' "$LOG/out.txt" | sort -k1,1 -k3 -nr >"$LOG/threads.txt" || true
 
 # Per-round figures: "<key> <round> <frames> <secs> <drops> <offered> <receiver cpu ns>".
-awk '/^(A1|A2|B1|B2) round=/ {
+awk '/^(A1X|A1P|A2|B1X|B1P|B2) round=/ {
 	k = $1; r = ""; f = ""; t = ""; d = ""; o = "-"; c = "-"
 	for (i = 2; i <= NF; i++) {
 		split($i, kv, "=")
@@ -189,51 +216,56 @@ awk '/^(A1|A2|B1|B2) round=/ {
 	if (f == "" || t == "" || t + 0 <= 0) { print "bad line: " $0 > "/dev/stderr"; exit 1 }
 	print k, r, f, t, (d == "" ? 0 : d), o, c
 }' "$LOG/out.txt" >"$LOG/rounds.txt" || die "unreadable results in $LOG/out.txt"
-for k in A1 A2 B1 B2; do
+for k in A1X A1P A2 B1X B1P B2; do
 	[ "$(grep -c "^$k " "$LOG/rounds.txt")" -eq "$ROUNDS" ] || die "expected $ROUNDS $k results in $LOG/out.txt"
 done
 
 echo
 echo "netmapd NIC benchmark: veth vA->vB, 60-byte frames, $PACKETS frames per run, $ROUNDS rounds, $(nproc) CPUs, kernel $(uname -r)"
-printf '%-5s %-44s %10s %9s %9s %10s\n' "round" "measurement" "frames" "secs" "Mpps" "drops"
+printf '%-5s %-46s %10s %9s %9s %10s\n' "round" "measurement" "frames" "secs" "Mpps" "drops"
 awk -v rounds="$ROUNDS" '
 function median(a, n,    i, j, t) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+function perframe(k, r) { return (cpu[k, r] + 0 > 0 && fr[k, r] > 0) ? cpu[k, r] / fr[k, r] : 0 }
 BEGIN {
-	name["A1"] = "TX netmapd (pipe-tx vA, burst 512)"
+	name["A1X"] = "TX netmapd AF_XDP (pipe-tx vA, burst 512)"
+	name["A1P"] = "TX netmapd AF_PACKET (pipe-tx vA, burst 512)"
 	name["A2"] = "TX trafgen (-P 1, qdisc bypass)"
-	name["B1"] = "RX netmapd (rx-count vB; trafgen sender)"
+	name["B1X"] = "RX netmapd AF_XDP (rx-count vB; trafgen)"
+	name["B1P"] = "RX netmapd AF_PACKET (rx-count vB; trafgen)"
 	name["B2"] = "RX netsniff-ng (vB -> /dev/null)"
+	split("A1X A1P A2 B1X B1P B2", ks, " ")
 }
 { mpps[$1, $2] = $3 / $4 / 1e6; fr[$1, $2] = $3; se[$1, $2] = $4; dr[$1, $2] = $5; of[$1, $2] = $6; cpu[$1, $2] = $7 }
 END {
 	for (r = 1; r <= rounds; r++) {
-		split("A1 A2 B1 B2", ks, " ")
-		for (i = 1; i <= 4; i++) {
+		for (i = 1; i <= 6; i++) {
 			k = ks[i]
-			printf "%-5d %-44s %10d %9.3f %9.4f %10d\n", r, name[k], fr[k, r], se[k, r], mpps[k, r], dr[k, r]
+			printf "%-5d %-46s %10d %9.3f %9.4f %10d\n", r, name[k], fr[k, r], se[k, r], mpps[k, r], dr[k, r]
 		}
-		tx[r] = mpps["A1", r] / mpps["A2", r]
-		rx[r] = mpps["B1", r] / mpps["B2", r]
-		printf "      round %d ratios: TX %.3f  RX %.3f  (RX offered at vB: netmapd %s, netsniff-ng %s)\n", r, tx[r], rx[r], of["B1", r], of["B2", r]
+		txx[r] = mpps["A1X", r] / mpps["A2", r]; txp[r] = mpps["A1P", r] / mpps["A2", r]
+		rxx[r] = mpps["B1X", r] / mpps["B2", r]; rxp[r] = mpps["B1P", r] / mpps["B2", r]
+		printf "      round %d ratios to trafgen/netsniff-ng: TX xdp %.3f packet %.3f  RX xdp %.3f packet %.3f\n", r, txx[r], txp[r], rxx[r], rxp[r]
 		# schedstat may be missing (kernel without CONFIG_SCHED_INFO): then no CPU figure.
-		nsf1[r] = (cpu["B1", r] + 0 > 0 && fr["B1", r] > 0) ? cpu["B1", r] / fr["B1", r] : 0
-		nsf2[r] = (cpu["B2", r] + 0 > 0 && fr["B2", r] > 0) ? cpu["B2", r] / fr["B2", r] : 0
-		cr[r] = (nsf1[r] > 0 && nsf2[r] > 0) ? nsf1[r] / nsf2[r] : 0
-		if (cr[r] > 0) printf "      round %d receiver CPU per captured frame: netmapd %.0f ns (daemon + rx-count), netsniff-ng %.0f ns\n", r, nsf1[r], nsf2[r]
-		else { printf "      round %d receiver CPU per captured frame: not measured (no schedstat)\n", r; nocpu = 1 }
+		x = perframe("B1X", r); p = perframe("B1P", r); n = perframe("B2", r)
+		if (x > 0 && p > 0 && n > 0) {
+			cx[r] = x / n; cp[r] = p / n
+			printf "      round %d receiver CPU per captured frame: netmapd AF_XDP %.0f ns, AF_PACKET %.0f ns (daemon + rx-count), netsniff-ng %.0f ns\n", r, x, p, n
+		} else { printf "      round %d receiver CPU per captured frame: not measured (no schedstat)\n", r; nocpu = 1 }
 	}
 	print "  TX frames = counted at vB (rx_packets delta); TX drops = vA tx_dropped delta"
 	print "  RX drops = netmapd rx_drops / netsniff-ng \"failed filter (out of space)\"; RX Mpps = frames captured / sender wall time"
-	printf "ratio TX netmapd/trafgen:     %.3f (median of %d rounds)\n", median(tx, rounds), rounds
-	printf "ratio RX netmapd/netsniff-ng: %.3f (median of %d rounds)\n", median(rx, rounds), rounds
+	printf "ratio TX netmapd/trafgen:      AF_XDP %.3f  AF_PACKET %.3f (medians of %d rounds)\n", median(txx, rounds), median(txp, rounds), rounds
+	printf "ratio RX netmapd/netsniff-ng:  AF_XDP %.3f  AF_PACKET %.3f (medians of %d rounds)\n", median(rxx, rounds), median(rxp, rounds), rounds
 	if (nocpu) print "receiver CPU per frame: not measured in every round (no schedstat)"
-	else printf "receiver CPU per frame, netmapd/netsniff-ng: %.2f (median of %d rounds; lower is cheaper; not a rate)\n", median(cr, rounds), rounds
+	else printf "receiver CPU per frame, netmapd/netsniff-ng: AF_XDP %.2f  AF_PACKET %.2f (medians of %d rounds; lower is cheaper; not a rate)\n", median(cx, rounds), median(cp, rounds), rounds
 }' "$LOG/rounds.txt"
 if [ -s "$LOG/threads.txt" ]; then
-	printf 'netmapd receiver CPU per frame by thread (median of %s rounds):' "$ROUNDS"
-	awk '{ printf " %s %s ns;", $1, $2 }' "$LOG/threads.txt"
-	echo
+	for k in X P; do
+		printf 'netmapd %s receiver CPU per frame by thread (median of %s rounds):' "$([ $k = X ] && echo AF_XDP || echo AF_PACKET)" "$ROUNDS"
+		awk -v k=$k '$1 == k { printf " %s %s ns;", $2, $3 }' "$LOG/threads.txt"
+		echo
+	done
 fi

@@ -661,3 +661,51 @@ pub fn rx_count(name: &str, count: u64, idle_ms: u64) -> R {
     );
     Ok(())
 }
+
+/// `udp-send`: `count` datagrams of 32 bytes to `to` through the host stack (an
+/// ordinary UDP socket), for tests of what the stack sees next to a netmap port.
+pub fn udp_send(to: &str, count: u64) -> R {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind: {e}"))?;
+    for i in 0..count {
+        let mut b = [0u8; 32];
+        b[..8].copy_from_slice(&i.to_be_bytes());
+        s.send_to(&b, to)
+            .map_err(|e| format!("send_to {to}: {e}"))?;
+        // Paced a little: the point is delivery, not rate.
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    println!("udp-send {to}: sent {count}");
+    Ok(())
+}
+
+/// `udp-count`: datagrams received on `bind` by the host stack within `ms`
+/// milliseconds of the first (or of the start, if none came).
+pub fn udp_count(bind: &str, ms: u64) -> R {
+    let s = std::net::UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
+    println!("udp-count ready: {bind}");
+    std::io::stdout().flush().ok();
+    let end = Instant::now() + Duration::from_millis(ms);
+    let mut n = 0u64;
+    let mut b = [0u8; 2048];
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        if left.is_zero() {
+            break;
+        }
+        s.set_read_timeout(Some(left))
+            .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+        match s.recv(&mut b) {
+            Ok(_) => n += 1,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => return Err(format!("recv: {e}")),
+        }
+    }
+    println!("udp-count {bind}: received {n}");
+    Ok(())
+}

@@ -42,6 +42,11 @@ fn require_tools() {
 /// the kernel sends no ND/MLD frames). `queues` > 1 gives both ends that many TX and
 /// RX queues.
 fn veth_run(queues: u32, script: &str, timeout: Duration) -> Output {
+    veth_run_on("auto", queues, script, timeout)
+}
+
+/// [`veth_run`] with the daemon's `--nic-backend` given.
+fn veth_run_on(backend: &str, queues: u32, script: &str, timeout: Duration) -> Output {
     require_tools();
     let q = if queues > 1 {
         format!("numtxqueues {queues} numrxqueues {queues}")
@@ -54,14 +59,15 @@ mount -t sysfs sysfs /sys || exit 90
 sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || exit 91
 ip link add vA {q} type veth peer name vB {q} || exit 92
 ip link set vA up && ip link set vB up || exit 93
-exec "$1" exec -- sh -c "$3" sh "$1" "$2"
+exec "$1" exec --nic-backend "$4" -- sh -c "$3" sh "$1" "$2"
 "#
     );
     let mut cmd = Command::new("unshare");
     cmd.args(["-n", "-m", "sh", "-c", &setup, "sh"])
         .arg(netmapd_bin())
         .arg(NM_CLIENT)
-        .arg(script);
+        .arg(script)
+        .arg(backend);
     run(cmd, timeout)
 }
 
@@ -94,8 +100,7 @@ fn section<'a>(out: &'a Output, name: &str) -> &'a str {
 /// rx_drops=0 in `netmapd status` (a TX-only registration keeps the port, and so its
 /// counters, alive after the receiver exits). Both clients are preloaded (the default of
 /// `netmapd exec`), so this is the in-process NIC path: no sync may reach the daemon.
-#[test]
-fn veth_1m_each_way() {
+fn veth_1m_each_way_on(backend: &str) {
     let script = format!(
         r#"d="$1"; c="$2"; N=1000000; t=$(mktemp -d)
 one() {{ src=$1; dst=$2
@@ -118,7 +123,7 @@ one vA vB || exit 1
 one vB vA || exit 2
 "#
     );
-    let out = veth_run(1, &script, Duration::from_secs(300));
+    let out = veth_run_on(backend, 1, &script, Duration::from_secs(300));
     assert_success(&out);
     // Traffic, closes and the daemon's stop log no error.
     assert_no_error_logged(&out);
@@ -151,6 +156,12 @@ one vB vA || exit 2
              machine\n{}",
             out.describe()
         );
+        let want = if backend == "xdp" { "1" } else { "0" };
+        assert_eq!(
+            f.get("xdp").map(String::as_str),
+            Some(want),
+            "port {dst} is not on the {backend} backend (status line: {st:?})"
+        );
         let rx: u64 = f["rx_packets"].parse().expect("rx_packets");
         assert!(rx >= 1_000_000, "{dst} rx_packets={rx}\n{}", out.describe());
     }
@@ -161,6 +172,20 @@ one vB vA || exit 2
 /// request to answer: the kernel drops the request of a process SIGKILLed while it
 /// waited (here: a sender killed while its REGISTER waited behind the first XDP
 /// port's creation, which pins the whole buffer pool: about a second the first time).
+
+/// The 1M-frame streams through the AF_XDP backend: frames leave from the netmap
+/// buffers and arrive exchanged into the receiver's slots.
+#[test]
+fn veth_1m_each_way_xdp() {
+    veth_1m_each_way_on("xdp");
+}
+
+/// The same through the AF_PACKET backend.
+#[test]
+fn veth_1m_each_way_packet() {
+    veth_1m_each_way_on("packet");
+}
+
 #[track_caller]
 fn assert_no_error_logged(out: &Output) {
     let errors: Vec<&str> = out
@@ -482,4 +507,142 @@ one "-u LD_PRELOAD" "LD_PRELOAD=$LD_PRELOAD" || exit 2
         out.describe()
     );
     assert_no_error_logged(&out);
+}
+
+/// Runs the stack-visibility scenario with `backend` (vB moved to a namespace of its
+/// own): 100 UDP datagrams vB→vA reach a UDP socket of vA's stack before anyone
+/// registers vA; 100 more sent while a netmap
+/// client holds vA (counting frames); 100 more after it closed. Returns the output.
+fn stack_visibility(backend: &str) -> Output {
+    let script = r#"d="$1"; c="$2"; t=$(mktemp -d)
+# vB goes to a namespace of its own, so that datagrams to vA's address cross the wire
+# (with both ends in one namespace the kernel would deliver them locally).
+mb=$(cat /sys/class/net/vB/address); ma=$(cat /sys/class/net/vA/address)
+n=nmpeer$$; trap "ip netns del $n 2>/dev/null" EXIT
+ip netns add $n && ip link set vB netns $n || exit 2
+P="ip netns exec $n"
+ip addr add 10.9.0.1/24 dev vA && $P ip addr add 10.9.0.2/24 dev vB && $P ip link set vB up || exit 3
+$P ip neigh replace 10.9.0.1 lladdr "$ma" dev vB nud permanent || exit 4
+ip neigh replace 10.9.0.2 lladdr "$mb" dev vA nud permanent || exit 4
+phase() {
+  "$c" udp-count --bind 10.9.0.1:9000 --ms 1500 > "$t/u" 2>&1 & u=$!
+  i=0; until grep -q "udp-count ready" "$t/u"; do i=$((i+1)); [ $i -gt 200 ] && exit 5; sleep 0.05; done
+  $P "$c" udp-send --to 10.9.0.1:9000 --count 100 || exit 6
+  wait $u; echo "stack $1: $(sed -n 's/.*received //p' "$t/u")"
+}
+phase before
+"$c" rx-count --port vA --idle-ms 4000 > "$t/rc" 2>&1 & r=$!
+i=0; until grep -q "rx-count ready" "$t/rc"; do i=$((i+1)); [ $i -gt 200 ] && exit 7; sleep 0.05; done
+"$d" status | grep '^port=vA '
+phase during
+wait $r; echo "netmap during: $(sed -n 's/.*frames=\([0-9]*\).*/\1/p' "$t/rc")"
+phase after
+"#;
+    let out = veth_run_on(backend, 1, script, Duration::from_secs(120));
+    assert_success(&out);
+    out
+}
+
+/// The number after `prefix` on its line of `out`'s stdout.
+fn count_after(out: &Output, prefix: &str) -> u64 {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix:?} line\n{}", out.describe()))
+}
+
+/// AF_XDP takes the interface's frames from the stack, as a NIC in netmap mode: while
+/// vA is registered, datagrams sent to it reach the netmap client and not a UDP
+/// socket of vA's stack; before and after, the stack gets them all.
+#[test]
+fn xdp_takes_frames_from_the_stack_while_registered() {
+    let out = stack_visibility("xdp");
+    println!("{}", out.stdout);
+    assert!(
+        out.stdout.contains(" xdp=1"),
+        "vA not on AF_XDP\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        count_after(&out, "stack before: "),
+        100,
+        "{}",
+        out.describe()
+    );
+    assert_eq!(count_after(&out, "stack during: "), 0, "{}", out.describe());
+    assert!(
+        count_after(&out, "netmap during: ") >= 100,
+        "the netmap client missed datagrams\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        count_after(&out, "stack after: "),
+        100,
+        "{}",
+        out.describe()
+    );
+}
+
+/// The AF_PACKET backend only taps the interface: the stack keeps getting every
+/// datagram while the netmap client sees them too (the README says so).
+#[test]
+fn packet_backend_leaves_frames_to_the_stack() {
+    let out = stack_visibility("packet");
+    assert!(
+        out.stdout.contains(" xdp=0"),
+        "vA not on AF_PACKET\n{}",
+        out.describe()
+    );
+    for phase in ["before", "during", "after"] {
+        assert_eq!(
+            count_after(&out, &format!("stack {phase}: ")),
+            100,
+            "{}",
+            out.describe()
+        );
+    }
+    assert!(
+        count_after(&out, "netmap during: ") >= 100,
+        "{}",
+        out.describe()
+    );
+}
+
+/// AF_XDP ring i is queue i: on a 4-queue veth, 40,000 frames over 256 flows arrive
+/// spread over vA's 4 RX rings, and each ring's count equals what the kernel redirected
+/// from queue i (veth's per-queue `rx_queue_i_xdp_redirect`, read with ethtool).
+#[test]
+fn xdp_rings_are_the_interface_queues() {
+    let script = r#"d="$1"; c="$2"; t=$(mktemp -d)
+command -v ethtool >/dev/null || { echo "ethtool missing (apt-get install -y ethtool)"; exit 9; }
+"$c" mq-rx --if vA --count 40000 --spread > "$t/rx" 2>&1 & rx=$!
+i=0; until grep -q 'mq-rx ready' "$t/rx"; do i=$((i+1)); [ $i -gt 200 ] && { cat "$t/rx"; exit 2; }; sleep 0.05; done
+"$c" flows-tx --if vB --count 40000 --flows 256 --rate 50000 || exit 3
+ethtool -S vA > "$t/eth"
+wait $rx; rxs=$?
+cat "$t/rx"
+for q in 0 1 2 3; do echo "queue $q: $(sed -n "s/^ *rx_queue_${q}_xdp_redirect: *//p" "$t/eth")"; done
+[ $rxs -eq 0 ] || exit 4
+"#;
+    let out = veth_run_on("xdp", 4, script, Duration::from_secs(120));
+    assert_success(&out);
+    println!("{}", out.stdout);
+    let rings: Vec<u64> = out
+        .stdout
+        .lines()
+        .find_map(|l| l.split("ring_counts=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default();
+    assert_eq!(rings.len(), 4, "no ring counts\n{}", out.describe());
+    for (q, &n) in rings.iter().enumerate() {
+        let redirected = count_after(&out, &format!("queue {q}: "));
+        assert_eq!(
+            n,
+            redirected,
+            "ring {q} got {n} frames but queue {q} redirected {redirected}\n{}",
+            out.describe()
+        );
+    }
 }

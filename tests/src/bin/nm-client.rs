@@ -15,6 +15,8 @@
 //! nm-client hold --port NAME
 //! nm-client kloop-hold --port NAME
 //! nm-client rx-count --port NAME [--count N] [--idle-ms 1000]
+//! nm-client udp-send --to IP:PORT --count N
+//! nm-client udp-count --bind IP:PORT --ms MS
 //! nm-client monitor-rx --port NAME --flags r|t|rt|z --count N [--len L | --max-len M] [--stream ID]
 //! ```
 //! `pipe-tx`/`pipe-rx` work on any port (pipe end or NIC such as "vA"); on a NIC use
@@ -43,6 +45,8 @@ const USAGE: &str = "usage:
   nm-client hold --port NAME
   nm-client kloop-hold --port NAME
   nm-client rx-count --port NAME [--count N] [--idle-ms 1000]
+  nm-client udp-send --to IP:PORT --count N
+  nm-client udp-count --bind IP:PORT --ms MS
   nm-client vale-ctl -n NAME | -a|-h|-d valeX:NAME | -r NAME | -l [valeX:port] | -p|-P valeX:IF | -o NAME
   nm-client vale-learn [SWITCH] [--modes local,pre,plain] [--preload LIB]
   nm-client port-agent --port NAME
@@ -473,6 +477,20 @@ fn main() -> ExitCode {
                 o.spread,
             )
         }),
+        "udp-send" => match rest {
+            [k, to, c, n] if k == "--to" && c == "--count" => n
+                .parse()
+                .map_err(|e| format!("--count: {e}"))
+                .and_then(|n| nic::udp_send(to, n)),
+            _ => Err("udp-send --to IP:PORT --count N".into()),
+        },
+        "udp-count" => match rest {
+            [k, addr, m, ms] if k == "--bind" && m == "--ms" => ms
+                .parse()
+                .map_err(|e| format!("--ms: {e}"))
+                .and_then(|ms| nic::udp_count(addr, ms)),
+            _ => Err("udp-count --bind IP:PORT --ms MS".into()),
+        },
         "rx-count" => parse_opts(rest).and_then(|o| {
             nic::rx_count(
                 &need(&o.port, "--port")?,
