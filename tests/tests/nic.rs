@@ -168,11 +168,6 @@ one vB vA || exit 2
     println!("{}", out.stdout);
 }
 
-/// No ERROR line in the daemon's log, but for fuser's report that a reply found no
-/// request to answer: the kernel drops the request of a process SIGKILLed while it
-/// waited (here: a sender killed while its REGISTER waited behind the first XDP
-/// port's creation, which pins the whole buffer pool: about a second the first time).
-
 /// The 1M-frame streams through the AF_XDP backend: frames leave from the netmap
 /// buffers and arrive exchanged into the receiver's slots.
 #[test]
@@ -186,6 +181,10 @@ fn veth_1m_each_way_packet() {
     veth_1m_each_way_on("packet");
 }
 
+/// No ERROR line in the daemon's log, but for fuser's report that a reply found no
+/// request to answer: the kernel drops the request of a process SIGKILLed while it
+/// waited (here: a sender killed while its REGISTER waited behind the first XDP
+/// port's creation, which pins the whole buffer pool: about a second the first time).
 #[track_caller]
 fn assert_no_error_logged(out: &Output) {
     let errors: Vec<&str> = out
