@@ -463,6 +463,13 @@ pub struct ControlPlane {
     closing: std::sync::atomic::AtomicUsize,
     /// Signalled when a sync loop should stop or has stopped (with `state`).
     kloop_cv: parking_lot::Condvar,
+    /// NIC ports with a worker thread: adapter id → (TX ring 0's offset, doorbell
+    /// offset). Read by the port-events thread without the state lock: an AF_XDP socket
+    /// signals every batch the kernel delivers, and the relay took the state lock for
+    /// each while the worker held it to move frames (a perf profile showed the relay
+    /// yielding to that lock). Entries go when the worker ends; a stale one only rings
+    /// a doorbell nobody waits on.
+    pub(crate) nic_bells: parking_lot::Mutex<std::collections::HashMap<u64, (usize, usize)>>,
     /// The daemon is stopping: sync loops end (see [`ControlPlane::stop_loops`]).
     stopping: std::sync::atomic::AtomicBool,
     /// Sync ioctls and polls the daemon served (`netmapd status`: `daemon_syncs`),
@@ -548,6 +555,7 @@ impl ControlPlane {
             me: std::sync::OnceLock::new(),
             closing: std::sync::atomic::AtomicUsize::new(0),
             kloop_cv: parking_lot::Condvar::new(),
+            nic_bells: parking_lot::Mutex::new(std::collections::HashMap::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             daemon_syncs: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(State {
@@ -604,6 +612,33 @@ impl ControlPlane {
                     if let Err(e) = cp.events.wait(&mut tokens, 200) {
                         tracing::error!(%e, "epoll_wait failed; port events stop");
                         break;
+                    }
+                    if tokens.is_empty() {
+                        continue;
+                    }
+                    // NIC ports whose worker moves the frames (their rings in
+                    // process): ring the doorbell, no lock; the worker wakes the
+                    // daemon-path pollers itself when it moves frames. The others (a
+                    // monitor watches it, a switch owns it, no worker) take the path
+                    // below.
+                    {
+                        let bells = cp.nic_bells.lock();
+                        tokens.retain(|t| {
+                            let Some(&(ring0, doorbell)) = bells.get(t) else {
+                                return true;
+                            };
+                            let inproc = netmap_netif::kstate::KState::new(cp.mem(), ring0)
+                                .kind()
+                                .is_ok_and(|k| k == netmap_netif::kstate::KIND_NIC);
+                            if !inproc {
+                                return true;
+                            }
+                            let bell = netmap_netif::kstate::Doorbell::new(cp.mem(), doorbell);
+                            if let Err(e) = bell.ring() {
+                                tracing::debug!(%e, "ringing a NIC worker");
+                            }
+                            false
+                        });
                     }
                     if tokens.is_empty() {
                         continue;

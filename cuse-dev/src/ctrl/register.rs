@@ -471,7 +471,10 @@ impl ControlPlane {
         };
         let bell = netmap_netif::kstate::KState::new(mem, off).doorbell_offset();
         match super::nicworker::NicWorker::spawn(me.clone(), aid, off, bell, &e.name) {
-            Ok(w) => slot.nic_worker = Some(w),
+            Ok(w) => {
+                self.nic_bells.lock().insert(aid, (w.ring0, w.doorbell));
+                slot.nic_worker = Some(w);
+            }
             Err(e) => {
                 tracing::warn!(%e, "no NIC worker thread: clients sync this port through the daemon")
             }
