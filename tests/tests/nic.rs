@@ -645,3 +645,50 @@ for q in 0 1 2 3; do echo "queue $q: $(sed -n "s/^ *rx_queue_${q}_xdp_redirect: 
         );
     }
 }
+
+/// An interface whose queue another program already holds through AF_XDP (here a
+/// second netmapd with `--nic-backend xdp`): a daemon with `--nic-backend xdp` fails
+/// the REGISTER with EBUSY and says why; one with `auto` falls back to AF_PACKET,
+/// with a warning naming the cause, and the port works.
+#[test]
+fn xdp_queue_held_by_another_program() {
+    require_tools();
+    let script = r#"set -u
+mount -t sysfs sysfs /sys || exit 90
+ip link add vA type veth peer name vB && ip link set vA up && ip link set vB up || exit 92
+d="$1"; c="$2"; t=$(mktemp -d)
+"$d" exec --nic-backend xdp -- "$c" hold --port vA > "$t/other" 2>&1 & o=$!
+i=0; until grep -q holding "$t/other"; do i=$((i+1)); [ $i -gt 200 ] && { cat "$t/other"; exit 3; }; sleep 0.05; done
+"$d" exec --nic-backend xdp -- "$c" hold --port vA > "$t/xdp" 2>&1; echo "xdp-only exit=$?"
+cat "$t/xdp"
+"$d" exec -- sh -c '"$2" hold --port vA > "$3/mine" 2>&1 & m=$!
+  i=0; until grep -q holding "$3/mine"; do i=$((i+1)); [ $i -gt 200 ] && { cat "$3/mine"; exit 4; }; sleep 0.05; done
+  "$1" status | grep "^port=vA "; kill $m; wait $m 2>/dev/null; exit 0' sh "$d" "$c" "$t"; echo "auto exit=$?"
+pkill -9 -P $o; kill -9 $o 2>/dev/null; wait $o 2>/dev/null
+exit 0
+"#;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "-m", "sh", "-c", script, "sh"])
+        .arg(netmapd_bin())
+        .arg(NM_CLIENT);
+    let out = run(cmd, Duration::from_secs(120));
+    assert_success(&out);
+    println!("{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("xdp-only exit=1")
+            && out.stdout.contains("Device or resource busy")
+            && out.stdout.contains("another program holds"),
+        "the xdp-only daemon did not fail with EBUSY and a reason\n{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains("auto exit=0") && out.stdout.contains(" xdp=0 "),
+        "the auto daemon did not fall back to AF_PACKET\n{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("using AF_PACKET"),
+        "no fallback warning\n{}",
+        out.describe()
+    );
+}

@@ -225,7 +225,7 @@ impl XdpPort {
             .map_err(|e| {
                 let why = match e.raw_os_error() {
                     Some(libc::EBUSY | libc::EEXIST) => {
-                        "another XDP program is attached to the interface"
+                        "another program holds the interface's XDP hook or this queue"
                     }
                     Some(libc::EOPNOTSUPP) => "the driver has no XDP support",
                     Some(libc::EPERM) => "not permitted (needs CAP_NET_ADMIN and CAP_BPF)",
