@@ -315,14 +315,21 @@ echo "link test done"
 macro_rules! nic_cases {
     ($($name:ident),* $(,)?) => {
         /// ctrl-api-test cases 1–5 and 38–43 (NETMAP-ABI.md §13) against vA, one
-        /// daemon per case.
+        /// daemon per case and backend (AF_XDP, then AF_PACKET).
         mod nic_register_fields {
             $(
                 #[test]
                 fn $name() {
                     let script = concat!("\"$2\" nic ", stringify!($name), " --if vA");
-                    let out = super::veth_run(1, script, std::time::Duration::from_secs(60));
-                    super::assert_success(&out);
+                    for backend in ["xdp", "packet"] {
+                        let out = super::veth_run_on(
+                            backend,
+                            1,
+                            script,
+                            std::time::Duration::from_secs(60),
+                        );
+                        super::assert_success(&out);
+                    }
                 }
             )*
         }
