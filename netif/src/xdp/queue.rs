@@ -161,6 +161,31 @@ fn rx_buf(geom: &BufGeom, addr: u64) -> Option<u32> {
         .filter(|&i| geom.offset(i).is_some())
 }
 
+/// How long a socket creation keeps retrying a busy queue.
+const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// [`Socket::create`], retried while the queue is busy for a moment: the kernel lets
+/// go of a closed socket's queue in deferred work, so a port closed and registered
+/// again at once (ctrl-api-test does) finds the queue taken for a few milliseconds.
+/// A queue another program holds stays busy and fails after [`BUSY_PATIENCE`].
+fn create(
+    api: &Api,
+    ifname: &str,
+    queue: u32,
+    umem: &mut Umem,
+    cfg: &SocketConfig,
+) -> io::Result<Box<Socket>> {
+    let start = std::time::Instant::now();
+    loop {
+        match Socket::create(api, ifname, queue, umem, cfg) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < BUSY_PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
 impl Queue {
     /// Creates the socket for queue `queue` with `rx_slots`/`tx_slots` descriptors
     /// (0: no ring that way), its UMEM being the whole buffer pool at `mem`. The RX
@@ -214,19 +239,19 @@ impl Queue {
         };
         let mut zerocopy = true;
         let sock = match mode {
-            Mode::Auto => match Socket::create(api, ifname, queue, &mut umem, &scfg) {
+            Mode::Auto => match create(api, ifname, queue, &mut umem, &scfg) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::debug!(ifname, queue, %e, "no zero-copy; trying copy mode");
                     zerocopy = false;
                     scfg.bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP;
-                    Socket::create(api, ifname, queue, &mut umem, &scfg)?
+                    create(api, ifname, queue, &mut umem, &scfg)?
                 }
             },
             Mode::Copy => {
                 zerocopy = false;
                 scfg.bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP;
-                Socket::create(api, ifname, queue, &mut umem, &scfg)?
+                create(api, ifname, queue, &mut umem, &scfg)?
             }
         };
         let mark = super::super::af_packet::TX_MARK as libc::c_int;
