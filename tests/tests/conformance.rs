@@ -77,6 +77,16 @@ fn conformance_suite_not_preloaded() {
 
 #[test]
 fn conformance_suite_with_veth() {
+    conformance_with_veth("xdp");
+}
+
+/// The NIC checks once more through the AF_PACKET backend.
+#[test]
+fn conformance_suite_with_veth_packet() {
+    conformance_with_veth("packet");
+}
+
+fn conformance_with_veth(backend: &str) {
     let runner = build_suite();
     let script = format!(
         "ip link add cA type veth peer name cB && ip link set cA up && ip link set cB up && \
@@ -86,7 +96,7 @@ fn conformance_suite_with_veth() {
     let mut cmd = Command::new("unshare");
     cmd.arg("-n")
         .arg(netmapd_bin())
-        .args(["exec", "--", "sh", "-c", &script]);
+        .args(["exec", "--nic-backend", backend, "--", "sh", "-c", &script]);
     netmapd_tests::harness::require_privileges();
     let out = run(cmd, SUITE_TIMEOUT);
     println!("{}", out.stdout);
