@@ -94,9 +94,15 @@ fn conformance_with_veth(backend: &str) {
         runner.display()
     );
     let mut cmd = Command::new("unshare");
-    cmd.arg("-n")
-        .arg(netmapd_bin())
-        .args(["exec", "--nic-backend", backend, "--", "sh", "-c", &script]);
+    cmd.arg("-n").arg(netmapd_bin()).args([
+        "exec",
+        "--nic-backend",
+        backend,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
     netmapd_tests::harness::require_privileges();
     let out = run(cmd, SUITE_TIMEOUT);
     println!("{}", out.stdout);

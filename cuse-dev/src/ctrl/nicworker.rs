@@ -91,6 +91,8 @@ fn run(
     run_passes(&weak, aid, doorbell, stop, failed);
     if let Some(cp) = weak.upgrade() {
         cp.nic_bells.lock().remove(&aid);
+        // The relay handles the port's events from now on.
+        cp.lock().set_events_watched(&cp.events, aid, true);
     }
 }
 
@@ -116,6 +118,7 @@ fn run_passes(
             let counts = ad.endpoints()[0].counts;
             let mut moved = false;
             let mut rx_moved = false;
+            let mut stalled = false;
             let mut error = None;
             for (d, n) in [(Dir::Tx, counts.tx_rings), (Dir::Rx, counts.rx_rings)] {
                 for i in 0..n as usize {
@@ -138,6 +141,10 @@ fn run_passes(
                         Ok(_) => {}
                         Err(e) => error = Some(e),
                     }
+                    if d == Dir::Rx {
+                        let k = &ad.endpoints()[0].krings(d)[i];
+                        stalled |= k.next(k.hwtail) == k.hwcur;
+                    }
                 }
             }
             if let Some(e) = error {
@@ -153,6 +160,15 @@ fn run_passes(
             }
             if moved {
                 st.collect_all_wakers(aid, &mut wakers);
+            }
+            if rx_moved {
+                // Passing again after a pause: events would only wake the relay.
+                st.set_events_watched(&cp.events, aid, false);
+            } else if !moved && !stalled {
+                // Going to sleep on the doorbell: the port's events must wake us. (A
+                // full RX ring's reader rings the doorbell when it releases slots;
+                // watching a socket whose frames cannot move yet would only spin.)
+                st.set_events_watched(&cp.events, aid, true);
             }
             (moved, rx_moved)
         };

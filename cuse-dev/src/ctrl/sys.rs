@@ -104,6 +104,11 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_ADD, fd, ev, token)
     }
 
+    /// Stops watching `fd`.
+    pub fn remove(&self, fd: std::os::fd::RawFd) -> std::io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
     /// Waits up to `timeout_ms` and returns the tokens of the ready descriptors.
     pub fn wait(&self, out: &mut Vec<u64>, timeout_ms: i32) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
