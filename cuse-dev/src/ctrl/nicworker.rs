@@ -32,13 +32,17 @@ use std::time::Duration;
 const IDLE: Duration = Duration::from_millis(20);
 
 /// After a pass that received frames, how long the worker lets more accumulate before
-/// the next pass, as a NIC moderates its RX interrupts. An AF_XDP socket signals every
-/// batch the kernel delivers, a handful of frames at a time on a veth: passing at each
-/// signal cost this thread about 800 ns per received frame (`bench/nic.sh`, 2 M
-/// frames), about 300 with the pause. While frames keep coming the worker passes about
-/// once per pause; the rings hold far more than arrives meanwhile. AF_PACKET's capture
-/// blocks batch by themselves and see no difference.
-const RX_PAUSE: Duration = Duration::from_micros(50);
+/// the next pass, as a NIC moderates its RX interrupts (the port's event descriptors
+/// are out of the epoll set meanwhile: see `State::set_events_watched`). An AF_XDP
+/// socket signals every batch the kernel delivers, a handful of frames at a time on a
+/// veth: passing at each signal cost this thread about 800 ns per received frame
+/// (`bench/nic.sh`, 2 M frames); with a pause of 50 µs, 320 ns and the client 113;
+/// with 200 µs, 181 and 58 (AF_PACKET: 165 and 18). While frames keep coming the
+/// worker passes about once per pause, which the rings absorb many times over (1024
+/// slots and an 8192-frame socket ring against about 100 frames per pause at 0.5
+/// Mpps); a frame arriving on an idle port wakes the worker at once. AF_PACKET's
+/// capture blocks batch by themselves (1 ms) and see no difference.
+const RX_PAUSE: Duration = Duration::from_micros(200);
 
 /// The worker of one NIC adapter. Dropping it stops the thread within [`IDLE`]
 /// (it also stops by itself when the adapter goes away).
