@@ -709,3 +709,33 @@ pub fn udp_count(bind: &str, ms: u64) -> R {
     println!("udp-count {bind}: received {n}");
     Ok(())
 }
+
+/// `one-nic-rx`: registers `ifname` ONE_NIC ring `ring` alone and counts the frames of
+/// that ring until `idle_ms` pass without one (after the first, or 30 s before it).
+pub fn one_nic_rx(ifname: &str, ring: u16, idle_ms: u64) -> R {
+    let p = Port::register(ifname, NR_REG_ONE_NIC, ring, 0, 0, 0, 0, 0, 0)
+        .map_err(|e| format!("REGISTER {ifname:?} ONE_NIC {ring}: {e}"))?;
+    let r = p.rx_ring(ring as usize).ok_or("RX ring not bound")?;
+    println!("one-nic-rx ready: {ifname} ring {ring}");
+    std::io::stdout().flush().ok();
+    let mut frames = 0u64;
+    loop {
+        let timeout = if frames == 0 { 30_000 } else { idle_ms as i32 };
+        let rev = p
+            .poll(libc::POLLIN, timeout)
+            .map_err(|e| format!("poll: {e}"))?;
+        ensure!(
+            rev & libc::POLLERR == 0,
+            "poll gave {}",
+            sys::poll_mask_name(rev)
+        );
+        if rev == 0 {
+            break;
+        }
+        let (h, t) = (r.head(), r.tail());
+        frames += u64::from((t + r.num_slots() - h) % r.num_slots());
+        r.advance(t);
+    }
+    println!("one-nic-rx {ifname} ring={ring} frames={frames}");
+    Ok(())
+}

@@ -699,3 +699,40 @@ exit 0
         out.describe()
     );
 }
+
+/// ONE_NIC ring *i* through AF_XDP is queue *i*: on a 4-queue veth, four clients each
+/// register one ring alone (ONE_NIC 0..3); 40,000 frames over 256 flows are sent on
+/// vB; each client's count equals what the kernel redirected from its queue (veth's
+/// `rx_queue_i_xdp_redirect`), and together they got every frame.
+#[test]
+fn xdp_one_nic_ring_is_its_queue() {
+    let script = r#"d="$1"; c="$2"; t=$(mktemp -d)
+command -v ethtool >/dev/null || { echo "ethtool missing (apt-get install -y ethtool)"; exit 9; }
+for q in 0 1 2 3; do
+  "$c" one-nic-rx --if vA --ring $q --idle-ms 1500 > "$t/r$q" 2>&1 &
+  eval p$q=\$!
+  i=0; until grep -q 'one-nic-rx ready' "$t/r$q"; do i=$((i+1)); [ $i -gt 200 ] && { cat "$t/r$q"; exit 2; }; sleep 0.05; done
+done
+"$c" flows-tx --if vB --count 40000 --flows 256 --rate 50000 || exit 3
+wait $p0 $p1 $p2 $p3
+ethtool -S vA > "$t/eth"
+for q in 0 1 2 3; do cat "$t/r$q"; echo "queue $q: $(sed -n "s/^ *rx_queue_${q}_xdp_redirect: *//p" "$t/eth")"; done
+"#;
+    let out = veth_run_on("xdp", 4, script, Duration::from_secs(120));
+    assert_success(&out);
+    println!("{}", out.stdout);
+    let mut total = 0;
+    for q in 0..4 {
+        let got = count_after(&out, &format!("one-nic-rx vA ring={q} frames="));
+        let redirected = count_after(&out, &format!("queue {q}: "));
+        assert_eq!(
+            got,
+            redirected,
+            "ONE_NIC ring {q} got {got} frames but queue {q} redirected {redirected}\n{}",
+            out.describe()
+        );
+        assert!(got > 0, "ring {q} received nothing\n{}", out.describe());
+        total += got;
+    }
+    assert_eq!(total, 40_000, "{}", out.describe());
+}

@@ -15,6 +15,7 @@
 //! nm-client hold --port NAME
 //! nm-client kloop-hold --port NAME
 //! nm-client rx-count --port NAME [--count N] [--idle-ms 1000]
+//! nm-client one-nic-rx --if IFNAME --ring I --idle-ms MS
 //! nm-client udp-send --to IP:PORT --count N
 //! nm-client udp-count --bind IP:PORT --ms MS
 //! nm-client monitor-rx --port NAME --flags r|t|rt|z --count N [--len L | --max-len M] [--stream ID]
@@ -45,6 +46,7 @@ const USAGE: &str = "usage:
   nm-client hold --port NAME
   nm-client kloop-hold --port NAME
   nm-client rx-count --port NAME [--count N] [--idle-ms 1000]
+  nm-client one-nic-rx --if IFNAME --ring I --idle-ms MS
   nm-client udp-send --to IP:PORT --count N
   nm-client udp-count --bind IP:PORT --ms MS
   nm-client vale-ctl -n NAME | -a|-h|-d valeX:NAME | -r NAME | -l [valeX:port] | -p|-P valeX:IF | -o NAME
@@ -477,6 +479,15 @@ fn main() -> ExitCode {
                 o.spread,
             )
         }),
+        "one-nic-rx" => match rest {
+            [i, ifname, r, ring, m, ms] if i == "--if" && r == "--ring" && m == "--idle-ms" => {
+                match (ring.parse(), ms.parse()) {
+                    (Ok(ring), Ok(ms)) => nic::one_nic_rx(ifname, ring, ms),
+                    _ => Err("--ring and --idle-ms take numbers".into()),
+                }
+            }
+            _ => Err("one-nic-rx --if IFNAME --ring I --idle-ms MS".into()),
+        },
         "udp-send" => match rest {
             [k, to, c, n] if k == "--to" && c == "--count" => n
                 .parse()
