@@ -303,6 +303,14 @@ pub trait Adapter: Send {
         self.stats()
     }
 
+    /// Frames handed to the kernel for transmission whose completion has not come back
+    /// (AF_XDP: the kernel may stop taking frames at its socket-buffer limit and take
+    /// the rest only when asked again after completions). A port's worker keeps
+    /// passing over such a port at short intervals instead of waiting for an event.
+    fn tx_pending(&self) -> bool {
+        false
+    }
+
     fn in_use(&self) -> bool {
         self.endpoints().iter().any(|e| e.users > 0)
     }

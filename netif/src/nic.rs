@@ -196,6 +196,10 @@ impl Adapter for NicPort {
         true
     }
 
+    fn tx_pending(&self) -> bool {
+        both!(&self.inner, p => p.tx_pending())
+    }
+
     fn stats(&self) -> Vec<(&'static str, u64)> {
         match &self.inner {
             Inner::Xdp(p) => p.stats(),

@@ -151,6 +151,7 @@ fn run_passes(
                     }
                 }
             }
+            let tx_pending = ad.tx_pending();
             if let Some(e) = error {
                 tracing::info!(port = %ad.endpoints()[0].name, %e, "NIC ring sync failed: the port's clients use the daemon's path from now on");
                 failed.store(true, Ordering::Release);
@@ -174,14 +175,17 @@ fn run_passes(
                 // watching a socket whose frames cannot move yet would only spin.)
                 st.set_events_watched(&cp.events, aid, true);
             }
-            (moved, rx_moved)
+            (moved, rx_moved || tx_pending)
         };
-        let (moved, rx_moved) = moved;
+        // `poll_soon`: frames were received, or transmissions await completion (the
+        // kernel may want to be asked again once they come back): pass again after a
+        // pause rather than waiting for an event.
+        let (moved, poll_soon) = moved;
         fire(wakers);
         if failed.load(Ordering::Acquire) {
             break;
         }
-        if rx_moved {
+        if poll_soon {
             std::thread::sleep(RX_PAUSE);
         } else if !moved && bell.wait(seen, IDLE).is_err() {
             break;

@@ -463,6 +463,12 @@ impl Adapter for XdpPort {
         }
     }
 
+    fn tx_pending(&self) -> bool {
+        self.rings
+            .as_ref()
+            .is_some_and(|r| r.queues.iter().any(|q| q.tx_pending()))
+    }
+
     fn stats(&self) -> Vec<(&'static str, u64)> {
         let c = self.counters();
         vec![
