@@ -125,7 +125,10 @@ add_binary "$NETMAPD_BIN" /bin
 add_binary "$NM_CLIENT_BIN" /bin
 # netmapd loads libfuse3 at run time for its CUSE front end (dlopen: ldd does not list
 # it). The CUSE VM test needs it, so a host without it is an error, not a silent gap.
-LIBFUSE3=$(ldconfig -p 2>/dev/null | awk '$1 == "libfuse3.so.3" && $NF ~ /^\// { print $NF; exit }')
+# awk reads to the end (no early exit): an early exit can SIGPIPE ldconfig, and with
+# pipefail that failed the assignment and ended the script without a word (seen in CI
+# after libxdp1 and its dependencies joined ldconfig's list).
+LIBFUSE3=$(ldconfig -p 2>/dev/null | awk '!found && $1 == "libfuse3.so.3" && $NF ~ /^\// { print $NF; found = 1 }')
 [ -n "$LIBFUSE3" ] || die "libfuse3.so.3 not found on this host (apt-get install -y libfuse3-3): netmapd's CUSE front end loads it"
 add_binary "$LIBFUSE3:$LIBFUSE3"
 for f in "$@"; do
