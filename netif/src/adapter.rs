@@ -303,6 +303,11 @@ pub trait Adapter: Send {
         self.stats()
     }
 
+    /// Calls `f` with every buffer the port owns outside its rings' slots (AF_XDP:
+    /// those lent to the kernel to receive into, and spares). Another port's teardown
+    /// must not free them even if a client copied their indices into its slots.
+    fn owned_buffers(&self, _f: &mut dyn FnMut(u32)) {}
+
     /// Frames handed to the kernel for transmission whose completion has not come back
     /// (AF_XDP: the kernel may stop taking frames at its socket-buffer limit and take
     /// the rest only when asked again after completions). A port's worker keeps

@@ -200,6 +200,10 @@ impl Adapter for NicPort {
         both!(&self.inner, p => p.tx_pending())
     }
 
+    fn owned_buffers(&self, f: &mut dyn FnMut(u32)) {
+        both!(&self.inner, p => p.owned_buffers(f))
+    }
+
     fn stats(&self) -> Vec<(&'static str, u64)> {
         match &self.inner {
             Inner::Xdp(p) => p.stats(),

@@ -288,6 +288,11 @@ impl State {
                     }
                 }
             }
+            if Some(*id) != skip {
+                slot.ad.owned_buffers(&mut |i| {
+                    keep.insert(i);
+                });
+            }
         }
         let head_off = core::mem::offset_of!(abi::NetmapIf, ni_bufs_head);
         for f in self.fds.values() {

@@ -463,6 +463,12 @@ impl Adapter for XdpPort {
         }
     }
 
+    fn owned_buffers(&self, f: &mut dyn FnMut(u32)) {
+        if let Some(r) = &self.rings {
+            r.queues.iter().for_each(|q| q.for_each_owned(f));
+        }
+    }
+
     fn tx_pending(&self) -> bool {
         self.rings
             .as_ref()

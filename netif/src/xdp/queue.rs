@@ -100,6 +100,17 @@ impl Held {
             .get((idx / 64) as usize)
             .is_some_and(|w| w & (1 << (idx % 64)) != 0)
     }
+    /// Calls `f` with every marked index.
+    pub fn for_each(&self, f: &mut dyn FnMut(u32)) {
+        for (w, &word) in self.bits.iter().enumerate() {
+            let mut v = word;
+            while v != 0 {
+                f(w as u32 * 64 + v.trailing_zeros());
+                v &= v - 1;
+            }
+        }
+    }
+
     /// Every marked index, unmarking them.
     pub fn drain(&mut self) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.count as usize);
@@ -310,6 +321,12 @@ impl Queue {
         let mut v = self.held.drain();
         v.append(&mut self.spare);
         v
+    }
+
+    /// Calls `f` with every buffer the queue owns besides its slots'.
+    pub fn for_each_owned(&self, f: &mut dyn FnMut(u32)) {
+        self.held.for_each(f);
+        self.spare.iter().for_each(|&b| f(b));
     }
 
     pub fn held_count(&self) -> u32 {
@@ -577,6 +594,13 @@ mod tests {
         assert!(!h.take(200), "out of range");
         assert!(h.give(2) && !h.give(2));
         assert_eq!(h.count(), 2);
+        let mut seen = Vec::new();
+        h.for_each(&mut |i| seen.push(i));
+        assert_eq!(
+            seen,
+            vec![130, 199],
+            "for_each lists what is marked, in order"
+        );
         let mut d = h.drain();
         d.sort();
         assert_eq!(d, vec![130, 199]);
