@@ -597,6 +597,9 @@ while [ $round -lt $rounds ]; do
   round=$((round+1))
 done
 echo "killed=$killed"
+# A killed sender may have died holding valek:r's fill lock, which only the next
+# sender breaks: one sender first, so that each lock-fill client below finds it free.
+timeout 60 "$c" pipe-tx --port valek:after --count 1000 --burst 64 --len 60 > /dev/null 2>&1 || echo "sender after the kills failed"
 # Three clients that die holding the fill lock of valek:r's ring, each broken by the
 # next sender.
 h=0
