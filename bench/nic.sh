@@ -81,12 +81,9 @@ cat >"$LOG/frame.cfg" <<'EOF'
 }
 EOF
 
-# ---------------------------------------------------------------- netmapd's part
-# One backend's TX and RX measurement, under `netmapd exec --nic-backend B`.
-# $1 netmapd, $2 nm-client, $3 log dir, $4 packets, $5 round, $6 backend key (X or P).
-cat >"$LOG/nm-part.sh" <<'EOF'
-set -eu
-d="$1"; c="$2"; L="$3"; N="$4"; round="$5"; K="$6"
+# ---------------------------------------------------------------- shared helpers
+# Sourced by both scripts below; they set L (log dir) and N (frames) first.
+cat >"$LOG/lib.sh" <<'EOF'
 stat() { cat "/sys/class/net/$1/statistics/$2"; }
 now() { date +%s.%N; }
 # CPU time (ns) the given processes have run, all their threads (schedstat).
@@ -94,6 +91,15 @@ cpu_ns() { t=0; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do [ -r "$
 # "name ns" per thread of the given processes (threads of one name added up).
 threads_ns() { for p in "$@"; do for t in /proc/$p/task/*; do [ -r "$t/schedstat" ] && read -r x _ <"$t/schedstat" && read -r n <"$t/comm" && echo "$n $x"; done; done | awk '{ t[$1] += $2 } END { for (k in t) print k, t[k] }' | sort; }
 TG="trafgen --dev vA --conf $L/frame.cfg -n $N -P 1 -Q"
+EOF
+
+# ---------------------------------------------------------------- netmapd's part
+# One backend's TX and RX measurement, under `netmapd exec --nic-backend B`.
+# $1 netmapd, $2 nm-client, $3 log dir, $4 packets, $5 round, $6 backend key (X or P).
+cat >"$LOG/nm-part.sh" <<'EOF'
+set -eu
+d="$1"; c="$2"; L="$3"; N="$4"; round="$5"; K="$6"
+. "$L/lib.sh"
 
 # (a1) netmapd TX
 b=$(stat vB rx_packets); bd=$(stat vA tx_dropped); t0=$(now)
@@ -136,10 +142,7 @@ EOF
 cat >"$LOG/inner.sh" <<'EOF'
 set -eu
 d="$1"; c="$2"; L="$3"; N="$4"; R="$5"
-stat() { cat "/sys/class/net/$1/statistics/$2"; }
-now() { date +%s.%N; }
-cpu_ns() { t=0; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do [ -r "$f" ] && read -r x _ <"$f" && t=$((t + x)); done; done; echo $t; }
-TG="trafgen --dev vA --conf $L/frame.cfg -n $N -P 1 -Q"
+. "$L/lib.sh"
 for round in $(seq 1 "$R"); do
 
 # (a1, b1) netmapd with the AF_XDP backend (X), then the AF_PACKET one (P): a daemon

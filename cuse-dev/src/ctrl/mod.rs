@@ -633,6 +633,22 @@ impl ControlPlane {
         self.region.shmem()
     }
 
+    /// Rings the doorbell of a NIC port's worker if the port's rings are synced in
+    /// process (ring 0's kind is KIND_NIC); says whether it did.
+    fn ring_nic_worker(&self, ring0: usize, doorbell: usize) -> bool {
+        use netmap_netif::kstate::{Doorbell, KState, KIND_NIC};
+        if !KState::new(self.mem(), ring0)
+            .kind()
+            .is_ok_and(|k| k == KIND_NIC)
+        {
+            return false;
+        }
+        if let Err(e) = Doorbell::new(self.mem(), doorbell).ring() {
+            tracing::debug!(%e, "ringing a NIC worker");
+        }
+        true
+    }
+
     /// Starts the thread that turns readiness of kernel-fed ports (NIC sockets) into
     /// poll wake-ups. It ends when the control plane is dropped.
     pub fn start_event_thread(
@@ -661,20 +677,9 @@ impl ControlPlane {
                     {
                         let bells = cp.nic_bells.lock();
                         tokens.retain(|t| {
-                            let Some(&(ring0, doorbell)) = bells.get(t) else {
-                                return true;
-                            };
-                            let inproc = netmap_netif::kstate::KState::new(cp.mem(), ring0)
-                                .kind()
-                                .is_ok_and(|k| k == netmap_netif::kstate::KIND_NIC);
-                            if !inproc {
-                                return true;
-                            }
-                            let bell = netmap_netif::kstate::Doorbell::new(cp.mem(), doorbell);
-                            if let Err(e) = bell.ring() {
-                                tracing::debug!(%e, "ringing a NIC worker");
-                            }
-                            false
+                            !bells
+                                .get(t)
+                                .is_some_and(|&(ring0, bell)| cp.ring_nic_worker(ring0, bell))
                         });
                     }
                     if tokens.is_empty() {
@@ -688,17 +693,9 @@ impl ControlPlane {
                             // A NIC port whose clients sync in process: its worker
                             // moves the frames (not while its rings are on the daemon's
                             // path: a monitor watches it, or a switch owns it).
-                            let worker = st.adapters.get(&t).and_then(|s| s.nic_worker.as_ref());
-                            if let Some(w) = worker.filter(|w| {
-                                netmap_netif::kstate::KState::new(cp.mem(), w.ring0)
-                                    .kind()
-                                    .is_ok_and(|k| k == netmap_netif::kstate::KIND_NIC)
-                            }) {
-                                let bell =
-                                    netmap_netif::kstate::Doorbell::new(cp.mem(), w.doorbell);
-                                if let Err(e) = bell.ring() {
-                                    tracing::debug!(%e, "ringing a NIC worker");
-                                }
+                            if let Some(w) = st.adapters.get(&t).and_then(|s| s.nic_worker.as_ref())
+                            {
+                                cp.ring_nic_worker(w.ring0, w.doorbell);
                             }
                         }
                     }

@@ -113,7 +113,10 @@ fn run_passes(
         let bell = Doorbell::new(mem, doorbell);
         let Ok(seen) = bell.value() else { break };
         let mut wakers = Vec::new();
-        let moved = {
+        // `poll_soon`: frames were received, or transmissions await completion (the
+        // kernel may want to be asked again once they come back): pass again after a
+        // pause rather than waiting for an event.
+        let (moved, poll_soon) = {
             let mut st = cp.lock();
             let Some(slot) = st.adapters.get_mut(&aid) else {
                 break;
@@ -177,10 +180,6 @@ fn run_passes(
             }
             (moved, rx_moved || tx_pending)
         };
-        // `poll_soon`: frames were received, or transmissions await completion (the
-        // kernel may want to be asked again once they come back): pass again after a
-        // pause rather than waiting for an event.
-        let (moved, poll_soon) = moved;
         fire(wakers);
         if failed.load(Ordering::Acquire) {
             break;

@@ -36,8 +36,9 @@
 //! client — and `krings_delete` still returns every ring and buffer to the pool.
 
 pub mod ifinfo;
+pub(crate) mod link;
 pub mod rx;
-mod socket;
+pub(crate) mod socket;
 #[cfg(test)]
 mod tests;
 pub mod tx;
@@ -47,10 +48,10 @@ use crate::kring::{Dir, Kring};
 use crate::kstate::KState;
 use crate::NetifError;
 pub use ifinfo::IfInfo;
+use link::{sys_err, Link};
 use netmap_pool::{MemAllocator, SharedMem};
 use rx::{HostRx, HwRx};
 use socket::PacketSocket;
-use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tx::HwTx;
@@ -135,10 +136,7 @@ pub struct AfPacketPort {
     /// and `counters` takes `&self`).
     kernel_drops: AtomicU64,
     host_kernel_drops: AtomicU64,
-    /// The interface disappeared while the rings existed.
-    gone: bool,
-    /// The interface was down at the last check.
-    link_down: bool,
+    link: Link,
 }
 
 /// True if `ifname` exists in the daemon's network namespace.
@@ -146,11 +144,43 @@ pub fn interface_exists(ifname: &str) -> bool {
     ifinfo::ifindex(ifname).is_some()
 }
 
-fn sys_err(op: &'static str) -> impl Fn(io::Error) -> NetifError {
-    move |e| match e.raw_os_error() {
-        Some(libc::ENODEV | libc::ENXIO) => NetifError::NoPort(format!("{op}: {e}")),
-        _ => NetifError::Io { op, source: e },
+/// The one endpoint of a NIC port (either backend): `tx_rings`/`rx_rings` hardware
+/// rings of the configured slots, then the host rings asked for, after them in each
+/// direction (NETMAP-ABI.md §10.1).
+pub(crate) fn nic_endpoint(
+    ifname: &str,
+    cfg: &NicConfig,
+    tx_rings: u32,
+    rx_rings: u32,
+    max_slots: u32,
+) -> Result<Endpoint, NetifError> {
+    if max_slots < 2 {
+        return Err(NetifError::Inval(format!(
+            "ring objects hold only {max_slots} slots"
+        )));
     }
+    let slots = if cfg.slots == 0 {
+        DEFAULT_SLOTS
+    } else {
+        cfg.slots
+    }
+    .clamp(2, max_slots);
+    let counts = PortCounts {
+        tx_rings,
+        rx_rings,
+        tx_slots: slots,
+        rx_slots: slots,
+        host_tx_rings: cfg.host_tx_rings.clamp(1, MAX_RINGS),
+        host_rx_rings: cfg.host_rx_rings.clamp(1, MAX_RINGS),
+    };
+    let mut ep = Endpoint::new(ifname.to_owned(), counts);
+    for j in 0..counts.host_tx_rings {
+        ep.tx.push(Kring::new(Dir::Tx, counts.tx_rings + j, slots));
+    }
+    for j in 0..counts.host_rx_rings {
+        ep.rx.push(Kring::new(Dir::Rx, counts.rx_rings + j, slots));
+    }
+    Ok(ep)
 }
 
 impl AfPacketPort {
@@ -159,33 +189,15 @@ impl AfPacketPort {
     pub fn open(ifname: &str, cfg: &NicConfig, max_slots: u32) -> Result<Self, NetifError> {
         let info = ifinfo::read(ifname)
             .ok_or_else(|| NetifError::NoPort(format!("no interface {ifname:?}")))?;
-        if max_slots < 2 {
-            return Err(NetifError::Inval(format!(
-                "ring objects hold only {max_slots} slots"
-            )));
-        }
         let rings = |req: u32, queues: u32| if req == 0 { queues } else { req }.clamp(1, MAX_RINGS);
-        let slots = if cfg.slots == 0 {
-            DEFAULT_SLOTS
-        } else {
-            cfg.slots
-        }
-        .clamp(2, max_slots);
-        let counts = PortCounts {
-            tx_rings: rings(cfg.tx_rings, info.tx_queues),
-            rx_rings: rings(cfg.rx_rings, info.rx_queues),
-            tx_slots: slots,
-            rx_slots: slots,
-            host_tx_rings: cfg.host_tx_rings.clamp(1, MAX_RINGS),
-            host_rx_rings: cfg.host_rx_rings.clamp(1, MAX_RINGS),
-        };
-        let mut ep = Endpoint::new(ifname.to_owned(), counts);
-        for j in 0..counts.host_tx_rings {
-            ep.tx.push(Kring::new(Dir::Tx, counts.tx_rings + j, slots));
-        }
-        for j in 0..counts.host_rx_rings {
-            ep.rx.push(Kring::new(Dir::Rx, counts.rx_rings + j, slots));
-        }
+        let ep = nic_endpoint(
+            ifname,
+            cfg,
+            rings(cfg.tx_rings, info.tx_queues),
+            rings(cfg.rx_rings, info.rx_queues),
+            max_slots,
+        )?;
+        let counts = ep.counts;
         tracing::info!(
             ifname,
             ifindex = info.ifindex,
@@ -199,8 +211,7 @@ impl AfPacketPort {
             stats: Stats::default(),
             kernel_drops: AtomicU64::new(0),
             host_kernel_drops: AtomicU64::new(0),
-            gone: false,
-            link_down: false,
+            link: Link::default(),
         })
     }
 
@@ -277,54 +288,9 @@ impl AfPacketPort {
         })
     }
 
-    /// Turns a sync failure into the port's state: a vanished interface makes every
-    /// later sync fail fast with NoPort.
     fn classify(&mut self, e: NetifError) -> NetifError {
-        let errno = match &e {
-            NetifError::Io { source, .. } => source.raw_os_error(),
-            NetifError::NoPort(_) => Some(libc::ENXIO),
-            _ => None,
-        };
-        if matches!(errno, Some(libc::ENXIO | libc::ENODEV | libc::ENETDOWN))
-            && ifinfo::ifindex(self.ifname()) != Some(self.info.ifindex)
-        {
-            self.gone = true;
-            return self.gone_err();
-        }
-        if errno == Some(libc::ENETDOWN) {
-            // Keep reporting it from idle RX syncs until the link is up again.
-            self.link_down = true;
-        }
-        e
-    }
-
-    /// After an idle RX sync: did the kernel post an error on the socket (link down,
-    /// interface unregistered)? Reports an error while the link stays down.
-    fn link_check(&mut self, sock_err: io::Result<i32>) -> Result<(), NetifError> {
-        let err = sock_err.map_err(sys_err("SO_ERROR"))?;
-        if err == 0 && !self.link_down {
-            return Ok(());
-        }
-        match ifinfo::is_up(self.ifname(), self.info.ifindex) {
-            None => {
-                self.gone = true;
-                Err(NetifError::NoPort(format!(
-                    "interface {} was deleted",
-                    self.ifname()
-                )))
-            }
-            Some(false) => {
-                self.link_down = true;
-                Err(NetifError::Io {
-                    op: "link down",
-                    source: io::Error::from_raw_os_error(libc::ENETDOWN),
-                })
-            }
-            Some(true) => {
-                self.link_down = false;
-                Ok(())
-            }
-        }
+        let (name, index) = (&self.eps[0].name, self.info.ifindex);
+        self.link.classify(name, index, e)
     }
 
     /// What a sync of ring `ring` of direction `d` works on: the sockets, the kring and
@@ -334,8 +300,8 @@ impl AfPacketPort {
         d: Dir,
         ring: usize,
     ) -> Result<(&mut Rings, &mut Kring, &mut Stats), NetifError> {
-        if self.gone {
-            return Err(self.gone_err());
+        if self.link.gone {
+            return Err(Link::gone_err(self.ifname()));
         }
         let Self {
             eps, rings, stats, ..
@@ -351,10 +317,6 @@ impl AfPacketPort {
             NetifError::Inval(format!("no {name} ring {ring}"))
         })?;
         Ok((rings, k, stats))
-    }
-
-    fn gone_err(&self) -> NetifError {
-        NetifError::NoPort(format!("interface {} was deleted", self.ifname()))
     }
 }
 
@@ -424,8 +386,7 @@ impl Adapter for AfPacketPort {
         }
         self.info = info;
         self.rings = Some(rings);
-        self.gone = false;
-        self.link_down = false;
+        self.link = Link::default();
         Ok(())
     }
 
@@ -502,7 +463,10 @@ impl Adapter for AfPacketPort {
             Ok(false) => sock.take_error(),
             Err(e) => return Err(self.classify(e)),
         };
-        self.link_check(sock_err).map(|()| Wake::none())
+        let (name, index) = (&self.eps[0].name, self.info.ifindex);
+        self.link
+            .check(name, index, sock_err, false)
+            .map(|()| Wake::none())
     }
 
     fn stats(&self) -> Vec<(&'static str, u64)> {

@@ -70,6 +70,59 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// `setsockopt` of a plain value on any socket (AF_XDP sockets use it too).
+pub(crate) fn setsockopt<T>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    val: &T,
+) -> io::Result<()> {
+    // SAFETY: val points to a live, initialised T of the length passed; the kernel
+    // only reads it, and validates `fd`.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (val as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// `getsockopt` of a plain value (integers, structures of integers) on any socket.
+pub(crate) fn getsockopt<T: Copy + Default>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<T> {
+    let mut v = T::default();
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: v is a writable T of `len` bytes; the kernel writes at most len bytes
+    // and any bit pattern is valid for the plain integer types the callers use.
+    cvt(unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut T).cast(), &mut len) })?;
+    Ok(v)
+}
+
+/// `sendto(fd, NULL, 0, MSG_DONTWAIT)`: asks the kernel to transmit what the socket's
+/// TX ring holds (a PACKET_MMAP or an AF_XDP ring).
+pub(crate) fn kick(fd: RawFd) -> io::Result<()> {
+    // SAFETY: a NULL buffer of length 0 and no address are valid for sendto on a
+    // socket with a TX ring (the ring supplies the data); the kernel validates `fd`.
+    cvt(unsafe {
+        libc::sendto(
+            fd,
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        ) as libc::c_int
+    })
+    .map(drop)
+}
+
 /// An AF_PACKET socket of type SOCK_RAW (non-blocking, close-on-exec).
 #[derive(Debug)]
 pub struct PacketSocket {
@@ -100,18 +153,7 @@ impl PacketSocket {
     }
 
     fn setsockopt<T>(&self, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
-        // SAFETY: val points to a live, initialised T of the length passed; the kernel
-        // only reads it.
-        cvt(unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                (val as *const T).cast(),
-                size_of::<T>() as libc::socklen_t,
-            )
-        })
-        .map(drop)
+        setsockopt(self.fd.as_raw_fd(), level, name, val)
     }
 
     fn set_int(&self, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
@@ -210,20 +252,7 @@ impl PacketSocket {
         level: libc::c_int,
         name: libc::c_int,
     ) -> io::Result<T> {
-        let mut v = T::default();
-        let mut len = size_of::<T>() as libc::socklen_t;
-        // SAFETY: v is a writable T of `len` bytes; the kernel writes at most len bytes
-        // and any bit pattern is valid for the plain integer types used here.
-        cvt(unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                (&mut v as *mut T).cast(),
-                &mut len,
-            )
-        })?;
-        Ok(v)
+        getsockopt(self.fd.as_raw_fd(), level, name)
     }
 
     /// PACKET_STATISTICS: `(packets, drops)` since the last call (reading resets them).
@@ -241,23 +270,7 @@ impl PacketSocket {
     /// `sendto(fd, NULL, 0, MSG_DONTWAIT)`: asks the kernel to transmit every TX-ring
     /// frame marked TP_STATUS_SEND_REQUEST.
     pub fn kick(&self) -> io::Result<()> {
-        // SAFETY: a NULL buffer of length 0 and no address are valid for sendto on a
-        // packet socket with a TX ring (the ring supplies the data).
-        let r = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                std::ptr::null(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null(),
-                0,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        kick(self.fd.as_raw_fd())
     }
 
     /// Sends one frame on the bound interface (no ring).

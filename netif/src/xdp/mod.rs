@@ -25,21 +25,21 @@
 //!
 //! Errors (link down, interface deleted) are reported as the AF_PACKET port reports
 //! them; `krings_delete` returns every buffer, the kernel's included.
-#![allow(unsafe_code)]
 
 pub mod libxdp;
 pub mod queue;
 
-use crate::adapter::{view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Taken, Wake};
+use crate::adapter::{view, Adapter, Endpoint, KeepSet, PortKind, Taken, Wake};
+use crate::af_packet::link::{sys_err, Link};
 use crate::af_packet::rx::HostRx;
-use crate::af_packet::{ifinfo, IfInfo, NicConfig, NicCounters, Stats, DEFAULT_SLOTS, TX_MARK};
+use crate::af_packet::socket::getsockopt;
+use crate::af_packet::{ifinfo, nic_endpoint, IfInfo, NicConfig, NicCounters, Stats, TX_MARK};
 use crate::kring::{Dir, Kring};
 use crate::kstate::KState;
 use crate::vale::BufGeom;
 use crate::NetifError;
 use netmap_pool::{MemAllocator, SharedMem};
 use queue::{Mode, Queue};
-use std::io;
 use std::os::fd::AsRawFd;
 
 /// Everything that exists while the rings do.
@@ -60,20 +60,12 @@ pub struct XdpPort {
     stats: Stats,
     /// Kernel drop counts of sockets already closed.
     closed_drops: u64,
-    gone: bool,
-    link_down: bool,
-}
-
-fn sys_err(op: &'static str) -> impl Fn(io::Error) -> NetifError {
-    move |e| match e.raw_os_error() {
-        Some(libc::ENODEV | libc::ENXIO) => NetifError::NoPort(format!("{op}: {e}")),
-        _ => NetifError::Io { op, source: e },
-    }
+    link: Link,
 }
 
 /// `struct xdp_statistics` (linux/if_xdp.h), the counters we read.
 #[repr(C)]
-#[derive(Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct XdpStatistics {
     rx_dropped: u64,
     rx_invalid_descs: u64,
@@ -88,22 +80,8 @@ const XDP_STATISTICS: libc::c_int = 7;
 
 /// Frames the kernel dropped on a socket's way in (ring full, no fill buffer, ...).
 fn kernel_drops(fd: libc::c_int) -> u64 {
-    let mut s = XdpStatistics::default();
-    let mut len = std::mem::size_of::<XdpStatistics>() as libc::socklen_t;
-    // SAFETY: getsockopt into a live structure with its size.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            SOL_XDP,
-            XDP_STATISTICS,
-            (&mut s as *mut XdpStatistics).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return 0;
-    }
-    s.rx_dropped + s.rx_ring_full
+    getsockopt::<XdpStatistics>(fd, SOL_XDP, XDP_STATISTICS)
+        .map_or(0, |s| s.rx_dropped + s.rx_ring_full)
 }
 
 impl XdpPort {
@@ -120,34 +98,16 @@ impl XdpPort {
         libxdp::api().map_err(|e| {
             NetifError::NotSupported(format!("libxdp ({}) cannot be loaded: {e}", libxdp::LIBXDP))
         })?;
-        if max_slots < 2 {
-            return Err(NetifError::Inval(format!(
-                "ring objects hold only {max_slots} slots"
-            )));
-        }
         let queues = info.rx_queues.min(info.tx_queues).max(1);
         let rings = |req: u32| if req == 0 { queues } else { req }.clamp(1, queues);
-        let slots = if cfg.slots == 0 {
-            DEFAULT_SLOTS
-        } else {
-            cfg.slots
-        }
-        .clamp(2, max_slots);
-        let counts = PortCounts {
-            tx_rings: rings(cfg.tx_rings),
-            rx_rings: rings(cfg.rx_rings),
-            tx_slots: slots,
-            rx_slots: slots,
-            host_tx_rings: cfg.host_tx_rings.clamp(1, crate::af_packet::MAX_RINGS),
-            host_rx_rings: cfg.host_rx_rings.clamp(1, crate::af_packet::MAX_RINGS),
-        };
-        let mut ep = Endpoint::new(ifname.to_owned(), counts);
-        for j in 0..counts.host_tx_rings {
-            ep.tx.push(Kring::new(Dir::Tx, counts.tx_rings + j, slots));
-        }
-        for j in 0..counts.host_rx_rings {
-            ep.rx.push(Kring::new(Dir::Rx, counts.rx_rings + j, slots));
-        }
+        let ep = nic_endpoint(
+            ifname,
+            cfg,
+            rings(cfg.tx_rings),
+            rings(cfg.rx_rings),
+            max_slots,
+        )?;
+        let counts = ep.counts;
         tracing::info!(ifname, ifindex = info.ifindex, ?counts, "xdp port opened");
         Ok(Self {
             eps: [ep],
@@ -156,8 +116,7 @@ impl XdpPort {
             rings: None,
             stats: Stats::default(),
             closed_drops: 0,
-            gone: false,
-            link_down: false,
+            link: Link::default(),
         })
     }
 
@@ -247,52 +206,8 @@ impl XdpPort {
     }
 
     fn classify(&mut self, e: NetifError) -> NetifError {
-        let errno = match &e {
-            NetifError::Io { source, .. } => source.raw_os_error(),
-            NetifError::NoPort(_) => Some(libc::ENXIO),
-            _ => None,
-        };
-        if matches!(errno, Some(libc::ENXIO | libc::ENODEV | libc::ENETDOWN))
-            && ifinfo::ifindex(self.ifname()) != Some(self.info.ifindex)
-        {
-            self.gone = true;
-            return self.gone_err();
-        }
-        if errno == Some(libc::ENETDOWN) {
-            self.link_down = true;
-        }
-        e
-    }
-
-    /// After an idle RX sync: is the link down or the interface gone?
-    fn link_check(&mut self, sock_err: io::Result<i32>) -> Result<(), NetifError> {
-        let err = sock_err.map_err(sys_err("SO_ERROR"))?;
-        let check = err != 0 || self.link_down;
-        // An XSK gets no socket error when its interface goes away: look every time
-        // the ring is idle, which costs one netlink-free sysfs read.
-        match ifinfo::is_up(self.ifname(), self.info.ifindex) {
-            None => {
-                self.gone = true;
-                Err(self.gone_err())
-            }
-            Some(false) => {
-                self.link_down = true;
-                Err(NetifError::Io {
-                    op: "link down",
-                    source: io::Error::from_raw_os_error(libc::ENETDOWN),
-                })
-            }
-            Some(true) => {
-                if check {
-                    self.link_down = false;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn gone_err(&self) -> NetifError {
-        NetifError::NoPort(format!("interface {} was deleted", self.ifname()))
+        let (name, index) = (&self.eps[0].name, self.info.ifindex);
+        self.link.classify(name, index, e)
     }
 
     fn sync_parts(
@@ -300,8 +215,8 @@ impl XdpPort {
         d: Dir,
         ring: usize,
     ) -> Result<(&mut Rings, &mut Kring, &mut Stats), NetifError> {
-        if self.gone {
-            return Err(self.gone_err());
+        if self.link.gone {
+            return Err(Link::gone_err(self.ifname()));
         }
         let Self {
             eps, rings, stats, ..
@@ -394,8 +309,7 @@ impl Adapter for XdpPort {
             "xdp sockets bound: the interface's frames now go to netmap rings"
         );
         self.info = info;
-        self.gone = false;
-        self.link_down = false;
+        self.link = Link::default();
         Ok(())
     }
 
@@ -458,7 +372,14 @@ impl Adapter for XdpPort {
         };
         match res {
             Ok(true) => Ok(Wake::none()),
-            Ok(false) => self.link_check(err).map(|()| Wake::none()),
+            // An AF_XDP socket gets no error when its interface goes away: look at
+            // the interface whenever the ring is idle.
+            Ok(false) => {
+                let (name, index) = (&self.eps[0].name, self.info.ifindex);
+                self.link
+                    .check(name, index, err, true)
+                    .map(|()| Wake::none())
+            }
             Err(e) => Err(self.classify(e)),
         }
     }

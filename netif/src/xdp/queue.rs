@@ -29,7 +29,8 @@ use super::libxdp::{
     Api, Desc, Socket, SocketConfig, Umem, UmemConfig, XDP_COPY, XDP_PACKET_HEADROOM,
     XDP_UMEM_UNALIGNED_CHUNK_FLAG, XDP_USE_NEED_WAKEUP, XDP_ZEROCOPY,
 };
-use crate::af_packet::Stats;
+use crate::af_packet::socket::{getsockopt, kick, setsockopt};
+use crate::af_packet::{Stats, TX_MARK};
 use crate::kring::Kring;
 use crate::ringmem::RingView;
 use crate::vale::BufGeom;
@@ -114,15 +115,8 @@ impl Held {
     /// Every marked index, unmarking them.
     pub fn drain(&mut self) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.count as usize);
-        for (w, word) in self.bits.iter_mut().enumerate() {
-            let mut v = *word;
-            while v != 0 {
-                let b = v.trailing_zeros();
-                out.push(w as u32 * 64 + b);
-                v &= v - 1;
-            }
-            *word = 0;
-        }
+        self.for_each(&mut |i| out.push(i));
+        self.bits.fill(0);
         self.count = 0;
         out
     }
@@ -147,9 +141,6 @@ pub struct Queue {
     tx_inflight: VecDeque<bool>,
     /// How many of those await a completion.
     tx_awaiting: u32,
-    /// Completions received but not yet matched to a slot.
-    pub has_rx: bool,
-    pub has_tx: bool,
     /// Largest frame the interface takes (MTU + Ethernet header + one VLAN tag).
     max_frame: u32,
 }
@@ -265,19 +256,10 @@ impl Queue {
                 create(api, ifname, queue, &mut umem, &scfg)?
             }
         };
-        let mark = super::super::af_packet::TX_MARK as libc::c_int;
-        // SAFETY: setsockopt with a live int of the size passed, on the socket's fd.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.fd(),
-                libc::SOL_SOCKET,
-                libc::SO_MARK,
-                (&mark as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            tracing::debug!(ifname, queue, err = %io::Error::last_os_error(), "SO_MARK on an XSK");
+        // Marked as the AF_PACKET port's TX sockets are, so that the host RX ring's
+        // filter leaves our own transmissions out.
+        if let Err(e) = setsockopt(sock.fd(), libc::SOL_SOCKET, libc::SO_MARK, &TX_MARK) {
+            tracing::debug!(ifname, queue, %e, "SO_MARK on an XSK");
         }
         Ok(Self {
             sock,
@@ -288,8 +270,6 @@ impl Queue {
             spare: Vec::new(),
             tx_inflight: VecDeque::new(),
             tx_awaiting: 0,
-            has_rx: rx_slots > 0,
-            has_tx: tx_slots > 0,
             max_frame,
         })
     }
@@ -312,7 +292,8 @@ impl Queue {
             }
         }
         self.umem.fill.submit(n);
-        self.wake_fill()
+        self.wake_fill();
+        Ok(())
     }
 
     /// Every buffer the queue owns besides its slots' (those the kernel held, and
@@ -329,13 +310,9 @@ impl Queue {
         self.spare.iter().for_each(|&b| f(b));
     }
 
-    pub fn held_count(&self) -> u32 {
-        self.held.count()
-    }
-
     /// Zero-copy drivers with need_wakeup want a call before they look at new fill
     /// entries.
-    fn wake_fill(&self) -> Result<(), NetifError> {
+    fn wake_fill(&self) {
         if self.zerocopy && self.umem.fill.needs_wakeup() {
             // SAFETY: recvfrom with no buffer on the socket's fd only wakes the driver.
             unsafe {
@@ -349,7 +326,6 @@ impl Queue {
                 )
             };
         }
-        Ok(())
     }
 
     /// Moves received frames into the free slots from `hwtail` on, each slot's old
@@ -396,7 +372,7 @@ impl Queue {
         }
         self.sock.rx.release(got);
         self.refill();
-        self.wake_fill()?;
+        self.wake_fill();
         Ok(true)
     }
 
@@ -530,19 +506,7 @@ impl Queue {
             if before == 0 {
                 return Ok(());
             }
-            // SAFETY: sendto with no data and no address on the socket's fd.
-            let rc = unsafe {
-                libc::sendto(
-                    self.fd(),
-                    std::ptr::null(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null(),
-                    0,
-                )
-            };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
+            if let Err(e) = kick(self.fd()) {
                 match e.raw_os_error() {
                     Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::EINTR) => {
                         if self.sock.tx.unconsumed() >= before {
@@ -563,22 +527,7 @@ impl Queue {
 
     /// Pending socket error (link down, interface gone), as for AF_PACKET sockets.
     pub fn take_error(&self) -> io::Result<i32> {
-        let mut err: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt into a live int with its size.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut err as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(err)
+        getsockopt(self.fd(), libc::SOL_SOCKET, libc::SO_ERROR)
     }
 }
 
