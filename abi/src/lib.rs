@@ -14,6 +14,7 @@ pub mod ioctl;
 pub mod nmreq;
 pub mod options;
 pub mod ring;
+pub mod sock;
 
 pub use consts::*;
 pub use ioctl::*;

@@ -25,3 +25,4 @@
 pub mod ctrl;
 pub mod cuse;
 pub mod fuse;
+pub mod sock;

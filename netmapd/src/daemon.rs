@@ -12,6 +12,7 @@ use crate::{DaemonOpts, Frontend};
 use cuse_dev::ctrl::{ControlPlane, CtrlConfig, CtrlError};
 use cuse_dev::cuse::{self, CuseDevice, CuseError, CuseOptions};
 use cuse_dev::fuse::{mount, DeviceAttr, NetmapFs};
+use cuse_dev::sock::SockFrontend;
 use netmap_pool::PoolConfig;
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
@@ -32,6 +33,8 @@ pub enum DaemonError {
     Config(String),
     #[error("{0}")]
     Cuse(#[from] CuseError),
+    #[error("{0}")]
+    Sock(#[from] cuse_dev::sock::SockError),
     #[error("FUSE passthrough unavailable: {0}")]
     NoPassthrough(String),
     #[error(
@@ -75,6 +78,8 @@ pub struct Daemon {
     status: Option<StatusServer>,
     /// The control plane, once the front end is up (for [`Daemon::drain`]).
     cp: Option<Arc<ControlPlane>>,
+    /// The preload front end's socket.
+    sock: Option<SockFrontend>,
 }
 
 fn ctrl_config(opts: &DaemonOpts) -> CtrlConfig {
@@ -113,8 +118,13 @@ pub fn start(opts: &DaemonOpts) -> Result<Daemon, DaemonError> {
         region_path: None,
         status: None,
         cp: None,
+        sock: None,
     };
     let cp = match opts.frontend {
+        Frontend::Preload => {
+            let cp = start_preload(&mut d, opts)?;
+            return finish(d, opts, cp, gid, "preload");
+        }
         Frontend::Fuse => start_fuse(&mut d, opts, gid)?,
         Frontend::Cuse => start_cuse(&mut d, opts, gid)?,
         Frontend::Auto => {
@@ -159,6 +169,15 @@ fn finish(
             .map_err(io("starting the status socket"))?,
     );
     d.cp = Some(cp);
+    if let Some(sock) = &d.sock {
+        tracing::info!(
+            frontend,
+            socket = %sock.path().display(),
+            "serving; run programs with NETMAPD_SOCKET={} LD_PRELOAD=$(netmapd preload-path)",
+            sock.path().display()
+        );
+        return Ok(d);
+    }
     match &d.region_path {
         Some(r) => tracing::info!(
             frontend,
@@ -179,6 +198,38 @@ fn finish(
         ),
     }
     Ok(d)
+}
+
+/// Where the preload front end listens: `--socket`, else `$NETMAPD_SOCKET`, else
+/// `$XDG_RUNTIME_DIR/netmapd.sock`, else `/tmp/netmapd-UID.sock`.
+pub fn socket_path(opts: &DaemonOpts) -> PathBuf {
+    if let Some(p) = &opts.socket {
+        return p.clone();
+    }
+    if let Some(p) = std::env::var_os(netmap_abi::sock::SOCKET_ENV).filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
+        return PathBuf::from(d).join("netmapd.sock");
+    }
+    let uid = euid();
+    std::env::temp_dir().join(format!("netmapd-{uid}.sock"))
+}
+
+#[allow(unsafe_code)]
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The preload front end: a memfd region (no mount) and the socket.
+fn start_preload(d: &mut Daemon, opts: &DaemonOpts) -> Result<Arc<ControlPlane>, DaemonError> {
+    let mut cfg = ctrl_config(opts);
+    // A huge-page tmpfs needs a mount; a memfd needs nothing.
+    cfg.prefer_huge = false;
+    let cp = Arc::new(ControlPlane::new(&cfg)?);
+    d.sock = Some(SockFrontend::start(cp.clone(), &socket_path(opts))?);
+    Ok(cp)
 }
 
 /// The error for a live netmap device at the path (kernel module or another netmapd).
@@ -397,6 +448,7 @@ impl Daemon {
 
     fn shutdown(&mut self) {
         if self.session.is_none()
+            && self.sock.is_none()
             && self.status.is_none()
             && !self.created_file
             && self.cuse.is_none()
@@ -409,6 +461,9 @@ impl Daemon {
         }
         if let Some(cp) = &self.cp {
             cp.stop_loops();
+        }
+        if let Some(s) = self.sock.take() {
+            s.stop();
         }
         if let Some(session) = self.session.take() {
             if let Err(e) = mount::detach(&self.path) {

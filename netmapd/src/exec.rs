@@ -6,7 +6,7 @@
 //! `/dev` and everything disappears with the namespace.
 #![allow(unsafe_code)]
 
-use crate::DaemonOpts;
+use crate::{DaemonOpts, Frontend};
 use std::ffi::CString;
 use std::io;
 use std::process::{Command, ExitCode};
@@ -58,6 +58,21 @@ pub fn enter_private_namespace(opts: &DaemonOpts) -> io::Result<()> {
         libc::MS_NOSUID,
         "mode=0755,size=65536k",
     )?;
+    if let Err(e) = populate_dev() {
+        // A user namespace may mount but not mknod: give the program its /dev back.
+        // SAFETY: a valid NUL-terminated path; umount2 only reads it.
+        unsafe { libc::umount2(c"/dev".as_ptr(), libc::MNT_DETACH) };
+        return Err(e);
+    }
+    if opts.status_socket.is_none() && std::env::var_os(crate::status::SOCKET_ENV).is_none() {
+        // Single-threaded here, so changing the environment is sound.
+        std::env::set_var(crate::status::SOCKET_ENV, "/dev/.netmapd-status.sock");
+    }
+    Ok(())
+}
+
+/// The device nodes and mounts of the private `/dev`.
+fn populate_dev() -> io::Result<()> {
     for (name, major, minor) in [
         ("null", 1, 3),
         ("zero", 1, 5),
@@ -102,11 +117,89 @@ pub fn enter_private_namespace(opts: &DaemonOpts) -> io::Result<()> {
     ] {
         std::os::unix::fs::symlink(t, format!("/dev/{l}"))?;
     }
-    if opts.status_socket.is_none() && std::env::var_os(crate::status::SOCKET_ENV).is_none() {
-        // Single-threaded here, so changing the environment is sound.
-        std::env::set_var(crate::status::SOCKET_ENV, "/dev/.netmapd-status.sock");
-    }
     Ok(())
+}
+
+/// Decides between a private mount namespace (FUSE or CUSE) and the rootless preload
+/// front end, entering the namespace in the first case. Returns why the preload front
+/// end was chosen, or `None` in the namespace. Must run single-threaded.
+pub fn choose_namespace(opts: &DaemonOpts) -> io::Result<Option<String>> {
+    match opts.frontend {
+        Frontend::Preload => Ok(Some("--frontend preload".into())),
+        Frontend::Fuse | Frontend::Cuse => enter_private_namespace(opts).map(|()| None),
+        Frontend::Auto => {
+            if crate::daemon::euid() != 0 {
+                return Ok(Some("not root".into()));
+            }
+            let dev_ok = |p: &str| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(p)
+                    .is_ok()
+            };
+            if !dev_ok("/dev/fuse") && !std::path::Path::new("/dev/cuse").exists() {
+                return Ok(Some("no usable /dev/fuse or /dev/cuse".into()));
+            }
+            match enter_private_namespace(opts) {
+                Ok(()) => Ok(None),
+                Err(e) => Ok(Some(format!("cannot mount ({e})"))),
+            }
+        }
+    }
+}
+
+/// Whether `prog` (a path, or a name looked up in PATH) is a statically linked ELF
+/// executable: no PT_INTERP program header, so no dynamic loader to preload into.
+/// Scripts and unreadable files are not judged (`false`).
+pub fn is_static_elf(prog: &str) -> bool {
+    let path = if prog.contains('/') {
+        Some(std::path::PathBuf::from(prog))
+    } else {
+        std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(prog))
+                .find(|c| c.is_file())
+        })
+    };
+    let Some(bytes) = path.and_then(|p| std::fs::read(p).ok()) else {
+        return false;
+    };
+    elf_is_static(&bytes)
+}
+
+/// [`is_static_elf`] on a file's bytes (64- and 32-bit little-endian ELF).
+fn elf_is_static(b: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    if b.len() < 52 || &b[..4] != b"\x7fELF" || b[5] != 1 {
+        return false;
+    }
+    let u16_at = |o: usize| b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]));
+    let u32_at = |o: usize| {
+        b.get(o..o + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    };
+    let u64_at = |o: usize| {
+        b.get(o..o + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    let (phoff, phentsize, phnum) = match b[4] {
+        2 => (u64_at(32), u16_at(54), u16_at(56)),
+        1 => (u32_at(28).map(u64::from), u16_at(42), u16_at(44)),
+        _ => return false,
+    };
+    let (Some(phoff), Some(size), Some(num)) = (phoff, phentsize, phnum) else {
+        return false;
+    };
+    // ET_EXEC or ET_DYN only.
+    if !matches!(u16_at(16), Some(2 | 3)) {
+        return false;
+    }
+    !(0..usize::from(num)).any(|i| {
+        let o = phoff as usize + i * usize::from(size);
+        u32_at(o) == Some(PT_INTERP)
+    })
 }
 
 /// Blocks the termination signals in this thread (and the threads it spawns later),
@@ -161,27 +254,100 @@ pub fn preload_library() -> Result<std::path::PathBuf, String> {
     }
 }
 
-pub fn run(opts: &DaemonOpts, command: &[String], preload: bool) -> ExitCode {
+/// The preload front end's files for one exec: a private directory under the
+/// temporary directory holding the client socket and the status socket.
+struct RootlessDir(std::path::PathBuf);
+
+impl RootlessDir {
+    fn create() -> io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let d = std::env::temp_dir().join(format!("netmapd-exec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::DirBuilder::new().mode(0o700).create(&d)?;
+        Ok(Self(d))
+    }
+}
+
+impl Drop for RootlessDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs CMD against a fresh daemon and returns its exit status. `rootless` is why the
+/// preload front end serves it (no namespace was entered), or `None`.
+pub fn run(
+    opts: &DaemonOpts,
+    command: &[String],
+    preload: bool,
+    mut rootless: Option<String>,
+) -> ExitCode {
     let _set = block_signals();
+    let Some((prog, args)) = command.split_first() else {
+        return ExitCode::from(125);
+    };
     // A CUSE device name is global to the machine: use one of our own, so a daemon
     // serving the host's /dev/netmap (or another exec) does not collide with us.
     let mut opts = opts.clone();
     if opts.cuse_name.is_none() {
         opts.cuse_name = Some(format!("netmapd-exec-{}", std::process::id()));
     }
-    let opts = &opts;
-    let daemon = match crate::daemon::start(opts) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!("{e}");
-            return ExitCode::from(125);
+    let mut dir = None;
+    let daemon = loop {
+        if let Some(why) = &rootless {
+            if !preload {
+                eprintln!("netmapd exec: the preload front end ({why}) is the preload library itself: drop --no-preload / NETMAPD_NO_PRELOAD");
+                return ExitCode::from(125);
+            }
+            if is_static_elf(prog) {
+                eprintln!(
+                    "netmapd exec: {prog} is statically linked, so the preload library cannot be loaded into it, \
+                     and without root or /dev/fuse there is no kernel device ({why}). Run it as root \
+                     (FUSE passthrough on Linux >= 6.9, or CUSE), or link it dynamically."
+                );
+                return ExitCode::from(126);
+            }
+            let d = match RootlessDir::create() {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("netmapd exec: creating a directory for the daemon's sockets: {e}");
+                    return ExitCode::from(125);
+                }
+            };
+            opts.frontend = Frontend::Preload;
+            if opts.socket.is_none() {
+                opts.socket = Some(d.0.join("netmap.sock"));
+            }
+            if opts.status_socket.is_none() {
+                opts.status_socket = Some(d.0.join("status.sock"));
+            }
+            tracing::info!(reason = %why, "netmapd exec: front end preload (no kernel device)");
+            dir = Some(d);
+        }
+        match crate::daemon::start(&opts) {
+            Ok(d) => break d,
+            Err(crate::daemon::DaemonError::NoFrontend { fuse, cuse })
+                if rootless.is_none() && opts.frontend == Frontend::Auto =>
+            {
+                rootless = Some(format!("FUSE: {fuse}; CUSE: {cuse}"));
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(125);
+            }
         }
     };
-    let Some((prog, args)) = command.split_first() else {
-        return ExitCode::from(125);
-    };
+    if rootless.is_none() {
+        tracing::info!(frontend = ?opts.frontend, "netmapd exec: front end with a kernel device");
+    }
+    let opts = &opts;
     let mut cmd = Command::new(prog);
     cmd.args(args);
+    if rootless.is_some() {
+        let sock = crate::daemon::socket_path(opts);
+        cmd.env(netmap_abi::sock::SOCKET_ENV, &sock);
+        cmd.env(crate::status::SOCKET_ENV, opts.status_socket());
+    }
     if preload {
         match preload_library() {
             Ok(lib) => {
@@ -192,6 +358,10 @@ pub fn run(opts: &DaemonOpts, command: &[String], preload: bool) -> ExitCode {
                 }
                 tracing::info!(ld_preload = ?v, "in-process data path preloaded");
                 cmd.env("LD_PRELOAD", v);
+            }
+            Err(e) if rootless.is_some() => {
+                eprintln!("netmapd exec: {e}: the preload front end cannot run without it");
+                return ExitCode::from(125);
             }
             Err(e) => tracing::warn!("{e}; running without the in-process data path"),
         }
@@ -215,6 +385,7 @@ pub fn run(opts: &DaemonOpts, command: &[String], preload: bool) -> ExitCode {
     // The command's descriptors are closed; let their teardown finish.
     daemon.drain(std::time::Duration::from_secs(2));
     daemon.stop();
+    drop(dir);
     match status {
         Ok(s) => match s.code() {
             Some(c) => ExitCode::from(c.clamp(0, 255) as u8),

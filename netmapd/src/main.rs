@@ -54,6 +54,9 @@ pub enum Frontend {
     Fuse,
     /// A CUSE character device; programs need the preload library (its mmap).
     Cuse,
+    /// No kernel device: a Unix socket (--socket) that the preload library connects a
+    /// program's open("/dev/netmap") to. Runs as any user; programs must be preloaded.
+    Preload,
 }
 
 /// Daemon options (also accepted by `exec`).
@@ -68,8 +71,9 @@ pub struct DaemonOpts {
     /// Group owning the device file (name or numeric gid).
     #[arg(long, default_value = "0", global = true)]
     pub group: String,
-    /// Kernel interface: FUSE passthrough, CUSE (+ preload library), or auto (FUSE if the
-    /// kernel offers passthrough, else CUSE).
+    /// Kernel interface: FUSE passthrough, CUSE (+ preload library), preload (no kernel
+    /// device, any user), or auto (FUSE if the kernel offers passthrough, else CUSE; for
+    /// `exec` also preload when it cannot mount).
     #[arg(long, value_enum, default_value_t = Frontend::Auto, global = true)]
     pub frontend: Frontend,
     /// CUSE: where the region is published for the preload library (the library's default, or
@@ -115,6 +119,10 @@ pub struct DaemonOpts {
     /// Back the region with a plain memfd instead of a tmpfs mounted huge=always.
     #[arg(long, global = true)]
     pub no_huge: bool,
+    /// Preload front end: the socket clients connect to [default: $NETMAPD_SOCKET, else
+    /// $XDG_RUNTIME_DIR/netmapd.sock, else /tmp/netmapd-UID.sock].
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
     /// Unix socket answering `netmapd status` [default: $NETMAPD_STATUS_SOCKET or /run/netmapd.sock].
     #[arg(long, global = true)]
     pub status_socket: Option<PathBuf>,
@@ -167,15 +175,18 @@ fn main() -> ExitCode {
             no_preload,
             command,
         }) => {
-            // The namespace must be entered while the process is still single-threaded.
-            if let Err(e) = exec::enter_private_namespace(&cli.opts) {
-                eprintln!("netmapd exec: {e}");
-                return ExitCode::from(125);
-            }
-            init_logging(&cli.opts.log);
             let preload = !no_preload
                 && std::env::var("NETMAPD_NO_PRELOAD").map_or(true, |v| v.is_empty() || v == "0");
-            exec::run(&cli.opts, &command, preload)
+            // The namespace must be entered while the process is still single-threaded.
+            let rootless = match exec::choose_namespace(&cli.opts) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("netmapd exec: {e}");
+                    return ExitCode::from(125);
+                }
+            };
+            init_logging(&cli.opts.log);
+            exec::run(&cli.opts, &command, preload, rootless)
         }
         None => {
             init_logging(&cli.opts.log);

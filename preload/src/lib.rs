@@ -19,6 +19,8 @@
 //! builds for, a variadic caller passes it in the same register.
 #![allow(unsafe_code)]
 
+mod rootless;
+
 use std::cell::Cell;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -40,17 +42,17 @@ type PpollFn = unsafe extern "C" fn(*mut pollfd, nfds_t, *const timespec, *const
 type CloseFn = unsafe extern "C" fn(c_int) -> c_int;
 
 /// libc's functions, found behind this library.
-struct Real {
-    ioctl: IoctlFn,
-    mmap: MmapFn,
-    mmap64: MmapFn,
-    munmap: MunmapFn,
-    poll: PollFn,
-    ppoll: PpollFn,
-    close: CloseFn,
+pub(crate) struct Real {
+    pub ioctl: IoctlFn,
+    pub mmap: MmapFn,
+    pub mmap64: MmapFn,
+    pub munmap: MunmapFn,
+    pub poll: PollFn,
+    pub ppoll: PpollFn,
+    pub close: CloseFn,
 }
 
-fn real() -> &'static Real {
+pub(crate) fn real() -> &'static Real {
     static R: OnceLock<Real> = OnceLock::new();
     R.get_or_init(|| {
         let sym = |name: &std::ffi::CStr| -> *mut c_void {
@@ -88,7 +90,7 @@ fn disabled() -> bool {
 }
 
 /// A registration seen on a descriptor (from the REGISTER reply).
-struct Reg {
+pub(crate) struct Reg {
     nr_offset: usize,
     mode: u32,
     ringid: u16,
@@ -98,14 +100,14 @@ struct Reg {
     rings: OnceLock<Option<Rings>>,
 }
 
-struct Rings {
+pub(crate) struct Rings {
     tx: Vec<InprocRing>,
     rx: Vec<InprocRing>,
     no_tx_poll: bool,
     geom: BufGeom,
 }
 
-const MAX_FD: usize = 4096;
+pub(crate) const MAX_FD: usize = 4096;
 static REGS: [AtomicPtr<Reg>; MAX_FD] = [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_FD];
 /// The program's mapping of the region (every netmapd port shares one region).
 static REGION: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
@@ -115,21 +117,21 @@ fn slot(fd: c_int) -> Option<&'static AtomicPtr<Reg>> {
     REGS.get(usize::try_from(fd).ok()?)
 }
 
-fn reg(fd: c_int) -> Option<&'static Reg> {
+pub(crate) fn reg(fd: c_int) -> Option<&'static Reg> {
     let p = slot(fd)?.load(Ordering::Acquire);
     // SAFETY: table entries are leaked Boxes, never freed (a closed descriptor's entry
     // is unlinked and leaked), so a non-null pointer stays valid.
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
-fn set_reg(fd: c_int, r: Option<Reg>) {
+pub(crate) fn set_reg(fd: c_int, r: Option<Reg>) {
     if let Some(s) = slot(fd) {
         let p = r.map_or(std::ptr::null_mut(), |r| Box::into_raw(Box::new(r)));
         s.store(p, Ordering::Release);
     }
 }
 
-fn region() -> Option<SharedMem<'static>> {
+pub(crate) fn region() -> Option<SharedMem<'static>> {
     let p = REGION.load(Ordering::Acquire);
     if p.is_null() {
         return None;
@@ -163,7 +165,7 @@ fn tid() -> u32 {
 }
 
 impl Reg {
-    fn rings(&self) -> Option<&Rings> {
+    pub(crate) fn rings(&self) -> Option<&Rings> {
         if let Some(r) = self.rings.get() {
             return r.as_ref();
         }
@@ -284,6 +286,11 @@ fn sync_ring(r: &InprocRing, mem: SharedMem, rings: &Rings) -> Result<Outcome, (
 }
 
 fn kick(fd: c_int) {
+    if rootless::is_ours(fd) {
+        // SAFETY: NIOC_NMD_KICK takes no argument.
+        unsafe { rootless::ioctl(fd, abi::NIOC_NMD_KICK, std::ptr::null_mut()) };
+        return;
+    }
     // SAFETY: NIOC_NMD_KICK takes no argument.
     unsafe { (real().ioctl)(fd, abi::NIOC_NMD_KICK as c_ulong, 0usize) };
 }
@@ -421,8 +428,16 @@ pub unsafe extern "C" fn ioctl(fd: c_int, req: c_ulong, arg: *mut c_void) -> c_i
     if let Some(rc) = d.and_then(|d| sync_ioctl(fd, d)) {
         return rc;
     }
-    // SAFETY: the caller's arguments, passed on unchanged.
-    let rc = unsafe { (real().ioctl)(fd, req, arg) };
+    // netmap's ioctl type ('i'): to the daemon when the descriptor is a connection.
+    let netmap_type = (cmd >> 8) & 0xff == u32::from(b'i');
+    let rc = if netmap_type && (rootless::is_ours(fd) || (reg(fd).is_none() && rootless::adopt(fd)))
+    {
+        // SAFETY: the caller's argument (read and written through process_vm_*v).
+        unsafe { rootless::ioctl(fd, cmd, arg) }
+    } else {
+        // SAFETY: the caller's arguments, passed on unchanged.
+        unsafe { (real().ioctl)(fd, req, arg) }
+    };
     if rc == 0 {
         match cmd {
             // SAFETY: the request was just accepted on this argument.
@@ -492,6 +507,30 @@ unsafe fn map(
     fd: c_int,
     off: off_t,
 ) -> *mut c_void {
+    if flags & libc::MAP_ANONYMOUS == 0 && fd >= 0 && rootless::socket_path().is_some() {
+        let ours = rootless::is_ours(fd)
+            || (reg(fd).is_none() && {
+                // A socket cannot be mapped; only then is it worth asking whether it is
+                // an adopted connection (no system call for ordinary files).
+                // SAFETY: a zeroed stat is a valid out-parameter.
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                // SAFETY: as above.
+                (unsafe { libc::fstat(fd, &mut st) } == 0)
+                    && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+                    && rootless::adopt(fd)
+            });
+        if ours {
+            let Some(rfd) = rootless::region_fd(fd) else {
+                // SAFETY: errno is this thread's.
+                unsafe { *libc::__errno_location() = libc::ENXIO };
+                return libc::MAP_FAILED;
+            };
+            // SAFETY: the caller's arguments with the region's memfd for the connection.
+            let p = unsafe { real_map(addr, len, prot, flags, rfd, off) };
+            note_mapping(p, len, flags, fd, off);
+            return p;
+        }
+    }
     let p = match cuse_region_fd(fd, flags, prot) {
         Some(rfd) => {
             // SAFETY: the caller's arguments with the region file in place of the
@@ -566,9 +605,20 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
 /// As libc's `close`.
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    if rootless::is_region_fd(fd) {
+        // The region's memfd is the library's, not the program's (a closefrom()-style
+        // sweep): keep it, as the kernel keeps a device's memory.
+        return 0;
+    }
     if let Some(s) = slot(fd) {
         // The entry is leaked, not freed: another thread may still be reading it.
         s.store(std::ptr::null_mut(), Ordering::Release);
+    }
+    if rootless::is_ours(fd) {
+        rootless::set_ours(fd, false);
+        rootless::epoll_forget(fd);
+    } else if rootless::socket_path().is_some() {
+        rootless::epoll_forget(fd);
     }
     // SAFETY: the caller's argument, passed on unchanged.
     unsafe { (real().close)(fd) }
@@ -579,7 +629,7 @@ const POLL_TX: i16 = libc::POLLOUT | libc::POLLWRNORM;
 
 /// netmap_poll for one in-process descriptor: TX rings synced (for POLLOUT, or to
 /// flush unless NO_TX_POLL), RX rings synced for POLLIN; the ready events.
-fn check(fd: c_int, rings: &Rings, events: i16, mem: SharedMem) -> Option<i16> {
+pub(crate) fn check(fd: c_int, rings: &Rings, events: i16, mem: SharedMem) -> Option<i16> {
     let (want_tx, want_rx) = (events & POLL_TX, events & POLL_RX);
     let mut rev = 0;
     let mut need_kick = false;
@@ -833,6 +883,34 @@ fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bo
     }
 }
 
+/// A poll set holding connections of the preload front end: the futex path when every
+/// entry is a connection whose rings this library syncs, else [`rootless::poll_set`].
+/// `None` when the set holds no connection.
+///
+/// # Safety
+/// `sigmask` is null or a valid signal set.
+unsafe fn poll_rootless(
+    set: &mut [pollfd],
+    deadline: Option<Instant>,
+    sigmask: *const sigset_t,
+) -> Option<c_int> {
+    if rootless::socket_path().is_none() || !set.iter().any(|p| rootless::is_ours(p.fd)) {
+        return None;
+    }
+    let all_inproc = set
+        .iter()
+        .all(|p| rootless::is_ours(p.fd) && reg(p.fd).and_then(Reg::rings).is_some());
+    if all_inproc {
+        if let Poll::Done(n) = poll_inproc(set, deadline, sigmask.is_null()) {
+            if n > 0 || sigmask.is_null() {
+                return Some(n);
+            }
+        }
+    }
+    // SAFETY: sigmask per this function's contract.
+    Some(unsafe { rootless::poll_set(set, deadline, sigmask) })
+}
+
 /// # Safety
 /// As libc's `poll`.
 #[no_mangle]
@@ -842,6 +920,10 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) ->
         let set = unsafe { std::slice::from_raw_parts_mut(fds, nfds as usize) };
         let deadline =
             (timeout >= 0).then(|| Instant::now() + Duration::from_millis(timeout as u64));
+        // SAFETY: no signal mask.
+        if let Some(n) = unsafe { poll_rootless(set, deadline, std::ptr::null()) } {
+            return n;
+        }
         if let Poll::Done(n) = poll_inproc(set, deadline, true) {
             return n;
         }
@@ -868,6 +950,10 @@ pub unsafe extern "C" fn ppoll(
             )
         };
         let deadline = t.map(timespec_deadline);
+        // SAFETY: the caller's signal mask, null or valid.
+        if let Some(n) = unsafe { poll_rootless(set, deadline, sigmask) } {
+            return n;
+        }
         // With a signal mask the sleep must be the kernel's (atomic mask change).
         if let Poll::Done(n) = poll_inproc(set, deadline, sigmask.is_null()) {
             if n > 0 || sigmask.is_null() {
@@ -939,8 +1025,9 @@ unsafe fn select_inproc(
     wr: *mut libc::fd_set,
     ex: *mut libc::fd_set,
     deadline: Option<Instant>,
-    may_sleep_here: bool,
+    sigmask: *const sigset_t,
 ) -> Option<c_int> {
+    let may_sleep_here = sigmask.is_null();
     if !(1..=libc::FD_SETSIZE as c_int).contains(&nfds) {
         return None;
     }
@@ -967,15 +1054,22 @@ unsafe fn select_inproc(
             });
         }
     }
-    if !pfds
-        .iter()
-        .any(|p| reg(p.fd).and_then(Reg::rings).is_some())
-    {
-        return None;
+    // SAFETY: sigmask per the caller's contract.
+    match unsafe { poll_rootless(&mut pfds, deadline, sigmask) } {
+        Some(k) if k < 0 => return Some(k),
+        Some(_) => {}
+        None => {
+            if !pfds
+                .iter()
+                .any(|p| reg(p.fd).and_then(Reg::rings).is_some())
+            {
+                return None;
+            }
+            let Poll::Done(_) = poll_inproc(&mut pfds, deadline, may_sleep_here) else {
+                return None;
+            };
+        }
     }
-    let Poll::Done(_) = poll_inproc(&mut pfds, deadline, may_sleep_here) else {
-        return None;
-    };
     let mut n = 0;
     for set in [rd, wr, ex] {
         if !set.is_null() {
@@ -1026,11 +1120,28 @@ pub unsafe extern "C" fn select(
     // select_inproc leaves the sets alone when it answers None, so the kernel path
     // below gets them as the caller passed them.
     // SAFETY: the caller's sets, valid for nfds descriptors.
-    if let Some(n) = unsafe { select_inproc(nfds, rd, wr, ex, deadline, true) } {
+    if let Some(n) = unsafe { select_inproc(nfds, rd, wr, ex, deadline, std::ptr::null()) } {
         return n;
     }
     // SAFETY: the caller's arguments, passed on unchanged.
     unsafe { (real_select().0)(nfds, rd, wr, ex, tmo) }
+}
+
+/// Whether the select sets name a connection of the preload front end.
+///
+/// # Safety
+/// The sets are null or valid fd_sets covering `nfds` descriptors.
+unsafe fn sets_hold_connections(nfds: c_int, sets: [*mut libc::fd_set; 3]) -> bool {
+    if rootless::socket_path().is_none() || !(1..=libc::FD_SETSIZE as c_int).contains(&nfds) {
+        return false;
+    }
+    (0..nfds).any(|fd| {
+        rootless::is_ours(fd)
+            && sets
+                .iter()
+                // SAFETY: each set is null or a valid fd_set (the caller's contract).
+                .any(|&s| !s.is_null() && unsafe { libc::FD_ISSET(fd, s) })
+    })
 }
 
 /// # Safety
@@ -1057,9 +1168,13 @@ pub unsafe extern "C" fn pselect(
         ]
     };
     // With a signal mask the sleep must be the kernel's (atomic mask change).
+    // A set with connections of the preload front end is answered whole (the kernel
+    // cannot wait on them as netmap descriptors).
     // SAFETY: the caller's sets, valid for nfds descriptors.
-    if let Some(n) = unsafe { select_inproc(nfds, rd, wr, ex, deadline, sigmask.is_null()) } {
-        if n > 0 || sigmask.is_null() {
+    let conns = unsafe { sets_hold_connections(nfds, [rd, wr, ex]) };
+    // SAFETY: the caller's sets, valid for nfds descriptors.
+    if let Some(n) = unsafe { select_inproc(nfds, rd, wr, ex, deadline, sigmask) } {
+        if n > 0 || sigmask.is_null() || conns {
             return n;
         }
     }
@@ -1072,3 +1187,273 @@ pub unsafe extern "C" fn pselect(
     // SAFETY: the caller's arguments, passed on unchanged.
     unsafe { (real_select().1)(nfds, rd, wr, ex, tmo, sigmask) }
 }
+
+// ---------------------------------------------------------------------------------
+// The preload front end's extra entry points: opening the device, epoll, dup.
+// ---------------------------------------------------------------------------------
+
+/// libc's function `name` behind this library, resolved once per call site.
+macro_rules! next_fn {
+    ($name:literal, $ty:ty) => {{
+        static F: OnceLock<usize> = OnceLock::new();
+        let p = *F.get_or_init(|| {
+            // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name only looks it up.
+            let p = unsafe { libc::dlsym(libc::RTLD_NEXT, concat!($name, "\0").as_ptr().cast()) };
+            if p.is_null() {
+                eprintln!("netmapd preload: {} not found behind the library", $name);
+                // SAFETY: nothing can run without the real function.
+                unsafe { libc::abort() };
+            }
+            p as usize
+        });
+        // SAFETY: the address is libc's function of that name, of this prototype.
+        unsafe { std::mem::transmute::<usize, $ty>(p) }
+    }};
+}
+
+type OpenFn = unsafe extern "C" fn(*const libc::c_char, c_int, libc::c_uint) -> c_int;
+type OpenatFn = unsafe extern "C" fn(c_int, *const libc::c_char, c_int, libc::c_uint) -> c_int;
+type Open2Fn = unsafe extern "C" fn(*const libc::c_char, c_int) -> c_int;
+type Openat2Fn = unsafe extern "C" fn(c_int, *const libc::c_char, c_int) -> c_int;
+
+/// `open` and its relatives: the device under the preload front end, else libc.
+macro_rules! open_variant {
+    ($name:ident, $lit:literal) => {
+        /// # Safety
+        /// As libc's function of this name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            path: *const libc::c_char,
+            flags: c_int,
+            mode: libc::c_uint,
+        ) -> c_int {
+            if rootless::names_device(libc::AT_FDCWD, path) {
+                return rootless::open_device(flags);
+            }
+            let f = next_fn!($lit, OpenFn);
+            // SAFETY: the caller's arguments, passed on unchanged.
+            unsafe { f(path, flags, mode) }
+        }
+    };
+}
+open_variant!(open, "open");
+open_variant!(open64, "open64");
+
+macro_rules! openat_variant {
+    ($name:ident, $lit:literal) => {
+        /// # Safety
+        /// As libc's function of this name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            dirfd: c_int,
+            path: *const libc::c_char,
+            flags: c_int,
+            mode: libc::c_uint,
+        ) -> c_int {
+            if rootless::names_device(dirfd, path) {
+                return rootless::open_device(flags);
+            }
+            let f = next_fn!($lit, OpenatFn);
+            // SAFETY: the caller's arguments, passed on unchanged.
+            unsafe { f(dirfd, path, flags, mode) }
+        }
+    };
+}
+openat_variant!(openat, "openat");
+openat_variant!(openat64, "openat64");
+
+macro_rules! open2_variant {
+    ($name:ident, $lit:literal) => {
+        /// # Safety
+        /// As glibc's fortify function of this name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const libc::c_char, flags: c_int) -> c_int {
+            if rootless::names_device(libc::AT_FDCWD, path) {
+                return rootless::open_device(flags);
+            }
+            let f = next_fn!($lit, Open2Fn);
+            // SAFETY: the caller's arguments, passed on unchanged.
+            unsafe { f(path, flags) }
+        }
+    };
+}
+open2_variant!(__open_2, "__open_2");
+open2_variant!(__open64_2, "__open64_2");
+
+macro_rules! openat2_variant {
+    ($name:ident, $lit:literal) => {
+        /// # Safety
+        /// As glibc's fortify function of this name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            dirfd: c_int,
+            path: *const libc::c_char,
+            flags: c_int,
+        ) -> c_int {
+            if rootless::names_device(dirfd, path) {
+                return rootless::open_device(flags);
+            }
+            let f = next_fn!($lit, Openat2Fn);
+            // SAFETY: the caller's arguments, passed on unchanged.
+            unsafe { f(dirfd, path, flags) }
+        }
+    };
+}
+openat2_variant!(__openat_2, "__openat_2");
+openat2_variant!(__openat64_2, "__openat64_2");
+
+type EpollCtlFn = unsafe extern "C" fn(c_int, c_int, c_int, *mut libc::epoll_event) -> c_int;
+type EpollWaitFn = unsafe extern "C" fn(c_int, *mut libc::epoll_event, c_int, c_int) -> c_int;
+type EpollPwaitFn =
+    unsafe extern "C" fn(c_int, *mut libc::epoll_event, c_int, c_int, *const sigset_t) -> c_int;
+
+/// # Safety
+/// As libc's `epoll_ctl`.
+#[no_mangle]
+pub unsafe extern "C" fn epoll_ctl(
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    ev: *mut libc::epoll_event,
+) -> c_int {
+    let real = next_fn!("epoll_ctl", EpollCtlFn);
+    if rootless::is_ours(fd) {
+        // SAFETY: the caller's arguments.
+        return unsafe { rootless::epoll_ctl(real, epfd, op, fd, ev) };
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { real(epfd, op, fd, ev) }
+}
+
+/// # Safety
+/// As libc's `epoll_wait`.
+#[no_mangle]
+pub unsafe extern "C" fn epoll_wait(
+    epfd: c_int,
+    events: *mut libc::epoll_event,
+    max: c_int,
+    timeout: c_int,
+) -> c_int {
+    let real = next_fn!("epoll_wait", EpollWaitFn);
+    // SAFETY: the caller's arguments; the closure passes a valid array of its length.
+    let r =
+        unsafe { rootless::epoll_wait(&|e, m, t| real(epfd, e, m, t), epfd, events, max, timeout) };
+    if let Some(n) = r {
+        return n;
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { real(epfd, events, max, timeout) }
+}
+
+/// # Safety
+/// As libc's `epoll_pwait`.
+#[no_mangle]
+pub unsafe extern "C" fn epoll_pwait(
+    epfd: c_int,
+    events: *mut libc::epoll_event,
+    max: c_int,
+    timeout: c_int,
+    sigmask: *const sigset_t,
+) -> c_int {
+    let real = next_fn!("epoll_pwait", EpollPwaitFn);
+    // SAFETY: the caller's arguments; the closure passes a valid array of its length.
+    let r = unsafe {
+        rootless::epoll_wait(
+            &|e, m, t| real(epfd, e, m, t, sigmask),
+            epfd,
+            events,
+            max,
+            timeout,
+        )
+    };
+    if let Some(n) = r {
+        return n;
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { real(epfd, events, max, timeout, sigmask) }
+}
+
+/// A new descriptor `new` for the same open file as `old`: the same table entries.
+fn dup_entries(old: c_int, new: c_int) {
+    if new < 0 || new == old {
+        return;
+    }
+    if let (Some(s), Some(d)) = (slot(old), slot(new)) {
+        d.store(s.load(Ordering::Acquire), Ordering::Release);
+    }
+    rootless::set_ours(new, rootless::is_ours(old));
+}
+
+type DupFn = unsafe extern "C" fn(c_int) -> c_int;
+type Dup2Fn = unsafe extern "C" fn(c_int, c_int) -> c_int;
+type Dup3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
+type FcntlFn = unsafe extern "C" fn(c_int, c_int, libc::c_long) -> c_int;
+
+/// # Safety
+/// As libc's `dup`.
+#[no_mangle]
+pub unsafe extern "C" fn dup(old: c_int) -> c_int {
+    let f = next_fn!("dup", DupFn);
+    // SAFETY: the caller's argument.
+    let r = unsafe { f(old) };
+    dup_entries(old, r);
+    r
+}
+
+/// # Safety
+/// As libc's `dup2`.
+#[no_mangle]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if old != new {
+        forget(new);
+    }
+    let f = next_fn!("dup2", Dup2Fn);
+    // SAFETY: the caller's arguments.
+    let r = unsafe { f(old, new) };
+    dup_entries(old, r);
+    r
+}
+
+/// # Safety
+/// As libc's `dup3`.
+#[no_mangle]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if old != new {
+        forget(new);
+    }
+    let f = next_fn!("dup3", Dup3Fn);
+    // SAFETY: the caller's arguments.
+    let r = unsafe { f(old, new, flags) };
+    dup_entries(old, r);
+    r
+}
+
+/// Forgets the table entries of a descriptor that is about to be replaced.
+fn forget(fd: c_int) {
+    if let Some(s) = slot(fd) {
+        s.store(std::ptr::null_mut(), Ordering::Release);
+    }
+    if rootless::is_ours(fd) {
+        rootless::set_ours(fd, false);
+        rootless::epoll_forget(fd);
+    }
+}
+
+macro_rules! fcntl_variant {
+    ($name:ident, $lit:literal) => {
+        /// # Safety
+        /// As libc's function of this name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(fd: c_int, cmd: c_int, arg: libc::c_long) -> c_int {
+            let f = next_fn!($lit, FcntlFn);
+            // SAFETY: the caller's arguments.
+            let r = unsafe { f(fd, cmd, arg) };
+            if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
+                dup_entries(fd, r);
+            }
+            r
+        }
+    };
+}
+fcntl_variant!(fcntl, "fcntl");
+fcntl_variant!(fcntl64, "fcntl64");

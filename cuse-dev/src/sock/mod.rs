@@ -1,0 +1,339 @@
+//! The rootless front end: no kernel device at all. The preload library turns a
+//! program's `open("/dev/netmap")` into a connection to this Unix socket, and its
+//! ioctls, polls and mmaps into requests on it (protocol: [`netmap_abi::sock`]).
+//!
+//! * a connection → a new control-plane descriptor, released when the connection
+//!   ends (the last copy of the program's descriptor closed, or the program died);
+//! * ioctl → the control plane, over the program's memory as marshalled by the library
+//!   ([`marshal::Marshalled`]);
+//! * poll → answered at once; a not-ready answer with `arm` leaves a waker that writes a
+//!   token on the connection, which is what the program's `poll`/`epoll` sleeps on;
+//! * mmap → the region's memfd, passed with `SCM_RIGHTS`.
+//!
+//! One thread per connection: requests of one descriptor are handled in order, as the
+//! kernel serialises a device file's ioctls per caller anyway, and a slow request of one
+//! program never holds up another's.
+#![allow(unsafe_code)]
+
+mod marshal;
+
+use crate::ctrl::{ControlPlane, FdId, PollWaker};
+use marshal::Marshalled;
+use netmap_abi::sock as proto;
+use nix::sys::socket::{
+    accept, bind, getsockopt, listen, recvmsg, sendmsg, shutdown, socket, sockopt, AddressFamily,
+    Backlog, ControlMessage, ControlMessageOwned, MsgFlags, Shutdown, SockFlag, SockType, UnixAddr,
+};
+use parking_lot::Mutex;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+/// The running socket front end.
+pub struct SockFrontend {
+    path: PathBuf,
+    listener: Arc<OwnedFd>,
+    conns: Arc<Mutex<Vec<Weak<OwnedFd>>>>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct SockError {
+    what: String,
+    #[source]
+    source: std::io::Error,
+}
+
+fn err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> SockError {
+    let what = what.into();
+    move |e| SockError {
+        what,
+        source: std::io::Error::from_raw_os_error(e as i32),
+    }
+}
+
+/// Wakes a poller by writing a token on its connection. A full socket buffer already
+/// holds tokens: losing this one loses nothing.
+struct SockWaker(Arc<OwnedFd>);
+
+impl PollWaker for SockWaker {
+    fn wake(self: Box<Self>) {
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+        if let Err(e) = nix::sys::socket::send(self.0.as_raw_fd(), &[proto::WAKE_TOKEN], flags) {
+            if e != nix::Error::EAGAIN {
+                tracing::debug!(%e, "wake-up token not delivered");
+            }
+        }
+    }
+}
+
+impl SockFrontend {
+    /// Listens on `path` (a stale socket there is replaced; mode 0600: only the user the
+    /// daemon runs as, who is the one running the programs).
+    pub fn start(cp: Arc<ControlPlane>, path: &Path) -> Result<Self, SockError> {
+        if std::fs::symlink_metadata(path).is_ok() {
+            std::fs::remove_file(path).map_err(|source| SockError {
+                what: format!("removing stale {}", path.display()),
+                source,
+            })?;
+        }
+        let l = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(err("socket(AF_UNIX, SOCK_SEQPACKET)"))?;
+        let addr = UnixAddr::new(path).map_err(err(format!("socket path {}", path.display())))?;
+        bind(l.as_raw_fd(), &addr).map_err(err(format!("bind {}", path.display())))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| SockError {
+                what: format!("chmod {}", path.display()),
+                source,
+            },
+        )?;
+        listen(&l, Backlog::new(512).unwrap_or(Backlog::MAXCONN)).map_err(err("listen"))?;
+        let listener = Arc::new(l);
+        let conns: Arc<Mutex<Vec<Weak<OwnedFd>>>> = Arc::default();
+        let (l2, c2) = (listener.clone(), conns.clone());
+        let acceptor = std::thread::Builder::new()
+            .name("sock-accept".into())
+            .spawn(move || accept_loop(cp, l2, c2))
+            .map_err(|source| SockError {
+                what: "starting the accept thread".into(),
+                source,
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            listener,
+            conns,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops accepting, ends every connection (their registrations are released) and
+    /// removes the socket file.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = shutdown(self.listener.as_raw_fd(), Shutdown::Both);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        for c in self.conns.lock().drain(..) {
+            if let Some(c) = c.upgrade() {
+                let _ = shutdown(c.as_raw_fd(), Shutdown::Both);
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for SockFrontend {
+    fn drop(&mut self) {
+        if self.acceptor.is_some() {
+            self.shutdown();
+        }
+    }
+}
+
+fn accept_loop(cp: Arc<ControlPlane>, l: Arc<OwnedFd>, conns: Arc<Mutex<Vec<Weak<OwnedFd>>>>) {
+    loop {
+        let raw = match accept(l.as_raw_fd()) {
+            Ok(fd) => fd,
+            Err(nix::Error::EINTR | nix::Error::ECONNABORTED) => continue,
+            Err(nix::Error::EMFILE | nix::Error::ENFILE | nix::Error::ENOMEM) => {
+                tracing::warn!("out of descriptors accepting a netmap client; retrying");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(%e, "accept loop ends");
+                return;
+            }
+        };
+        // SAFETY: accept just returned this descriptor; nothing else owns it.
+        let conn = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        if let Err(e) = nix::fcntl::fcntl(
+            &conn,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        ) {
+            tracing::debug!(%e, "FD_CLOEXEC on a client connection");
+        }
+        {
+            let mut c = conns.lock();
+            c.retain(|w| w.strong_count() > 0);
+            c.push(Arc::downgrade(&conn));
+        }
+        let cp2 = cp.clone();
+        if let Err(e) = std::thread::Builder::new()
+            .name("sock-conn".into())
+            .spawn(move || serve(cp2, conn))
+        {
+            tracing::error!(%e, "cannot start a thread for a netmap client; refusing it");
+        }
+    }
+}
+
+/// One connection: one descriptor, its requests in order, released at the end.
+fn serve(cp: Arc<ControlPlane>, conn: Arc<OwnedFd>) {
+    let fd = cp.open();
+    tracing::debug!(fd, "rootless open");
+    let mut buf = vec![0u8; proto::MSG_MAX];
+    loop {
+        let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let (n, truncated, fds) = match recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(m) => {
+                let mut fds = Vec::new();
+                if let Ok(cm) = m.cmsgs() {
+                    for c in cm {
+                        if let ControlMessageOwned::ScmRights(v) = c {
+                            // SAFETY: descriptors received with SCM_RIGHTS are new in
+                            // this process and owned by nobody else.
+                            fds.extend(v.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+                        }
+                    }
+                }
+                let trunc = m
+                    .flags
+                    .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+                (m.bytes, trunc, fds)
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => {
+                tracing::debug!(fd, %e, "client connection failed");
+                break;
+            }
+        };
+        if n == 0 && fds.is_empty() {
+            break;
+        }
+        let mut fds = fds.into_iter();
+        let Some(reply) = fds.next() else {
+            tracing::warn!(fd, "request without a reply socket; ignored");
+            continue;
+        };
+        if truncated {
+            tracing::warn!(fd, "oversized request; refused");
+            send_reply(&reply, libc::E2BIG as u32, 0, &[], &[], None);
+            continue;
+        }
+        handle(&cp, fd, &conn, &buf[..n], &reply);
+    }
+    tracing::debug!(fd, "rootless close");
+    let _closing = cp.closing();
+    cp.release(fd);
+}
+
+/// The pid of the process that made the reply socket (its creator, i.e. the caller).
+fn caller_pid(reply: &OwnedFd) -> Option<u32> {
+    getsockopt(reply, sockopt::PeerCredentials)
+        .ok()
+        .and_then(|c| u32::try_from(c.pid()).ok())
+        .filter(|&p| p != 0)
+}
+
+fn handle(cp: &ControlPlane, fd: FdId, conn: &Arc<OwnedFd>, msg: &[u8], reply: &OwnedFd) {
+    let Ok((req, arg, segs)) = proto::decode_req(msg) else {
+        tracing::warn!(fd, len = msg.len(), "malformed request; refused");
+        send_reply(reply, libc::EINVAL as u32, 0, &[], &[], None);
+        return;
+    };
+    match req.op {
+        proto::OP_IOCTL => {
+            let expected = netmap_abi::ioc_size(req.cmd);
+            if arg.len() != expected {
+                tracing::warn!(
+                    fd,
+                    cmd = format_args!("{:#x}", req.cmd),
+                    len = arg.len(),
+                    expected,
+                    "ioctl argument of the wrong size; refused"
+                );
+                send_reply(reply, libc::EINVAL as u32, 0, &[], &[], None);
+                return;
+            }
+            let um = Marshalled::new(segs, caller_pid(reply));
+            let res = cp.ioctl(fd, req.cmd, &arg, &um);
+            let written = um.written();
+            match res {
+                Ok(mut out) => {
+                    out.resize(arg.len(), 0);
+                    send_reply(reply, 0, 0, &out, &written, None);
+                }
+                Err(e) => send_reply(reply, e.0 as u32, 0, &[], &written, None),
+            }
+        }
+        proto::OP_POLL => {
+            let waker: Option<Box<dyn PollWaker>> = if req.arm != 0 {
+                Some(Box::new(SockWaker(conn.clone())))
+            } else {
+                None
+            };
+            let revents = cp.poll(fd, req.events, waker);
+            send_reply(reply, 0, revents, &[], &[], None);
+        }
+        proto::OP_MAP => {
+            let len = (cp.region_len() as u64).to_le_bytes();
+            send_reply(reply, 0, 0, &len, &[], Some(cp.region_file().as_raw_fd()));
+        }
+        proto::OP_HELLO => send_reply(reply, 0, 0, &[], &[], None),
+        op => {
+            tracing::warn!(fd, op, "unknown request; refused");
+            send_reply(reply, libc::EINVAL as u32, 0, &[], &[], None);
+        }
+    }
+}
+
+fn send_reply(
+    reply: &OwnedFd,
+    errno: u32,
+    revents: u32,
+    arg: &[u8],
+    segs: &[proto::Segment],
+    pass: Option<RawFd>,
+) {
+    let msg = proto::encode_reply(
+        &proto::SockReply {
+            errno,
+            revents,
+            ..Default::default()
+        },
+        arg,
+        segs,
+    );
+    let fds;
+    let cmsgs: &[ControlMessage] = match pass {
+        Some(f) => {
+            fds = [f];
+            &[ControlMessage::ScmRights(&fds)]
+        }
+        None => &[],
+    };
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    if let Err(e) = sendmsg::<()>(
+        reply.as_fd().as_raw_fd(),
+        &[IoSlice::new(&msg)],
+        cmsgs,
+        flags,
+        None,
+    ) {
+        // The caller died or gave a socket it does not read: its problem only.
+        tracing::debug!(%e, "reply not delivered");
+    }
+}
