@@ -34,8 +34,51 @@ use std::sync::{Arc, Weak};
 pub struct SockFrontend {
     path: PathBuf,
     listener: Arc<OwnedFd>,
-    conns: Arc<Mutex<Vec<Weak<OwnedFd>>>>,
+    conns: Conns,
     acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+/// One client connection (one descriptor).
+struct Conn {
+    sock: Arc<OwnedFd>,
+    /// Set once the descriptor's registration has been released.
+    released: std::sync::atomic::AtomicBool,
+}
+
+type Conns = Arc<Mutex<Vec<Weak<Conn>>>>;
+
+/// Lets the release of every connection its program has already closed finish before
+/// a control request goes ahead. A program's `close()` returns once the daemon's end
+/// reads EOF, but the connection's thread may not have run yet; the kernel, by
+/// contrast, has released the device before close returns, and programs rely on it (a
+/// pipe closed on both ends is gone for the next REGISTER).
+fn settle_closes(conns: &Conns, me: &Conn) {
+    let others: Vec<Arc<Conn>> = conns.lock().iter().filter_map(Weak::upgrade).collect();
+    for c in others {
+        if std::ptr::eq(Arc::as_ptr(&c), me)
+            || c.released.load(std::sync::atomic::Ordering::Acquire)
+        {
+            continue;
+        }
+        let mut p = libc::pollfd {
+            fd: c.sock.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        if n != 1 || p.revents & (libc::POLLRDHUP | libc::POLLHUP) == 0 {
+            continue;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while !c.released.load(std::sync::atomic::Ordering::Acquire) {
+            if std::time::Instant::now() > deadline {
+                tracing::debug!("a closed connection's release is slow; going ahead");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +140,7 @@ impl SockFrontend {
         )?;
         listen(&l, Backlog::new(512).unwrap_or(Backlog::MAXCONN)).map_err(err("listen"))?;
         let listener = Arc::new(l);
-        let conns: Arc<Mutex<Vec<Weak<OwnedFd>>>> = Arc::default();
+        let conns: Conns = Arc::default();
         let (l2, c2) = (listener.clone(), conns.clone());
         let acceptor = std::thread::Builder::new()
             .name("sock-accept".into())
@@ -131,7 +174,7 @@ impl SockFrontend {
         }
         for c in self.conns.lock().drain(..) {
             if let Some(c) = c.upgrade() {
-                let _ = shutdown(c.as_raw_fd(), Shutdown::Both);
+                let _ = shutdown(c.sock.as_raw_fd(), Shutdown::Both);
             }
         }
         let _ = std::fs::remove_file(&self.path);
@@ -146,7 +189,7 @@ impl Drop for SockFrontend {
     }
 }
 
-fn accept_loop(cp: Arc<ControlPlane>, l: Arc<OwnedFd>, conns: Arc<Mutex<Vec<Weak<OwnedFd>>>>) {
+fn accept_loop(cp: Arc<ControlPlane>, l: Arc<OwnedFd>, conns: Conns) {
     loop {
         let raw = match accept(l.as_raw_fd()) {
             Ok(fd) => fd,
@@ -162,22 +205,26 @@ fn accept_loop(cp: Arc<ControlPlane>, l: Arc<OwnedFd>, conns: Arc<Mutex<Vec<Weak
             }
         };
         // SAFETY: accept just returned this descriptor; nothing else owns it.
-        let conn = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        let sock = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
         if let Err(e) = nix::fcntl::fcntl(
-            &conn,
+            &sock,
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
         ) {
             tracing::debug!(%e, "FD_CLOEXEC on a client connection");
         }
+        let conn = Arc::new(Conn {
+            sock,
+            released: false.into(),
+        });
         {
             let mut c = conns.lock();
             c.retain(|w| w.strong_count() > 0);
             c.push(Arc::downgrade(&conn));
         }
-        let cp2 = cp.clone();
+        let (cp2, conns2) = (cp.clone(), conns.clone());
         if let Err(e) = std::thread::Builder::new()
             .name("sock-conn".into())
-            .spawn(move || serve(cp2, conn))
+            .spawn(move || serve(cp2, conn, conns2))
         {
             tracing::error!(%e, "cannot start a thread for a netmap client; refusing it");
         }
@@ -185,7 +232,7 @@ fn accept_loop(cp: Arc<ControlPlane>, l: Arc<OwnedFd>, conns: Arc<Mutex<Vec<Weak
 }
 
 /// One connection: one descriptor, its requests in order, released at the end.
-fn serve(cp: Arc<ControlPlane>, conn: Arc<OwnedFd>) {
+fn serve(cp: Arc<ControlPlane>, conn: Arc<Conn>, conns: Conns) {
     let fd = cp.open();
     tracing::debug!(fd, "rootless open");
     let mut buf = vec![0u8; proto::MSG_MAX];
@@ -193,7 +240,7 @@ fn serve(cp: Arc<ControlPlane>, conn: Arc<OwnedFd>) {
         let mut cmsg = nix::cmsg_space!([RawFd; 4]);
         let mut iov = [IoSliceMut::new(&mut buf)];
         let (n, truncated, fds) = match recvmsg::<()>(
-            conn.as_raw_fd(),
+            conn.sock.as_raw_fd(),
             &mut iov,
             Some(&mut cmsg),
             MsgFlags::MSG_CMSG_CLOEXEC,
@@ -233,11 +280,15 @@ fn serve(cp: Arc<ControlPlane>, conn: Arc<OwnedFd>) {
             send_reply(&reply, libc::E2BIG as u32, 0, &[], &[], None);
             continue;
         }
-        handle(&cp, fd, &conn, &buf[..n], &reply);
+        handle(&cp, fd, &conn, &conns, &buf[..n], reply);
     }
     tracing::debug!(fd, "rootless close");
-    let _closing = cp.closing();
-    cp.release(fd);
+    {
+        let _closing = cp.closing();
+        cp.release(fd);
+    }
+    conn.released
+        .store(true, std::sync::atomic::Ordering::Release);
 }
 
 /// The pid of the process that made the reply socket (its creator, i.e. the caller).
@@ -248,10 +299,26 @@ fn caller_pid(reply: &OwnedFd) -> Option<u32> {
         .filter(|&p| p != 0)
 }
 
-fn handle(cp: &ControlPlane, fd: FdId, conn: &Arc<OwnedFd>, msg: &[u8], reply: &OwnedFd) {
+/// Whether a NIOCCTRL header asks to start a sync loop, which runs inside the request
+/// until stopped (by a later request on the same descriptor).
+fn starts_kloop(cmd: u32, arg: &[u8]) -> bool {
+    use zerocopy::FromBytes;
+    cmd == netmap_abi::NIOCCTRL
+        && netmap_abi::NmreqHeader::read_from_bytes(arg)
+            .is_ok_and(|h| h.nr_reqtype == netmap_abi::NETMAP_REQ_SYNC_KLOOP_START)
+}
+
+fn handle(
+    cp: &Arc<ControlPlane>,
+    fd: FdId,
+    conn: &Arc<Conn>,
+    conns: &Conns,
+    msg: &[u8],
+    reply: OwnedFd,
+) {
     let Ok((req, arg, segs)) = proto::decode_req(msg) else {
         tracing::warn!(fd, len = msg.len(), "malformed request; refused");
-        send_reply(reply, libc::EINVAL as u32, 0, &[], &[], None);
+        send_reply(&reply, libc::EINVAL as u32, 0, &[], &[], None);
         return;
     };
     match req.op {
@@ -265,37 +332,57 @@ fn handle(cp: &ControlPlane, fd: FdId, conn: &Arc<OwnedFd>, msg: &[u8], reply: &
                     expected,
                     "ioctl argument of the wrong size; refused"
                 );
-                send_reply(reply, libc::EINVAL as u32, 0, &[], &[], None);
+                send_reply(&reply, libc::EINVAL as u32, 0, &[], &[], None);
                 return;
             }
-            let um = Marshalled::new(segs, caller_pid(reply));
-            let res = cp.ioctl(fd, req.cmd, &arg, &um);
-            let written = um.written();
-            match res {
-                Ok(mut out) => {
-                    out.resize(arg.len(), 0);
-                    send_reply(reply, 0, 0, &out, &written, None);
+            if req.cmd != netmap_abi::NIOCTXSYNC && req.cmd != netmap_abi::NIOCRXSYNC {
+                settle_closes(conns, conn);
+            }
+            let pid = caller_pid(&reply);
+            let kloop = starts_kloop(req.cmd, &arg);
+            let cp = cp.clone();
+            let run = move || {
+                let um = Marshalled::new(segs, pid);
+                let res = cp.ioctl(fd, req.cmd, &arg, &um);
+                let written = um.written();
+                match res {
+                    Ok(mut out) => {
+                        out.resize(arg.len(), 0);
+                        send_reply(&reply, 0, 0, &out, &written, None);
+                    }
+                    Err(e) => send_reply(&reply, e.0 as u32, 0, &[], &written, None),
                 }
-                Err(e) => send_reply(reply, e.0 as u32, 0, &[], &written, None),
+            };
+            if kloop {
+                // The loop holds its request until stopped; the stop comes on this
+                // same connection, so the loop gets a thread of its own.
+                if let Err(e) = std::thread::Builder::new()
+                    .name("sock-kloop".into())
+                    .spawn(run)
+                {
+                    tracing::error!(fd, %e, "cannot start a thread for a sync loop");
+                }
+            } else {
+                run();
             }
         }
         proto::OP_POLL => {
             let waker: Option<Box<dyn PollWaker>> = if req.arm != 0 {
-                Some(Box::new(SockWaker(conn.clone())))
+                Some(Box::new(SockWaker(conn.sock.clone())))
             } else {
                 None
             };
             let revents = cp.poll(fd, req.events, waker);
-            send_reply(reply, 0, revents, &[], &[], None);
+            send_reply(&reply, 0, revents, &[], &[], None);
         }
         proto::OP_MAP => {
             let len = (cp.region_len() as u64).to_le_bytes();
-            send_reply(reply, 0, 0, &len, &[], Some(cp.region_file().as_raw_fd()));
+            send_reply(&reply, 0, 0, &len, &[], Some(cp.region_file().as_raw_fd()));
         }
-        proto::OP_HELLO => send_reply(reply, 0, 0, &[], &[], None),
+        proto::OP_HELLO => send_reply(&reply, 0, 0, &[], &[], None),
         op => {
             tracing::warn!(fd, op, "unknown request; refused");
-            send_reply(reply, libc::EINVAL as u32, 0, &[], &[], None);
+            send_reply(&reply, libc::EINVAL as u32, 0, &[], &[], None);
         }
     }
 }
