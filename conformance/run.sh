@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
 done
 
 # fixed order: cheap header checks first, NIC last
-progs=(ctrl info register options legacy ring bufswap extrabufs poll pipes csb nic)
+progs=(ctrl info register options legacy ring bufswap extrabufs poll fdlife pipes csb nic)
 
 args=()
 [ -n "$nic" ] && args+=(--nic "$nic")
