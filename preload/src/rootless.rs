@@ -615,7 +615,7 @@ pub(crate) unsafe fn poll_set(
             return 0;
         }
         // A token: look again (and arm again if still nothing).
-        arm = deadline.map_or(true, |d| std::time::Instant::now() < d);
+        arm = deadline.is_none_or(|d| std::time::Instant::now() < d);
     }
 }
 
@@ -793,6 +793,6 @@ pub(crate) unsafe fn epoll_wait(
         if k == 0 {
             return Some(0);
         }
-        arm = deadline.map_or(true, |d| std::time::Instant::now() < d);
+        arm = deadline.is_none_or(|d| std::time::Instant::now() < d);
     }
 }
