@@ -668,7 +668,18 @@ impl ControlPlane {
                 }
             }
         }
-        slot.ad.krings_create(ep, alloc, mem)?;
+        let is_nic = slot.ad.kind() == netmap_netif::PortKind::Nic;
+        slot.ad.krings_create(ep, alloc, mem).map_err(|e| {
+            let en = Errno::from(e);
+            if is_nic && en.0 == libc::EPERM {
+                tracing::error!(
+                    "NIC ports need CAP_NET_RAW (AF_PACKET; AF_XDP also CAP_NET_ADMIN and \
+                     CAP_BPF), which this daemon does not have: run it as root or give it \
+                     those capabilities; pipes, VALE, null ports and monitors need none"
+                );
+            }
+            en
+        })?;
         let watch = !slot.ad.event_fds().is_empty() && slot.watched.is_empty();
         let nifp_idx = alloc.if_pool.alloc().map_err(|_| {
             tracing::warn!("netmap_if pool exhausted");
