@@ -174,6 +174,33 @@ fn pipe_in_a_user_namespace_where_mounts_are_refused() {
     assert_pipe_ok(&out, 1_000_000);
 }
 
+/// Root without any capability, as a container's root is: the namespace is refused.
+#[test]
+fn pipe_as_root_without_capabilities() {
+    let s = pipe_script(1_000_000);
+    let c = nm("nm-client");
+    let k = kit();
+    let script = r#"set -u
+mount --make-rprivate / && mount -t tmpfs -o mode=755 tmpfs /dev || exit 90
+for n in null:1:3 zero:1:5 urandom:1:9; do
+  IFS=: read -r f a b <<EOF
+$n
+EOF
+  mknod -m 666 /dev/$f c $a $b || exit 91
+done
+mknod -m 666 /dev/fuse c 10 229 || exit 93
+exec setpriv --bounding-set=-all --inh-caps=-all "$@"
+"#;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "sh", "-c", script, "sh"]);
+    cmd.arg(k.join("netmapd"))
+        .args(["exec", "--", "sh", "-c", &s, "sh", &c]);
+    let out = run(cmd, Duration::from_secs(300));
+    println!("{}", out.stdout);
+    assert_preload_chosen(&out, "cannot mount");
+    assert_pipe_ok(&out, 1_000_000);
+}
+
 #[test]
 fn vale_learning_and_flooding_as_nobody() {
     let c = nm("nm-client");
