@@ -400,3 +400,37 @@ pub fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::elf_is_static;
+
+    /// A minimal 64-bit ELF executable header with one program header of type `pt`.
+    fn elf(pt: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 64 + 56];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2; // 64-bit
+        b[5] = 1; // little-endian
+        b[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        b[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        b[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        b[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+        b[64..68].copy_from_slice(&pt.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn static_and_dynamic_elf() {
+        assert!(elf_is_static(&elf(1)), "PT_LOAD only: static");
+        assert!(!elf_is_static(&elf(3)), "PT_INTERP: dynamic");
+        let me = std::fs::read("/proc/self/exe").expect("own executable");
+        assert!(!elf_is_static(&me), "the test binary is dynamic");
+        assert!(
+            !elf_is_static(b"#!/bin/sh\necho hi\n"),
+            "a script is not judged"
+        );
+        let mut short = elf(1);
+        short.truncate(70);
+        assert!(!elf_is_static(&short[..40]), "too short to be ELF");
+    }
+}

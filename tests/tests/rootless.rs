@@ -174,12 +174,22 @@ fn pipe_in_a_user_namespace_where_mounts_are_refused() {
     assert_pipe_ok(&out, 1_000_000);
 }
 
-/// Root without any capability, as a container's root is: the namespace is refused.
+/// Root without any capability, as a container's root is (the namespace is refused),
+/// running the README's CI recipe literally: `netmapd exec -- make check` in a
+/// project whose `check` target runs netmap traffic.
 #[test]
-fn pipe_as_root_without_capabilities() {
-    let s = pipe_script(1_000_000);
-    let c = nm("nm-client");
+fn ci_recipe_as_root_without_capabilities() {
     let k = kit();
+    let proj = k.join("project");
+    std::fs::create_dir_all(&proj).expect("project dir");
+    let c = nm("nm-client");
+    std::fs::write(
+        proj.join("Makefile"),
+        format!(
+            "check:\n\t{c} pipe-rx --port 'ci}}0' --count 1000000 & rx=$$!; \\\n\t{c} pipe-tx --port 'ci{{0' --count 1000000 && wait $$rx\n"
+        ),
+    )
+    .expect("Makefile");
     let script = r#"set -u
 mount --make-rprivate / && mount -t tmpfs -o mode=755 tmpfs /dev || exit 90
 for n in null:1:3 zero:1:5 urandom:1:9; do
@@ -189,12 +199,14 @@ EOF
   mknod -m 666 /dev/$f c $a $b || exit 91
 done
 mknod -m 666 /dev/fuse c 10 229 || exit 93
+cd "$1" && shift
 exec setpriv --bounding-set=-all --inh-caps=-all "$@"
 "#;
     let mut cmd = Command::new("unshare");
     cmd.args(["-m", "sh", "-c", script, "sh"]);
-    cmd.arg(k.join("netmapd"))
-        .args(["exec", "--", "sh", "-c", &s, "sh", &c]);
+    cmd.arg(&proj)
+        .arg(k.join("netmapd"))
+        .args(["exec", "--", "make", "check"]);
     let out = run(cmd, Duration::from_secs(300));
     println!("{}", out.stdout);
     assert_preload_chosen(&out, "cannot mount");
