@@ -8,7 +8,7 @@
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -161,16 +161,28 @@ fn create_huge_file(len: usize) -> io::Result<File> {
     Ok(file)
 }
 
-/// Creates an anonymous memfd of `len` bytes.
+/// Creates an anonymous memfd of `len` bytes, sealed against changes of size: the
+/// rootless front end hands this very file to clients, and one that shrank it would
+/// make every later access of the daemon's mapping past the new end a SIGBUS.
 fn create_memfd(len: usize) -> io::Result<File> {
     // SAFETY: the name is a valid NUL-terminated string; flags are valid.
-    let fd = unsafe { libc::memfd_create(c"netmapd-region".as_ptr(), libc::MFD_CLOEXEC) };
+    let fd = unsafe {
+        libc::memfd_create(
+            c"netmapd-region".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd was just returned by memfd_create and is owned by nobody else.
     let file = unsafe { File::from_raw_fd(fd) };
     file.set_len(len as u64)?;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: F_ADD_SEALS on our own memfd with a plain integer argument.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(file)
 }
 
@@ -328,6 +340,14 @@ mod tests {
         assert_eq!(r.backing(), Backing::Memfd);
         assert_eq!(r.file().metadata().expect("meta").len(), 3 * 4096 + 100);
         check_shared(&r);
+        // Clients get this file (rootless front end): its size cannot change.
+        for len in [4096, 1 << 30] {
+            let e = r
+                .file()
+                .set_len(len)
+                .expect_err("a sealed memfd changed size");
+            assert_eq!(e.raw_os_error(), Some(libc::EPERM), "set_len({len})");
+        }
     }
 
     #[test]

@@ -44,7 +44,19 @@ fn kit() -> &'static Path {
         let mut mk = Command::new("make");
         mk.arg("-C").arg(repo().join("conformance"));
         assert_success(&run(mk, Duration::from_secs(300)));
-        let dir = std::env::temp_dir().join(format!("netmapd-rootless-kit-{}", std::process::id()));
+        let tmp = std::env::temp_dir();
+        // Kits of earlier runs whose process is gone.
+        if let Ok(rd) = std::fs::read_dir(&tmp) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("netmapd-rootless-kit-") {
+                    if !Path::new("/proc").join(pid).exists() {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let dir = tmp.join(format!("netmapd-rootless-kit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("conformance")).expect("kit dir");
         let d = netmapd_bin();

@@ -424,3 +424,229 @@ fn send_reply(
         tracing::debug!(%e, "reply not delivered");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctrl::CtrlConfig;
+    use netmap_pool::PoolConfig;
+    use nix::sys::socket::{connect, socketpair};
+    use zerocopy::IntoBytes;
+
+    fn start() -> (SockFrontend, PathBuf, Arc<ControlPlane>) {
+        let cfg = CtrlConfig {
+            pools: PoolConfig {
+                if_size: 1024,
+                if_num: 16,
+                ring_size: 36864,
+                ring_num: 32,
+                buf_size: 2048,
+                buf_num: 4096,
+            },
+            prefer_huge: false,
+            ..CtrlConfig::default()
+        };
+        let cp = Arc::new(ControlPlane::new(&cfg).expect("control plane"));
+        let dir = std::env::temp_dir().join(format!(
+            "netmapd-sock-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("s");
+        let fe = SockFrontend::start(cp.clone(), &path).expect("front end");
+        (fe, dir, cp)
+    }
+
+    fn client(path: &Path) -> OwnedFd {
+        let s = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        connect(s.as_raw_fd(), &UnixAddr::new(path).expect("addr")).expect("connect");
+        s
+    }
+
+    /// Sends `msg` with a fresh reply socket and returns the reply datagram, if any
+    /// comes within a second.
+    fn ask(conn: &OwnedFd, msg: &[u8]) -> Option<(Vec<u8>, Option<OwnedFd>)> {
+        let (mine, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair");
+        let pass = [theirs.as_raw_fd()];
+        sendmsg::<()>(
+            conn.as_raw_fd(),
+            &[IoSlice::new(msg)],
+            &[ControlMessage::ScmRights(&pass)],
+            MsgFlags::empty(),
+            None,
+        )
+        .expect("sendmsg");
+        drop(theirs);
+        let mut p = libc::pollfd {
+            fd: mine.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, 1000) } != 1 {
+            return None;
+        }
+        let mut buf = vec![0u8; proto::MSG_MAX];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let m = recvmsg::<()>(
+            mine.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .ok()?;
+        let mut fd = None;
+        for c in m.cmsgs().ok()? {
+            if let ControlMessageOwned::ScmRights(v) = c {
+                // SAFETY: received descriptors are new and unowned.
+                fd = v.first().map(|&f| unsafe { OwnedFd::from_raw_fd(f) });
+            }
+        }
+        let n = m.bytes;
+        Some((buf[..n].to_vec(), fd))
+    }
+
+    fn errno_of(reply: &[u8]) -> u32 {
+        proto::decode_reply(reply)
+            .expect("well-formed reply")
+            .0
+            .errno
+    }
+
+    #[test]
+    fn hostile_requests_get_errors_and_the_daemon_keeps_serving() {
+        let (fe, dir, cp) = start();
+        let c = client(&fe.path);
+        // No reply socket: ignored (nothing to answer on), the connection stays.
+        nix::sys::socket::send(c.as_raw_fd(), b"garbage", MsgFlags::empty()).expect("send");
+        // Garbage with a reply socket: EINVAL.
+        let (r, _) = ask(&c, b"xx").expect("a reply");
+        assert_eq!(errno_of(&r), libc::EINVAL as u32);
+        // A header whose lengths lie.
+        let mut lie = proto::SockReq {
+            op: proto::OP_IOCTL,
+            cmd: netmap_abi::NIOCCTRL,
+            ..Default::default()
+        }
+        .as_bytes()
+        .to_vec();
+        lie[16..20].copy_from_slice(&1_000_000u32.to_le_bytes());
+        let (r, _) = ask(&c, &lie).expect("a reply");
+        assert_eq!(errno_of(&r), libc::EINVAL as u32);
+        // An ioctl argument of the wrong size.
+        let m = proto::encode_req(
+            &proto::SockReq {
+                op: proto::OP_IOCTL,
+                cmd: netmap_abi::NIOCCTRL,
+                ..Default::default()
+            },
+            &[0; 10],
+            &[],
+        );
+        assert_eq!(
+            errno_of(&ask(&c, &m).expect("a reply").0),
+            libc::EINVAL as u32
+        );
+        // An unknown operation.
+        let m = proto::encode_req(
+            &proto::SockReq {
+                op: 99,
+                ..Default::default()
+            },
+            &[],
+            &[],
+        );
+        assert_eq!(
+            errno_of(&ask(&c, &m).expect("a reply").0),
+            libc::EINVAL as u32
+        );
+        // A REGISTER whose body is nowhere (no segment; the caller's address is not
+        // mapped): EFAULT, as the kernel's copy_from_user.
+        let mut hdr = netmap_abi::NmreqHeader {
+            nr_version: netmap_abi::NETMAP_API as u16,
+            nr_reqtype: netmap_abi::NETMAP_REQ_REGISTER,
+            nr_body: 0x10,
+            ..Default::default()
+        };
+        netmap_abi::set_cname(&mut hdr.nr_name, "sk{0");
+        let m = proto::encode_req(
+            &proto::SockReq {
+                op: proto::OP_IOCTL,
+                cmd: netmap_abi::NIOCCTRL,
+                ..Default::default()
+            },
+            hdr.as_bytes(),
+            &[],
+        );
+        assert_eq!(
+            errno_of(&ask(&c, &m).expect("a reply").0),
+            libc::EFAULT as u32
+        );
+        // A well-formed REGISTER through a segment: the reply carries the body back.
+        let body = netmap_abi::NmreqRegister {
+            nr_mode: netmap_abi::NR_REG_ALL_NIC,
+            ..Default::default()
+        };
+        let seg = proto::Segment {
+            addr: 0x10,
+            bytes: body.as_bytes().to_vec(),
+        };
+        let m = proto::encode_req(
+            &proto::SockReq {
+                op: proto::OP_IOCTL,
+                cmd: netmap_abi::NIOCCTRL,
+                ..Default::default()
+            },
+            hdr.as_bytes(),
+            &[seg],
+        );
+        let (r, _) = ask(&c, &m).expect("a reply");
+        let (h, _, segs) = proto::decode_reply(&r).expect("reply");
+        assert_eq!(h.errno, 0, "REGISTER through a segment");
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].addr, 0x10);
+        use zerocopy::FromBytes;
+        let out = netmap_abi::NmreqRegister::read_from_bytes(&segs[0].bytes).expect("body");
+        assert!(out.nr_memsize > 0 && out.nr_tx_rings == 1);
+        // The region comes as a descriptor of the right size, sealed.
+        let m = proto::encode_req(
+            &proto::SockReq {
+                op: proto::OP_MAP,
+                ..Default::default()
+            },
+            &[],
+            &[],
+        );
+        let (r, fd) = ask(&c, &m).expect("a reply");
+        let (_, arg, _) = proto::decode_reply(&r).expect("reply");
+        let len = u64::from_le_bytes(arg[..8].try_into().expect("8 bytes"));
+        assert_eq!(len, cp.region_len() as u64);
+        let f = std::fs::File::from(fd.expect("a memfd"));
+        assert_eq!(f.metadata().expect("meta").len(), len);
+        assert!(f.set_len(4096).is_err(), "a client shrank the region");
+        // Closing the connection releases the registration.
+        drop(c);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while !cp.quiescent() {
+            assert!(std::time::Instant::now() < deadline, "not released");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        fe.stop();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
