@@ -230,6 +230,46 @@ done:
 	pair_close(&pp);
 }
 
+/* Registers a pipe end on fd (already open) and closes it; 0 or the errno. */
+static int register_and_close(int fd, unsigned id)
+{
+	struct nmreq_register r;
+
+	reg_init(&r, NR_REG_ALL_NIC);
+	int e = ctrl(fd, NETMAP_REQ_REGISTER, P('{', id), &r, NULL);
+	close(fd);
+	return e;
+}
+
+/* The device reached through a symbolic link, and relative to a directory. */
+static void open_by_other_names(void)
+{
+	char link[64];
+
+	snprintf(link, sizeof(link), "/tmp/ncfdl-link-%d", (int)getpid());
+	(void)unlink(link);
+	if (!EXPECT(symlink(dev_path(), link) == 0, "symlink: %s", ename(errno)))
+		return;
+	int fd = open(link, O_RDWR);
+	if (EXPECT(fd >= 0, "open through a symlink: %s", ename(errno)))
+		EXPECT_EQ(register_and_close(fd, 7), 0, "REGISTER on a descriptor opened through a symlink");
+	(void)unlink(link);
+
+	const char *dev = dev_path();
+	const char *slash = strrchr(dev, '/');
+	if (!EXPECT(slash && slash != dev, "device path %s has no directory", dev))
+		return;
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - dev), dev);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (!EXPECT(dfd >= 0, "open %s: %s", dir, ename(errno)))
+		return;
+	fd = openat(dfd, slash + 1, O_RDWR);
+	if (EXPECT(fd >= 0, "openat(dirfd, \"%s\"): %s", slash + 1, ename(errno)))
+		EXPECT_EQ(register_and_close(fd, 8), 0, "REGISTER on a descriptor from openat");
+	close(dfd);
+}
+
 /*
  * An exec'd program keeps a descriptor without FD_CLOEXEC, still registered:
  * it maps the region again and sends through the inherited registration.
@@ -302,5 +342,6 @@ int main(int argc, char **argv)
 	RUN(dup_shares_registration);
 	RUN(fork_shares_registration);
 	RUN(exec_keeps_descriptor);
+	RUN(open_by_other_names);
 	return suite_end();
 }
