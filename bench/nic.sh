@@ -128,7 +128,7 @@ wait $r || { cat "$L/b1$K.txt"; exit 16; }
 # Where the receive CPU of netmapd goes, per thread name (the port worker nic-vB, the
 # port-events relay, the client nm-client, ...).
 join "$L/b1-th0.txt" "$L/b1-th1.txt" | awk -v r="$round" -v k="$K" '$3 - $2 > 0 { printf "B1T%s round=%d thread=%s ns=%.0f\n", k, r, $1, $3 - $2 }'
-"$d" status >"$L/b1$K-status.txt"
+"$d" status --keys >"$L/b1$K-status.txt"
 want=$([ "$K" = X ] && echo 1 || echo 0)
 grep -q "^port=vB .* xdp=$want" "$L/b1$K-status.txt" || { echo "vB is not on the expected backend:"; cat "$L/b1$K-status.txt"; exit 20; }
 kill -9 $h; wait $h 2>/dev/null || true

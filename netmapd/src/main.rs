@@ -38,8 +38,22 @@ enum Cmd {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
-    /// Print pool occupancy, clients and ports of the running daemon.
-    Status,
+    /// Print pool occupancy, descriptors and ports (with packets and drops) of the
+    /// running daemon, as a table.
+    Status {
+        /// JSON, for scripts.
+        #[arg(long, conflicts_with = "keys")]
+        json: bool,
+        /// One key=value per line (the format of earlier versions), for shell scripts.
+        #[arg(long)]
+        keys: bool,
+        /// Refresh every second, with packet rates per port.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: stop after this many snapshots.
+        #[arg(long, requires = "watch")]
+        count: Option<u64>,
+    },
     /// Print the path of the preload library (libnetmapd_preload.so), for running
     /// programs with LD_PRELOAD against a daemon started as a service.
     PreloadPath,
@@ -160,7 +174,21 @@ fn init_logging(filter: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Some(Cmd::Status) => status::print(&cli.opts.status_socket()),
+        Some(Cmd::Status {
+            json,
+            keys,
+            watch,
+            count,
+        }) => {
+            let f = if json {
+                status::Format::Json
+            } else if keys {
+                status::Format::Keys
+            } else {
+                status::Format::Table
+            };
+            status::print(&cli.opts.status_socket(), f, watch, count)
+        }
         Some(Cmd::PreloadPath) => match exec::preload_library() {
             Ok(p) => {
                 println!("{}", p.display());

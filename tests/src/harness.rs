@@ -177,7 +177,7 @@ mount --make-rprivate / && mount -t tmpfs tmpfs /dev || exit 90
 mknod -m 666 /dev/null c 1 3 && mknod -m 666 /dev/zero c 1 5 && mknod -m 666 /dev/urandom c 1 9 && mknod -m 600 /dev/fuse c 10 229 || exit 91
 d="$1"; c="$2"; export NETMAPD_STATUS_SOCKET=/dev/.st.sock
 mounted() { grep -q ' /dev/netmap .* - fuse' /proc/self/mountinfo; }
-wait_mounted() { i=0; until mounted && "$d" status >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 200 ] && { echo "daemon did not come up"; return 1; }; sleep 0.05; done; }
+wait_mounted() { i=0; until mounted && "$d" status --keys >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 200 ] && { echo "daemon did not come up"; return 1; }; sleep 0.05; done; }
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 "#;
     let mut cmd = Command::new("unshare");

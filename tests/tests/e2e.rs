@@ -170,7 +170,10 @@ const STATUS_KEYS: &[&str] = &[
 #[test]
 fn status_reports_pools() {
     let netmapd = netmapd_bin();
-    let out = netmapd_exec([netmapd.as_os_str(), "status".as_ref()], CASE_TIMEOUT);
+    let out = netmapd_exec(
+        [netmapd.as_os_str(), "status".as_ref(), "--keys".as_ref()],
+        CASE_TIMEOUT,
+    );
     assert_success(&out);
     let st = parse_status(&out.stdout);
     for k in STATUS_KEYS {
@@ -184,6 +187,99 @@ fn status_reports_pools() {
     assert_eq!(st["if_total"], "100", "{}", out.describe());
     assert_eq!(st["ring_total"], "200", "{}", out.describe());
     assert_eq!(st["buf_total"], "163840", "{}", out.describe());
+}
+
+/// `netmapd status` after traffic through a VALE switch: the JSON parsed, the table's
+/// columns and row, and two `--watch` snapshots with rate columns.
+#[test]
+fn status_table_json_and_watch_after_traffic() {
+    let script = r#"d="$1"; c="$2"
+"$c" rx-count --port vale9:b --idle-ms 3000 > /dev/null & rx=$!
+i=0; until "$d" status --keys | grep -q '^port=vale9:b '; do i=$((i+1)); [ $i -gt 200 ] && exit 3; sleep 0.02; done
+"$c" pipe-tx --port vale9:a --count 1000 > /dev/null || exit 4
+echo "=== json"; "$d" status --json || exit 5
+echo "=== table"; "$d" status || exit 6
+echo "=== watch"; "$d" status --watch --count 2 || exit 7
+echo "=== end"
+kill $rx; wait $rx 2>/dev/null; exit 0"#;
+    let d = netmapd_bin();
+    let out = netmapd_exec(
+        ["sh", "-c", script, "sh", &d.to_string_lossy(), NM_CLIENT],
+        CASE_TIMEOUT,
+    );
+    assert_success(&out);
+    let part = |a: &str, b: &str| -> String {
+        let s = out.stdout.split(a).nth(1).unwrap_or_default();
+        s.split(b).next().unwrap_or_default().to_string()
+    };
+    let v: serde_json::Value = serde_json::from_str(part("=== json\n", "=== table").trim())
+        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", out.describe()));
+    assert_eq!(v["pools"]["buf"]["total"], 163840, "{v}");
+    assert_eq!(v["pools"]["if"]["total"], 100, "{v}");
+    let ports = v["ports"].as_array().expect("ports array");
+    let b = ports
+        .iter()
+        .find(|p| p["name"] == "vale9:b")
+        .unwrap_or_else(|| panic!("no vale9:b in {v}"));
+    assert_eq!(b["kind"], "Vale");
+    assert_eq!(b["users"], 1);
+    assert_eq!(b["counters"]["rx_packets"], 1000, "{v}");
+    assert_eq!(b["counters"]["rx_drops"], 0, "{v}");
+    let table = part("=== table\n", "=== watch");
+    let head = table
+        .lines()
+        .find(|l| l.starts_with("PORT"))
+        .unwrap_or_else(|| panic!("no header:\n{table}"));
+    let cols: Vec<&str> = head
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cols,
+        ["PORT", "KIND", "USERS", "TX RINGS", "RX RINGS", "TX PKTS", "RX PKTS", "DROPS"],
+        "{table}"
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("vale9:b "))
+        .unwrap_or_else(|| panic!("no vale9:b row:\n{table}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        ["vale9:b", "Vale", "1", "1x1024", "1x1024", "0", "1000", "0"],
+        "{table}"
+    );
+    for pool in ["if", "ring", "buf"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(pool)),
+            "no {pool} pool line:\n{table}"
+        );
+    }
+    let watch = part("=== watch\n", "=== end");
+    let heads: Vec<&str> = watch.lines().filter(|l| l.starts_with("PORT")).collect();
+    assert_eq!(heads.len(), 2, "two snapshots expected:\n{watch}");
+    assert!(
+        heads
+            .iter()
+            .all(|h| h.contains("TX PPS") && h.contains("RX PPS")),
+        "{watch}"
+    );
+    let last = watch
+        .lines()
+        .filter(|l| l.starts_with("vale9:b "))
+        .last()
+        .unwrap_or_default();
+    let f: Vec<&str> = last.split_whitespace().collect();
+    assert_eq!(f.len(), 10, "{watch}");
+    assert_eq!(
+        &f[8..],
+        ["0", "0"],
+        "no traffic during the watch: rates 0\n{watch}"
+    );
 }
 
 /// Which ends of a pipe stream run with the preload library (in-process syncs).
@@ -211,7 +307,7 @@ env {tx_env} "$c" pipe-tx --port 'pp{{0' --count {count} {extra} & tx=$!
 wait "$tx"; txs=$?
 wait "$rx"; rxs=$?
 echo "pipe-tx exit=$txs pipe-rx exit=$rxs"
-"$d" status | grep '^daemon_syncs='
+"$d" status --keys | grep '^daemon_syncs='
 [ "$txs" -eq 0 ] && [ "$rxs" -eq 0 ]"#
     );
     let d = netmapd_bin();
@@ -303,7 +399,7 @@ fn pipe_10m_packets_kernel_sender_preloaded_receiver() {
 fn kill_client_restores_pool() {
     let script = r#"d="$1"; c="$2"
 t=$(mktemp -d) || exit 5
-snap() { "$d" status > "$1" || { echo "netmapd status failed" >&2; exit 3; }; }
+snap() { "$d" status --keys > "$1" || { echo "netmapd status failed" >&2; exit 3; }; }
 free() { grep -E '^(if|ring|buf)_free=' "$1"; }
 snap "$t/before"
 "$c" pipe-kill-victim --port 'kv{0' > "$t/victim" 2>&1 & v=$!

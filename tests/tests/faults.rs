@@ -78,7 +78,7 @@ fn check_pairs(out: &Output, pairs: usize) -> Vec<u64> {
 
 /// Shell helpers shared by the scripts below (`$d` = netmapd, `$c` = nm-client).
 const SH_LIB: &str = r#"
-snap() { "$d" status > "$1" 2>&1 || { echo "netmapd status failed:"; cat "$1"; exit 3; }; }
+snap() { "$d" status --keys > "$1" 2>&1 || { echo "netmapd status failed:"; cat "$1"; exit 3; }; }
 frees() { grep -E '^(if|ring|buf)_free=' "$1"; }
 # pair K PREFIX STREAM TXARGS RXARGS: receiver on PREFIX}K and sender on PREFIX{K in the
 # background, outputs (with the exit status appended) in $t/rxK and $t/txK.
@@ -396,7 +396,7 @@ wait_mounted || exit 1
 ( "$c" pipe-tx --port 'dk{0' --count 1000000000000 > "$t/tx" 2>&1; echo $? > "$t/tx.st"; ms > "$t/tx.end" ) &
 sleep 2
 [ -e "$t/rx.st" ] || [ -e "$t/tx.st" ] && { echo "a client ended before the daemon was killed"; cat "$t/rx" "$t/tx"; exit 2; }
-"$d" status | grep '^port=dk' || { echo "pipe dk not registered"; exit 2; }
+"$d" status --keys | grep '^port=dk' || { echo "pipe dk not registered"; exit 2; }
 t0=$(ms)
 kill -KILL $p; wait $p 2>/dev/null
 until [ -e "$t/rx.end" ] && [ -e "$t/tx.end" ]; do
@@ -461,20 +461,20 @@ fn client_killed_in_sync_loop() {
 t=/dev/.faults; mkdir "$t" || exit 92
 "$d" 2> "$t/daemon" & p=$!
 wait_mounted || exit 1
-"$d" status > "$t/st0"
+"$d" status --keys > "$t/st0"
 "$c" kloop-hold --port 'kh{1' > "$t/hold" 2>&1 & h=$!
 i=0; until grep -q "loop running" "$t/hold"; do
   i=$((i+1)); [ $i -gt 200 ] && { echo "no loop"; cat "$t/hold"; exit 2; }; sleep 0.05
 done
-"$d" status > "$t/st-loop"
+"$d" status --keys > "$t/st-loop"
 grep -q '^registered=1$' "$t/st-loop" && grep -q '^csb=1$' "$t/st-loop" && grep -q '^sync_loops=1$' "$t/st-loop" ||
   { echo "kloop-hold not registered in CSB mode with its loop running"; cat "$t/st-loop"; exit 3; }
 t0=$(ms); kill -KILL $h; wait $h 2>/dev/null; t1=$(ms)
 echo "died_ms=$((t1 - t0))"
-i=0; until "$d" status | grep -q '^clients=0$'; do
-  i=$((i+1)); [ $i -gt 100 ] && { echo "descriptor not released"; "$d" status; exit 4; }; sleep 0.05
+i=0; until "$d" status --keys | grep -q '^clients=0$'; do
+  i=$((i+1)); [ $i -gt 100 ] && { echo "descriptor not released"; "$d" status --keys; exit 4; }; sleep 0.05
 done
-"$d" status > "$t/st1"
+"$d" status --keys > "$t/st1"
 for k in if_free ring_free buf_free; do
   a=$(grep "^$k=" "$t/st0"); b=$(grep "^$k=" "$t/st1")
   [ "$a" = "$b" ] || { echo "pool not back: $a then $b"; exit 5; }
@@ -506,13 +506,13 @@ fn preloaded_senders_killed_mid_traffic() {
     let script = r#"d="$1"; c="$2"; n=10; rounds=15
 t=$(mktemp -d) || exit 5
 trap 'rm -rf "$t"' EXIT
-"$d" status > "$t/before"
+"$d" status --keys > "$t/before"
 k=0
 while [ $k -lt $n ]; do
   "$c" rx-count --port "kv$k}0" --idle-ms 60000 > "$t/rx$k" 2>&1 & eval "r$k=\$!"
   k=$((k+1))
 done
-i=0; until [ "$("$d" status | grep -c '^port=kv')" -ge $((2 * n)) ] || [ $i -gt 200 ]; do i=$((i+1)); sleep 0.05; done
+i=0; until [ "$("$d" status --keys | grep -c '^port=kv')" -ge $((2 * n)) ] || [ $i -gt 200 ]; do i=$((i+1)); sleep 0.05; done
 killed=0; r=0
 while [ $r -lt $rounds ]; do
   pids=""; k=0
@@ -537,8 +537,8 @@ echo "fresh_senders_ok=$ok"
 k=0
 while [ $k -lt $n ]; do eval "kill \$r$k"; k=$((k+1)); done
 wait
-i=0; until "$d" status | grep -qx 'registered=0' || [ $i -gt 100 ]; do i=$((i+1)); sleep 0.05; done
-"$d" status > "$t/after"
+i=0; until "$d" status --keys | grep -qx 'registered=0' || [ $i -gt 100 ]; do i=$((i+1)); sleep 0.05; done
+"$d" status --keys > "$t/after"
 for f in if_free ring_free buf_free registered; do grep "^$f=" "$t/before" "$t/after"; done
 for f in if_free ring_free buf_free; do
   [ "$(grep "^$f=" "$t/before")" = "$(grep "^$f=" "$t/after")" ] || { echo "LEAK $f"; exit 7; }
@@ -581,9 +581,9 @@ fn preloaded_vale_senders_killed_mid_traffic() {
     let script = r#"d="$1"; c="$2"; s="$3"; n=10; rounds=15
 t=$(mktemp -d) || exit 5
 trap 'rm -rf "$t"' EXIT
-"$d" status > "$t/before"
+"$d" status --keys > "$t/before"
 "$c" rx-count --port valek:r --idle-ms 60000 > "$t/rx" 2>&1 & r=$!
-i=0; until "$d" status | grep -q '^port=valek:r ' || [ $i -gt 200 ]; do i=$((i+1)); sleep 0.05; done
+i=0; until "$d" status --keys | grep -q '^port=valek:r ' || [ $i -gt 200 ]; do i=$((i+1)); sleep 0.05; done
 killed=0; round=0
 while [ $round -lt $rounds ]; do
   pids=""; k=0
@@ -612,15 +612,15 @@ while [ $h -lt 3 ]; do
   h=$((h+1))
 done
 "$c" pipe-rx --port valek:fresh --count 10000 --len 60 --lossy --idle-ms 5000 > "$t/fresh" 2>&1 & f=$!
-i=0; until "$d" status | grep -q '^port=valek:fresh ' || [ $i -gt 200 ]; do i=$((i+1)); sleep 0.05; done
+i=0; until "$d" status --keys | grep -q '^port=valek:fresh ' || [ $i -gt 200 ]; do i=$((i+1)); sleep 0.05; done
 timeout 60 "$c" pipe-tx --port valek:new --count 10000 --burst 64 --len 60 --rate 10000 > "$t/tx" 2>&1 || { echo "fresh sender failed"; cat "$t/tx"; }
 wait $f; echo "fresh_rx_exit=$?"
 cat "$t/fresh"
-"$d" status | grep '^port=valek:r '
+"$d" status --keys | grep '^port=valek:r '
 kill $r
 wait
-i=0; until "$d" status | grep -qx 'registered=0' || [ $i -gt 100 ]; do i=$((i+1)); sleep 0.05; done
-"$d" status > "$t/after"
+i=0; until "$d" status --keys | grep -qx 'registered=0' || [ $i -gt 100 ]; do i=$((i+1)); sleep 0.05; done
+"$d" status --keys > "$t/after"
 for f in if_free ring_free buf_free registered; do grep "^$f=" "$t/before" "$t/after"; done
 for f in if_free ring_free buf_free; do
   [ "$(grep "^$f=" "$t/before")" = "$(grep "^$f=" "$t/after")" ] || { echo "LEAK $f"; exit 7; }

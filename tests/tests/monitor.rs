@@ -17,7 +17,7 @@ fn monitors_see_a_pipe_stream() {
     let script = format!(
         r#"d="$1"; c="$2"; n={count}
 t=$(mktemp -d) || exit 5
-snap() {{ "$d" status > "$1" || {{ echo "netmapd status failed" >&2; exit 3; }}; }}
+snap() {{ "$d" status --keys > "$1" || {{ echo "netmapd status failed" >&2; exit 3; }}; }}
 free() {{ grep -E '^(if|ring|buf)_free=' "$1"; }}
 snap "$t/before"
 "$c" pipe-rx --port 'mon}}0' --count $n > "$t/rx" 2>&1 & rx=$!

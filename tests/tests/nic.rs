@@ -110,7 +110,7 @@ one() {{ src=$1; dst=$2
   sleep 1
   "$c" pipe-tx --port "$src" --count $N --max-len 1514 --burst 64 --rate {STREAM_RATE} > "$t/tx" 2>&1; txs=$?
   wait $rx; rxs=$?
-  "$d" status > "$t/st" 2>&1
+  "$d" status --keys > "$t/st" 2>&1
   kill -9 $h; wait $h 2>/dev/null
   cat "$t/tx" "$t/rx"
   echo "=== status $src->$dst"; cat "$t/st"; echo "=== end"
@@ -247,8 +247,8 @@ cat "$t/rx"
 #[test]
 fn link_down_up_and_delete_mid_traffic() {
     let script = r#"d="$1"; c="$2"; t=$(mktemp -d)
-free() { "$d" status | grep -E '^(if|ring|buf)_free=' | sort; }
-alive() { "$d" status > /dev/null 2>&1 || { echo "daemon does not answer status after $1"; exit 20; }; }
+free() { "$d" status --keys | grep -E '^(if|ring|buf)_free=' | sort; }
+alive() { "$d" status --keys > /dev/null 2>&1 || { echo "daemon does not answer status after $1"; exit 20; }; }
 free > "$t/before" || exit 1
 # 1. link down mid-traffic
 timeout 60 "$c" pipe-rx --port vB --count 100000000 --len 60 --ignore-foreign > "$t/rx1" 2>&1 & rx=$!
@@ -276,7 +276,7 @@ timeout 60 "$c" pipe-rx --port vB --count 100000000 --len 60 --ignore-foreign > 
 sleep 0.5
 timeout 60 "$c" pipe-tx --port vA --count 100000000 --len 60 --burst 64 --rate 100000 > "$t/tx3" 2>&1 & tx=$!
 sleep 1
-"$d" status > "$t/during"
+"$d" status --keys > "$t/during"
 ip link del vA || exit 30
 wait $tx; txs=$?; wait $rx; rxs=$?
 echo "del: pipe-tx exit=$txs pipe-rx exit=$rxs"; cat "$t/tx3" "$t/rx3"
@@ -423,7 +423,7 @@ echo "exit tx=$txs rx=$s1 t=$s2 r=$s3"
 #[test]
 fn preloaded_nic_senders_killed_mid_traffic() {
     let script = r#"d="$1"; c="$2"; t=$(mktemp -d)
-free() { "$d" status | grep -E '^(if|ring|buf)_free=' | sort; }
+free() { "$d" status --keys | grep -E '^(if|ring|buf)_free=' | sort; }
 free > "$t/before" || exit 1
 "$c" hold --port vA > "$t/hold" 2>&1 & h=$!
 i=0; until grep -q holding "$t/hold"; do i=$((i+1)); [ $i -gt 200 ] && exit 2; sleep 0.05; done
@@ -447,7 +447,7 @@ sleep 0.5
 timeout 60 "$c" pipe-tx --port vA --count 20000 --len 60 --burst 64 --rate 20000 > "$t/tx" 2>&1; txs=$?
 wait $rx; rxs=$?
 cat "$t/tx" "$t/rx"
-"$d" status | grep -E '^daemon_syncs=|^port=vA '
+"$d" status --keys | grep -E '^daemon_syncs=|^port=vA '
 kill $h; wait $h 2>/dev/null
 i=0
 while :; do
@@ -490,7 +490,7 @@ one() { tx_env=$1; rx_env=$2
   env $tx_env "$c" pipe-tx --port vA --count $n --len 60 --burst 64 --rate 20000 > "$t/tx" 2>&1; txs=$?
   wait $rx; rxs=$?
   cat "$t/tx" "$t/rx"
-  "$d" status | grep '^daemon_syncs='
+  "$d" status --keys | grep '^daemon_syncs='
   echo "tx[$tx_env] rx[$rx_env]: pipe-tx exit=$txs pipe-rx exit=$rxs"
   [ $txs -eq 0 ] && [ $rxs -eq 0 ]
 }
@@ -544,7 +544,7 @@ phase() {
 phase before
 "$c" rx-count --port vA --idle-ms 4000 > "$t/rc" 2>&1 & r=$!
 i=0; until grep -q "rx-count ready" "$t/rc"; do i=$((i+1)); [ $i -gt 200 ] && exit 7; sleep 0.05; done
-"$d" status | grep '^port=vA '
+"$d" status --keys | grep '^port=vA '
 phase during
 wait $r; echo "netmap during: $(sed -n 's/.*frames=\([0-9]*\).*/\1/p' "$t/rc")"
 phase after
@@ -675,7 +675,7 @@ i=0; until grep -q holding "$t/other"; do i=$((i+1)); [ $i -gt 200 ] && { cat "$
 cat "$t/xdp"
 "$d" exec -- sh -c '"$2" hold --port vA > "$3/mine" 2>&1 & m=$!
   i=0; until grep -q holding "$3/mine"; do i=$((i+1)); [ $i -gt 200 ] && { cat "$3/mine"; exit 4; }; sleep 0.05; done
-  "$1" status | grep "^port=vA "; kill $m; wait $m 2>/dev/null; exit 0' sh "$d" "$c" "$t"; echo "auto exit=$?"
+  "$1" status --keys | grep "^port=vA "; kill $m; wait $m 2>/dev/null; exit 0' sh "$d" "$c" "$t"; echo "auto exit=$?"
 pkill -9 -P $o; kill -9 $o 2>/dev/null; wait $o 2>/dev/null
 exit 0
 "#;

@@ -263,7 +263,7 @@ fn conformance_suite_as_nobody() {
 fn client_killed_mid_traffic_as_nobody() {
     let script = r#"d="$1"; c="$2"
 t=$(mktemp -d) || exit 5
-free() { "$d" status | grep -E '^(if|ring|buf)_free='; }
+free() { "$d" status --keys | grep -E '^(if|ring|buf)_free='; }
 free > "$t/before" || { echo "status failed"; exit 3; }
 "$c" pipe-rx --port 'kq}0' --count 100000000 > /dev/null 2>&1 & rx=$!
 "$c" pipe-tx --port 'kq{0' --count 100000000 > /dev/null 2>&1 & tx=$!

@@ -19,7 +19,7 @@ fn learning_and_flooding_across_three_ports() {
     // (the switch forwards in the sender's txsync), none reaches the daemon.
     let script = r#"d="$1"; c="$2"
 "$c" vale-learn vale7 || exit 1
-"$d" status | grep '^daemon_syncs='"#;
+"$d" status --keys | grep '^daemon_syncs='"#;
     let out = netmapd_exec(
         [
             "sh",
@@ -59,7 +59,7 @@ fn learning_and_flooding_mixed() {
             r#"d="$1"; c="$2"
 lib=$("$d" preload-path) || exit 9
 "$c" vale-learn vale6 --modes {modes} --preload "$lib" || exit 1
-"$d" status | grep '^daemon_syncs='"#
+"$d" status --keys | grep '^daemon_syncs='"#
         );
         let out = netmapd_exec_no_preload(
             [
@@ -93,7 +93,7 @@ fn persistent_port_with_vale_ctl_requests() {
     let script = r#"c="$1"
 x() { echo "+ $*"; "$c" vale-ctl "$@"; }
 # Frames sent before the receiver has registered are lost (as on a wire): wait for it.
-up() { i=0; until "$d" status | grep -q "^$1"; do i=$((i+1)); [ $i -gt 400 ] && { echo "receiver $1 never registered"; return 1; }; sleep 0.05; done; }
+up() { i=0; until "$d" status --keys | grep -q "^$1"; do i=$((i+1)); [ $i -gt 400 ] && { echo "receiver $1 never registered"; return 1; }; sleep 0.05; done; }
 x -n per0 || exit 1
 x -n per0 && exit 2
 x -a vale0:per0 || exit 3
@@ -150,8 +150,8 @@ fn veth_attached_to_a_switch() {
 d="$1"; c="$2"; t=$(mktemp -d); N=3000
 x() { echo "+ $*"; "$c" vale-ctl "$@"; }
 # Frames sent before the receiver has registered are lost (as on a wire): wait for it.
-up() { i=0; until "$d" status | grep -q "^$1"; do i=$((i+1)); [ $i -gt 400 ] && { echo "receiver $1 never registered"; return 1; }; sleep 0.05; done; }
-"$d" status > "$t/st0"
+up() { i=0; until "$d" status --keys | grep -q "^$1"; do i=$((i+1)); [ $i -gt 400 ] && { echo "receiver $1 never registered"; return 1; }; sleep 0.05; done; }
+"$d" status --keys > "$t/st0"
 x -h vale0:vA || exit 1
 x -a vale0:vA && exit 2
 x -o vA && exit 3
@@ -168,7 +168,7 @@ else echo "polling checks skipped: one CPU"; fi
 # is starved (VALE RX ring of the switch port, NIC TX ring, the veth, the capture
 # ring): the guarantee is that what arrives is intact and in order, and that every
 # frame lost is counted where it was dropped; leg1/leg2 sum those counters.
-sf() { "$d" status | awk -v p="port=$1" -v k="$2" '$1 == p { for (i = 2; i <= NF; i++) { split($i, a, "="); if (a[1] == k) v = a[2] } } END { print v + 0 }'; }
+sf() { "$d" status --keys | awk -v p="port=$1" -v k="$2" '$1 == p { for (i = 2; i <= NF; i++) { split($i, a, "="); if (a[1] == k) v = a[2] } } END { print v + 0 }'; }
 # Kernel drop counters of this network namespace (/sys shows the host's).
 kd() { awk -v i="$1" -v f="$2" '{ gsub(":", " "); $0 = $0 } $1 == i { print (f == "rx_dropped" ? $5 : $13) }' /proc/net/dev; }
 leg1() { echo $(( $(sf vale0:vA rx_drops) + $(sf vA tx_errors) - $(sf vA host_tx_drops) + $(sf vB rx_drops) + $(kd vA tx_dropped) + $(kd vB rx_dropped) )); }
@@ -176,7 +176,7 @@ leg2() { echo $(( $(sf vA rx_drops) + $(sf vale0:vA tx_drops) + $(sf vale0:q rx_
 check() { # LEG FILE BASE
   lost=$(sed -n 's/.* lost=\([0-9]*\).*/\1/p' "$2"); now=$($1)
   echo "$1: lost=$lost counted=$((now - $3))"
-  [ -n "$lost" ] && [ "$lost" -eq $((now - $3)) ] || { echo "$1: $lost frames lost but $((now - $3)) counted"; "$d" status; return 1; }
+  [ -n "$lost" ] && [ "$lost" -eq $((now - $3)) ] || { echo "$1: $lost frames lost but $((now - $3)) counted"; "$d" status --keys; return 1; }
   [ "$lost" -eq 0 ] || echo "$1: NOTE $lost of $N frames dropped at 20 kpps (counted above): the machine was too busy for the forwarding threads"
 }
 # The holders keep the receiving ports, and so their counters, alive after the
@@ -185,7 +185,7 @@ check() { # LEG FILE BASE
 up "port=vB " || exit 19
 b1=$(leg1)
 "$c" pipe-rx --port vB --count $N --len 60 --ignore-foreign --lossy --idle-ms 3000 > "$t/rx1" 2>&1 & rx=$!
-until "$d" status | grep '^port=vB ' | grep -q ' users=2 '; do sleep 0.05; done
+until "$d" status --keys | grep '^port=vB ' | grep -q ' users=2 '; do sleep 0.05; done
 "$c" pipe-tx --port vale0:p --count $N --len 60 --burst 16 --rate 20000 || exit 11
 wait $rx || { cat "$t/rx1"; exit 12; }
 cat "$t/rx1"
@@ -194,7 +194,7 @@ check leg1 "$t/rx1" "$b1" || exit 21
 up "port=vale0:q " || exit 20
 b2=$(leg2)
 "$c" pipe-rx --port vale0:q --count $N --len 60 --ignore-foreign --lossy --idle-ms 3000 > "$t/rx2" 2>&1 & rx=$!
-until "$d" status | grep '^port=vale0:q ' | grep -q ' users=2 '; do sleep 0.05; done
+until "$d" status --keys | grep '^port=vale0:q ' | grep -q ' users=2 '; do sleep 0.05; done
 "$c" pipe-tx --port vB --count $N --len 60 --burst 16 --rate 20000 || exit 13
 wait $rx || { cat "$t/rx2"; exit 14; }
 cat "$t/rx2"
@@ -207,7 +207,7 @@ x -o vA || exit 16
 # may arrive after `wait` returns: give it up to 5 s, as the other pool checks do.
 i=0
 while :; do
-  "$d" status > "$t/st1"
+  "$d" status --keys > "$t/st1"
   [ "$(grep '^buf_free=' "$t/st0")" = "$(grep '^buf_free=' "$t/st1")" ] && break
   i=$((i+1)); [ $i -gt 50 ] && break
   sleep 0.1

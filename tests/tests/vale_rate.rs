@@ -18,12 +18,12 @@ fn vale_300_kpps_bursts_lose_nothing() {
     let script = r#"set -u
 d="$1"; c="$2"; N=2000000
 "$c" hold --port vale0:b > /dev/null & h=$!
-until "$d" status | grep -q '^port=vale0:b '; do sleep 0.05; done
+until "$d" status --keys | grep -q '^port=vale0:b '; do sleep 0.05; done
 "$c" pipe-rx --port vale0:b --count $N --len 60 --lossy --idle-ms 3000 & rx=$!
-until "$d" status | grep '^port=vale0:b ' | grep -q ' users=2 '; do sleep 0.05; done
+until "$d" status --keys | grep '^port=vale0:b ' | grep -q ' users=2 '; do sleep 0.05; done
 "$c" pipe-tx --port vale0:a --count $N --len 60 --burst 512 --rate 300000 --rate-bursts || exit 1
 wait $rx || exit 2
-"$d" status | grep '^port=vale0:b '
+"$d" status --keys | grep '^port=vale0:b '
 kill $h
 "#;
     let out = netmapd_exec(

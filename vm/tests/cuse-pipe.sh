@@ -59,7 +59,7 @@ nm-client pipe-tx --port "pp{0" --count "$COUNT"; txs=$?
 wait "$rx"; rxs=$?
 echo "pipe-tx exit=$txs pipe-rx exit=$rxs (end $(uptime_s) s)"
 [ "$txs" -eq 0 ] && [ "$rxs" -eq 0 ] || fail "CUSE pipe: pipe-tx exit $txs, pipe-rx exit $rxs"
-syncs=$(netmapd status | sed -n 's/^daemon_syncs=//p')
+syncs=$(netmapd status --keys | sed -n 's/^daemon_syncs=//p')
 echo "daemon_syncs after the pipe: $syncs"
 [ -n "$syncs" ] && [ "$syncs" -lt 1000 ] || fail "CUSE pipe: the daemon served $syncs syncs (expected the preloaded clients to sync in process)"
 

@@ -17,6 +17,7 @@ mod nicworker;
 mod nmreq;
 mod poll;
 mod register;
+pub mod status;
 pub(crate) mod sys;
 mod usermem;
 mod vale;
@@ -767,62 +768,68 @@ impl ControlPlane {
         }
     }
 
-    /// Pool occupancy and port facts, as `key=value` lines (`netmapd status`).
-    pub fn status(&self) -> String {
+    /// A snapshot for `netmapd status` (pools, descriptors, ports and their counters).
+    pub fn status_report(&self) -> status::StatusReport {
         let st = self.lock();
         let c = st.alloc.counts();
-        let mut s = format!(
-            "backing={}\nmemsize={}\nclients={}\nregistered={}\ncsb={}\nsync_loops={}\nports={}\nif_free={}\nif_total={}\nring_free={}\nring_total={}\nbuf_free={}\nbuf_total={}\n",
-            match self.region.backing() {
-                Backing::HugeTmpfs => "huge-tmpfs",
-                Backing::Memfd => "memfd",
-                Backing::Published => "published-file",
-            },
-            st.alloc.memsize(),
-            st.fds.len(),
-            st.fds.values().filter(|f| f.binding.is_some()).count(),
-            st.fds
-                .values()
-                .filter(|f| f.binding.as_ref().is_some_and(|b| b.csb.is_some()))
-                .count(),
-            st.fds.values().filter(|f| f.kloop.running).count(),
-            st.adapters.len(),
-            c.if_free,
-            c.if_total,
-            c.ring_free,
-            c.ring_total,
-            c.buf_free,
-            c.buf_total,
-        );
-        s.push_str(&format!(
-            "daemon_syncs={}\n",
-            self.daemon_syncs.load(std::sync::atomic::Ordering::Relaxed)
-        ));
+        let use_of = |free: u32, total: u32| status::PoolUse {
+            free: u64::from(free),
+            total: u64::from(total),
+        };
+        let mut ports = Vec::new();
         for slot in st.adapters.values() {
             for (i, ep) in slot.ad.endpoints().iter().enumerate() {
                 if ep.name.is_empty() {
                     continue;
                 }
-                let stats: Vec<String> = slot
-                    .ad
-                    .endpoint_stats(i, self.mem())
-                    .iter()
-                    .map(|(k, v)| format!(" {k}={v}"))
-                    .collect();
-                s.push_str(&format!(
-                    "port={} kind={:?} users={} tx_rings={} rx_rings={} tx_slots={} rx_slots={}{}\n",
-                    ep.name,
-                    slot.ad.kind(),
-                    ep.users,
-                    ep.counts.tx_rings,
-                    ep.counts.rx_rings,
-                    ep.counts.tx_slots,
-                    ep.counts.rx_slots,
-                    stats.concat()
-                ));
+                ports.push(status::PortStatus {
+                    name: ep.name.clone(),
+                    kind: format!("{:?}", slot.ad.kind()),
+                    users: ep.users,
+                    tx_rings: ep.counts.tx_rings,
+                    rx_rings: ep.counts.rx_rings,
+                    tx_slots: ep.counts.tx_slots,
+                    rx_slots: ep.counts.rx_slots,
+                    counters: slot
+                        .ad
+                        .endpoint_stats(i, self.mem())
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                });
             }
         }
-        s
+        ports.sort_by(|a, b| a.name.cmp(&b.name));
+        status::StatusReport {
+            backing: match self.region.backing() {
+                Backing::HugeTmpfs => "huge-tmpfs",
+                Backing::Memfd => "memfd",
+                Backing::Published => "published-file",
+            }
+            .to_string(),
+            memsize: st.alloc.memsize() as u64,
+            clients: st.fds.len() as u64,
+            registered: st.fds.values().filter(|f| f.binding.is_some()).count() as u64,
+            csb: st
+                .fds
+                .values()
+                .filter(|f| f.binding.as_ref().is_some_and(|b| b.csb.is_some()))
+                .count() as u64,
+            sync_loops: st.fds.values().filter(|f| f.kloop.running).count() as u64,
+            daemon_syncs: self.daemon_syncs.load(std::sync::atomic::Ordering::Relaxed),
+            pools: status::Pools {
+                ifs: use_of(c.if_free, c.if_total),
+                ring: use_of(c.ring_free, c.ring_total),
+                buf: use_of(c.buf_free, c.buf_total),
+            },
+            adapters: st.adapters.len() as u64,
+            ports,
+        }
+    }
+
+    /// Pool occupancy and port facts, as `key=value` lines (`netmapd status --keys`).
+    pub fn status(&self) -> String {
+        self.status_report().to_keys()
     }
 
     /// Pool counters, for tests.
