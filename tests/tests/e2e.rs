@@ -270,8 +270,7 @@ kill $rx; wait $rx 2>/dev/null; exit 0"#;
     );
     let last = watch
         .lines()
-        .filter(|l| l.starts_with("vale9:b "))
-        .last()
+        .rfind(|l| l.starts_with("vale9:b "))
         .unwrap_or_default();
     let f: Vec<&str> = last.split_whitespace().collect();
     assert_eq!(f.len(), 10, "{watch}");
