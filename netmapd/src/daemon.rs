@@ -508,8 +508,24 @@ impl Drop for Daemon {
 pub fn serve_until_signal(opts: &DaemonOpts) -> Result<(), DaemonError> {
     let set = crate::exec::block_signals();
     let d = start(opts)?;
+    // Under systemd (Type=notify) the unit becomes active only now, once the device is
+    // served; elsewhere NOTIFY_SOCKET is unset and this does nothing.
+    let what = match &d.sock {
+        Some(s) => format!("serving {} (preload front end)", s.path().display()),
+        None => format!("serving {}", d.path.display()),
+    };
+    if let Err(e) = sd_notify::notify(
+        false,
+        &[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&what),
+        ],
+    ) {
+        tracing::warn!(%e, "readiness not sent to the service manager");
+    }
     let sig = crate::exec::wait_signal(&set);
     tracing::info!(sig, "signal received, shutting down");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     d.stop();
     Ok(())
 }

@@ -231,7 +231,8 @@ pub fn wait_signal(set: &libc::sigset_t) -> i32 {
 /// `netmapd` binary).
 pub const PRELOAD_LIB: &str = "libnetmapd_preload.so";
 
-/// Where the preload library is: `$NETMAPD_PRELOAD_LIB`, else beside this binary.
+/// Where the preload library is: `$NETMAPD_PRELOAD_LIB`, else beside this binary, else
+/// in `../lib/netmapd/` from it (installed).
 pub fn preload_library() -> Result<std::path::PathBuf, String> {
     if let Some(p) = std::env::var_os("NETMAPD_PRELOAD_LIB") {
         let p = std::path::PathBuf::from(p);
@@ -243,8 +244,15 @@ pub fn preload_library() -> Result<std::path::PathBuf, String> {
     }
     let exe = std::env::current_exe().map_err(|e| format!("locating netmapd: {e}"))?;
     let p = exe.with_file_name(PRELOAD_LIB);
+    // Installed (the Debian package): /usr/bin/netmapd, /usr/lib/netmapd/<lib>.
+    let installed = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|prefix| prefix.join("lib/netmapd").join(PRELOAD_LIB));
     if p.is_file() {
         Ok(p)
+    } else if let Some(i) = installed.filter(|i| i.is_file()) {
+        Ok(i)
     } else {
         Err(format!(
             "{} not found beside {} (build it: cargo build --release -p netmapd-preload)",

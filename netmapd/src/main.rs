@@ -57,6 +57,12 @@ enum Cmd {
     /// Print the path of the preload library (libnetmapd_preload.so), for running
     /// programs with LD_PRELOAD against a daemon started as a service.
     PreloadPath,
+    /// Print the man page (roff), generated from these options (packaging).
+    #[command(hide = true)]
+    Man,
+    /// Print a shell completion script (packaging).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
 }
 
 /// Which kernel interface serves the device.
@@ -188,6 +194,21 @@ fn main() -> ExitCode {
                 status::Format::Table
             };
             status::print(&cli.opts.status_socket(), f, watch, count)
+        }
+        Some(Cmd::Man) => {
+            let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("netmapd man: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Cmd::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "netmapd", &mut std::io::stdout());
+            ExitCode::SUCCESS
         }
         Some(Cmd::PreloadPath) => match exec::preload_library() {
             Ok(p) => {
