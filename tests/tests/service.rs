@@ -5,7 +5,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netmapd_tests::harness::{assert_success, netmapd_bin, require_privileges, run};
 
@@ -22,17 +22,6 @@ fn next_message(sock: &UnixDatagram, within: Duration) -> Option<String> {
     let mut buf = [0u8; 4096];
     let n = sock.recv(&mut buf).ok()?;
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
-fn wait_file(p: &Path, within: Duration) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < within {
-        if p.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// The FUSE daemon, as the unit runs it: READY=1 only once /dev/netmap is mounted and
