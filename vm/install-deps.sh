@@ -1,7 +1,7 @@
 #!/bin/bash
 # Installs the host tools the VM harness needs (as root, Debian): qemu-system-x86_64,
 # a static busybox for the initramfs, cpio, xz (module decompression), file, binutils
-# (strip). Idempotent: installs only what is missing. Call it from CI before
+# (strip), mmdebstrap (the Debian-with-systemd image of the package test). Idempotent: installs only what is missing. Call it from CI before
 # `cargo test` so tests/tests/vm.rs finds its tools (the test itself never installs).
 set -euo pipefail
 need=()
@@ -12,6 +12,7 @@ command -v xz >/dev/null || need+=(xz-utils)
 command -v file >/dev/null || need+=(file)
 command -v strip >/dev/null || need+=(binutils)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 if [ ${#need[@]} -eq 0 ]; then
     echo "vm/install-deps.sh: all present"
     exit 0

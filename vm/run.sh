@@ -19,6 +19,8 @@
 #   VM_APPEND        extra kernel parameters (e.g. vmtest.debug=1, or drop quiet via
 #                    VM_QUIET=0)
 #   VM_OUT           directory for the initramfs and console log (default vm/out)
+#   VM_INITRD        boot this image instead of building one (TEST_SCRIPT then only
+#                    names the run)
 set -uo pipefail
 
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,7 +45,12 @@ OUT_DIR=${VM_OUT:-$VM_DIR/out}
 mkdir -p "$OUT_DIR"
 INITRD=$OUT_DIR/$NAME.initrd.gz
 CONSOLE=$OUT_DIR/$NAME.console.log
-"$VM_DIR/build-initramfs.sh" "$INITRD" "$TEST_SCRIPT" "$@" || die "building the initramfs failed"
+if [ -n "${VM_INITRD:-}" ]; then
+    # An image built elsewhere (vm/build-debian-image.sh: a whole Debian with systemd).
+    INITRD=$VM_INITRD
+else
+    "$VM_DIR/build-initramfs.sh" "$INITRD" "$TEST_SCRIPT" "$@" || die "building the initramfs failed"
+fi
 T_BUILT=$(elapsed)
 
 TEST_TIMEOUT=${VM_TEST_TIMEOUT:-300}
