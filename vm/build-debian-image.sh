@@ -34,15 +34,18 @@ fi
 
 ROOTFS_TAR=$CACHE/debian-rootfs.tar
 INCLUDE=systemd-sysv,kmod,init-system-helpers
-if [ ! -s "$ROOTFS_TAR" ] || [ "$(cat "$ROOTFS_TAR.include" 2>/dev/null)" != "$INCLUDE" ]; then
+if [ ! -f "$ROOTFS_TAR" ] || [ ! -s "$ROOTFS_TAR" ] ||
+    [ "$(cat "$ROOTFS_TAR.include" 2>/dev/null)" != "$INCLUDE" ]; then
     log "mmdebstrap bookworm (minbase + $INCLUDE)"
     mkdir -p "$CACHE"
-    mmdebstrap --quiet --variant=minbase --include="$INCLUDE" \
+    rm -rf "$ROOTFS_TAR" "$CACHE/debian-rootfs.part.tar"
+    # --format=tar: mmdebstrap otherwise guesses the format from the file name.
+    mmdebstrap --quiet --format=tar --variant=minbase --include="$INCLUDE" \
         --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-exclude=/usr/share/locale/*' \
-        bookworm "$ROOTFS_TAR.tmp"
-    mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
+        bookworm "$CACHE/debian-rootfs.part.tar"
+    mv "$CACHE/debian-rootfs.part.tar" "$ROOTFS_TAR"
     echo "$INCLUDE" > "$ROOTFS_TAR.include"
 fi
 
