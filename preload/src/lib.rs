@@ -1457,3 +1457,93 @@ macro_rules! fcntl_variant {
 }
 fcntl_variant!(fcntl, "fcntl");
 fcntl_variant!(fcntl64, "fcntl64");
+
+type EpollPwait2Fn = unsafe extern "C" fn(
+    c_int,
+    *mut libc::epoll_event,
+    c_int,
+    *const timespec,
+    *const sigset_t,
+) -> c_int;
+
+/// # Safety
+/// As libc's `epoll_pwait2`.
+#[no_mangle]
+pub unsafe extern "C" fn epoll_pwait2(
+    epfd: c_int,
+    events: *mut libc::epoll_event,
+    max: c_int,
+    tmo: *const timespec,
+    sigmask: *const sigset_t,
+) -> c_int {
+    let real = next_fn!("epoll_pwait2", EpollPwait2Fn);
+    // SAFETY: the caller's timeout, null or valid.
+    let ms = match unsafe { tmo.as_ref() } {
+        None => -1,
+        Some(t) => {
+            let d = timespec_deadline(t).saturating_duration_since(Instant::now());
+            d.as_millis().min(i32::MAX as u128) as c_int
+        }
+    };
+    let wait = |e: *mut libc::epoll_event, m: c_int, t: c_int| {
+        let ts = timespec {
+            tv_sec: libc::time_t::from(t.max(0) / 1000),
+            tv_nsec: libc::c_long::from(t.max(0) % 1000) * 1_000_000,
+        };
+        let tp = if t < 0 { std::ptr::null() } else { &ts as *const timespec };
+        // SAFETY: the caller's set and mask; e/m a valid array of the given length.
+        unsafe { real(epfd, e, m, tp, sigmask) }
+    };
+    // SAFETY: the caller's arguments; the closure passes a valid array of its length.
+    if let Some(n) = unsafe { rootless::epoll_wait(&wait, epfd, events, max, ms) } {
+        return n;
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { real(epfd, events, max, tmo, sigmask) }
+}
+
+type PollChkFn = unsafe extern "C" fn(*mut pollfd, nfds_t, c_int, size_t) -> c_int;
+type PpollChkFn =
+    unsafe extern "C" fn(*mut pollfd, nfds_t, *const timespec, *const sigset_t, size_t) -> c_int;
+
+/// glibc's `_FORTIFY_SOURCE` poll: the buffer check is libc's (it aborts on overflow),
+/// the rest is [`poll`].
+///
+/// # Safety
+/// As glibc's `__poll_chk`.
+#[no_mangle]
+pub unsafe extern "C" fn __poll_chk(
+    fds: *mut pollfd,
+    nfds: nfds_t,
+    timeout: c_int,
+    fdslen: size_t,
+) -> c_int {
+    if (fdslen / std::mem::size_of::<pollfd>()) < nfds as usize {
+        let real = next_fn!("__poll_chk", PollChkFn);
+        // SAFETY: the caller's arguments: libc reports the overflow.
+        return unsafe { real(fds, nfds, timeout, fdslen) };
+    }
+    // SAFETY: the caller's arguments, checked above.
+    unsafe { poll(fds, nfds, timeout) }
+}
+
+/// glibc's `_FORTIFY_SOURCE` ppoll, as [`__poll_chk`].
+///
+/// # Safety
+/// As glibc's `__ppoll_chk`.
+#[no_mangle]
+pub unsafe extern "C" fn __ppoll_chk(
+    fds: *mut pollfd,
+    nfds: nfds_t,
+    tmo: *const timespec,
+    sigmask: *const sigset_t,
+    fdslen: size_t,
+) -> c_int {
+    if (fdslen / std::mem::size_of::<pollfd>()) < nfds as usize {
+        let real = next_fn!("__ppoll_chk", PpollChkFn);
+        // SAFETY: the caller's arguments: libc reports the overflow.
+        return unsafe { real(fds, nfds, tmo, sigmask, fdslen) };
+    }
+    // SAFETY: the caller's arguments, checked above.
+    unsafe { ppoll(fds, nfds, tmo, sigmask) }
+}
