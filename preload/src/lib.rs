@@ -1490,7 +1490,11 @@ pub unsafe extern "C" fn epoll_pwait2(
             tv_sec: libc::time_t::from(t.max(0) / 1000),
             tv_nsec: libc::c_long::from(t.max(0) % 1000) * 1_000_000,
         };
-        let tp = if t < 0 { std::ptr::null() } else { &ts as *const timespec };
+        let tp = if t < 0 {
+            std::ptr::null()
+        } else {
+            &ts as *const timespec
+        };
         // SAFETY: the caller's set and mask; e/m a valid array of the given length.
         unsafe { real(epfd, e, m, tp, sigmask) }
     };
