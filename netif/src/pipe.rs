@@ -272,6 +272,32 @@ impl Adapter for PipePair {
         PortKind::Pipe
     }
 
+    /// Slots (one per packet unless NS_MOREFRAG) and bytes each end's TX rings handed
+    /// over, as counted in the rings' shared state by whoever ran the sync (the daemon
+    /// or a preloaded client): what an end received is what its peer sent. Statistics
+    /// only, like every number a client can write.
+    fn endpoint_stats(&self, ep: usize, mem: SharedMem) -> Vec<(&'static str, u64)> {
+        let sent = |e: &Endpoint| {
+            e.tx.iter()
+                .filter_map(|k| k.ring_off)
+                .fold((0u64, 0u64), |(n, b), off| {
+                    let (sn, sb) = KState::new(mem, off).sent().unwrap_or((0, 0));
+                    (n.wrapping_add(sn), b.wrapping_add(sb))
+                })
+        };
+        let Some(me) = self.eps.get(ep) else {
+            return Vec::new();
+        };
+        let (tp, tb) = sent(me);
+        let (rp, rb) = self.eps.get(ep ^ 1).map_or((0, 0), sent);
+        vec![
+            ("tx_packets", tp),
+            ("tx_bytes", tb),
+            ("rx_packets", rp),
+            ("rx_bytes", rb),
+        ]
+    }
+
     fn endpoints(&self) -> &[Endpoint] {
         &self.eps
     }

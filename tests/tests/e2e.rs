@@ -197,11 +197,14 @@ fn status_table_json_and_watch_after_traffic() {
 "$c" rx-count --port vale9:b --idle-ms 3000 > /dev/null & rx=$!
 i=0; until "$d" status --keys | grep -q '^port=vale9:b '; do i=$((i+1)); [ $i -gt 200 ] && exit 3; sleep 0.02; done
 "$c" pipe-tx --port vale9:a --count 1000 > /dev/null || exit 4
+"$c" rx-count --port 'sp}0' --idle-ms 3000 > /dev/null & prx=$!
+i=0; until "$d" status --keys | grep -q '^port=sp}0 '; do i=$((i+1)); [ $i -gt 200 ] && exit 8; sleep 0.02; done
+"$c" pipe-tx --port 'sp{0' --count 500 > /dev/null || exit 9
 echo "=== json"; "$d" status --json || exit 5
 echo "=== table"; "$d" status || exit 6
 echo "=== watch"; "$d" status --watch --count 2 || exit 7
 echo "=== end"
-kill $rx; wait $rx 2>/dev/null; exit 0"#;
+kill $rx $prx; wait $rx $prx 2>/dev/null; exit 0"#;
     let d = netmapd_bin();
     let out = netmapd_exec(
         ["sh", "-c", script, "sh", &d.to_string_lossy(), NM_CLIENT],
@@ -225,6 +228,15 @@ kill $rx; wait $rx 2>/dev/null; exit 0"#;
     assert_eq!(b["users"], 1);
     assert_eq!(b["counters"]["rx_packets"], 1000, "{v}");
     assert_eq!(b["counters"]["rx_drops"], 0, "{v}");
+    // A pipe counts what each end's TX rings handed over, whoever ran the sync (here
+    // the preloaded clients): the slave received what the master sent.
+    let slave = ports
+        .iter()
+        .find(|p| p["name"] == "sp}0")
+        .unwrap_or_else(|| panic!("no sp}}0 in {v}"));
+    assert_eq!(slave["kind"], "Pipe");
+    assert_eq!(slave["counters"]["rx_packets"], 500, "{v}");
+    assert_eq!(slave["counters"]["tx_packets"], 0, "{v}");
     let table = part("=== table\n", "=== watch");
     let head = table
         .lines()
