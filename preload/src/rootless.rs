@@ -643,13 +643,12 @@ struct EpollEntry {
     data: u64,
 }
 
-/// Connections in epoll sets. Few and rarely changed: a mutex is enough.
-static EPOLL: std::sync::Mutex<Vec<EpollEntry>> = std::sync::Mutex::new(Vec::new());
+/// Connections in epoll sets. Few and rarely changed: a mutex is enough (parking_lot:
+/// no poisoning to handle in a library running inside someone else's program).
+static EPOLL: parking_lot::Mutex<Vec<EpollEntry>> = parking_lot::Mutex::new(Vec::new());
 
-fn epoll_table() -> std::sync::MutexGuard<'static, Vec<EpollEntry>> {
-    EPOLL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+fn epoll_table() -> parking_lot::MutexGuard<'static, Vec<EpollEntry>> {
+    EPOLL.lock()
 }
 
 /// `epoll_ctl` on a connection: the kernel watches the connection for tokens
