@@ -82,6 +82,25 @@ pub(crate) fn real() -> &'static Real {
     })
 }
 
+/// libc's function `name` behind this library, resolved once per call site.
+macro_rules! next_fn {
+    ($name:literal, $ty:ty) => {{
+        static F: OnceLock<usize> = OnceLock::new();
+        let p = *F.get_or_init(|| {
+            // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name only looks it up.
+            let p = unsafe { libc::dlsym(libc::RTLD_NEXT, concat!($name, "\0").as_ptr().cast()) };
+            if p.is_null() {
+                eprintln!("netmapd preload: {} not found behind the library", $name);
+                // SAFETY: nothing can run without the real function.
+                unsafe { libc::abort() };
+            }
+            p as usize
+        });
+        // SAFETY: the address is libc's function of that name, of this prototype.
+        unsafe { std::mem::transmute::<usize, $ty>(p) }
+    }};
+}
+
 /// Whether in-process syncs are switched off (`NETMAPD_PRELOAD_SYNC=0`): the library
 /// then only passes calls through.
 fn disabled() -> bool {
@@ -610,16 +629,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
         // sweep): keep it, as the kernel keeps a device's memory.
         return 0;
     }
-    if let Some(s) = slot(fd) {
-        // The entry is leaked, not freed: another thread may still be reading it.
-        s.store(std::ptr::null_mut(), Ordering::Release);
-    }
-    if rootless::is_ours(fd) {
-        rootless::set_ours(fd, false);
-        rootless::epoll_forget(fd);
-    } else if rootless::socket_path().is_some() {
-        rootless::epoll_forget(fd);
-    }
+    forget(fd);
     // SAFETY: the caller's argument, passed on unchanged.
     unsafe { (real().close)(fd) }
 }
@@ -981,29 +991,6 @@ type PselectFn = unsafe extern "C" fn(
     *const sigset_t,
 ) -> c_int;
 
-fn real_select() -> (SelectFn, PselectFn) {
-    static R: OnceLock<(usize, usize)> = OnceLock::new();
-    let (s, p) = *R.get_or_init(|| {
-        // SAFETY: dlsym with RTLD_NEXT and NUL-terminated names only looks them up.
-        let s = unsafe { libc::dlsym(libc::RTLD_NEXT, c"select".as_ptr()) } as usize;
-        // SAFETY: as above.
-        let p = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pselect".as_ptr()) } as usize;
-        if s == 0 || p == 0 {
-            eprintln!("netmapd preload: select/pselect not found behind the library");
-            // SAFETY: nothing can run without the real functions.
-            unsafe { libc::abort() };
-        }
-        (s, p)
-    });
-    // SAFETY: the addresses are libc's select and pselect, whose prototypes are these.
-    unsafe {
-        (
-            std::mem::transmute::<usize, SelectFn>(s),
-            std::mem::transmute::<usize, PselectFn>(p),
-        )
-    }
-}
-
 /// When a wait with timeout `t`, starting now, ends.
 fn timespec_deadline(t: &timespec) -> Instant {
     Instant::now()
@@ -1015,7 +1002,9 @@ fn timespec_deadline(t: &timespec) -> Instant {
 
 /// select()/pselect() over sets holding in-process descriptors, through
 /// [`poll_inproc`]: `None` = the kernel path for the whole call, with the sets left
-/// untouched; they are rewritten only for a `Some` answer.
+/// untouched; they are rewritten only for a `Some` answer. The flag of the answer says
+/// it is final: the sets held connections of the preload front end, which the kernel
+/// cannot wait on as netmap descriptors.
 ///
 /// # Safety
 /// The sets are null or valid fd_sets covering `nfds` descriptors.
@@ -1026,7 +1015,7 @@ unsafe fn select_inproc(
     ex: *mut libc::fd_set,
     deadline: Option<Instant>,
     sigmask: *const sigset_t,
-) -> Option<c_int> {
+) -> Option<(c_int, bool)> {
     let may_sleep_here = sigmask.is_null();
     if !(1..=libc::FD_SETSIZE as c_int).contains(&nfds) {
         return None;
@@ -1055,9 +1044,9 @@ unsafe fn select_inproc(
         }
     }
     // SAFETY: sigmask per the caller's contract.
-    match unsafe { poll_rootless(&mut pfds, deadline, sigmask) } {
-        Some(k) if k < 0 => return Some(k),
-        Some(_) => {}
+    let whole = match unsafe { poll_rootless(&mut pfds, deadline, sigmask) } {
+        Some(k) if k < 0 => return Some((k, true)),
+        Some(_) => true,
         None => {
             if !pfds
                 .iter()
@@ -1068,8 +1057,9 @@ unsafe fn select_inproc(
             let Poll::Done(_) = poll_inproc(&mut pfds, deadline, may_sleep_here) else {
                 return None;
             };
+            false
         }
-    }
+    };
     let mut n = 0;
     for set in [rd, wr, ex] {
         if !set.is_null() {
@@ -1096,7 +1086,7 @@ unsafe fn select_inproc(
         );
         mark(ex, p.events & libc::POLLPRI != 0 && r & libc::POLLPRI != 0);
     }
-    Some(n)
+    Some((n, whole))
 }
 
 /// # Safety
@@ -1120,28 +1110,12 @@ pub unsafe extern "C" fn select(
     // select_inproc leaves the sets alone when it answers None, so the kernel path
     // below gets them as the caller passed them.
     // SAFETY: the caller's sets, valid for nfds descriptors.
-    if let Some(n) = unsafe { select_inproc(nfds, rd, wr, ex, deadline, std::ptr::null()) } {
+    if let Some((n, _)) = unsafe { select_inproc(nfds, rd, wr, ex, deadline, std::ptr::null()) } {
         return n;
     }
+    let real = next_fn!("select", SelectFn);
     // SAFETY: the caller's arguments, passed on unchanged.
-    unsafe { (real_select().0)(nfds, rd, wr, ex, tmo) }
-}
-
-/// Whether the select sets name a connection of the preload front end.
-///
-/// # Safety
-/// The sets are null or valid fd_sets covering `nfds` descriptors.
-unsafe fn sets_hold_connections(nfds: c_int, sets: [*mut libc::fd_set; 3]) -> bool {
-    if rootless::socket_path().is_none() || !(1..=libc::FD_SETSIZE as c_int).contains(&nfds) {
-        return false;
-    }
-    (0..nfds).any(|fd| {
-        rootless::is_ours(fd)
-            && sets
-                .iter()
-                // SAFETY: each set is null or a valid fd_set (the caller's contract).
-                .any(|&s| !s.is_null() && unsafe { libc::FD_ISSET(fd, s) })
-    })
+    unsafe { real(nfds, rd, wr, ex, tmo) }
 }
 
 /// # Safety
@@ -1167,14 +1141,11 @@ pub unsafe extern "C" fn pselect(
             ex.as_ref().copied(),
         ]
     };
-    // With a signal mask the sleep must be the kernel's (atomic mask change).
-    // A set with connections of the preload front end is answered whole (the kernel
-    // cannot wait on them as netmap descriptors).
+    // With a signal mask the sleep must be the kernel's (atomic mask change), unless the
+    // answer is final (connections of the preload front end).
     // SAFETY: the caller's sets, valid for nfds descriptors.
-    let conns = unsafe { sets_hold_connections(nfds, [rd, wr, ex]) };
-    // SAFETY: the caller's sets, valid for nfds descriptors.
-    if let Some(n) = unsafe { select_inproc(nfds, rd, wr, ex, deadline, sigmask) } {
-        if n > 0 || sigmask.is_null() || conns {
+    if let Some((n, whole)) = unsafe { select_inproc(nfds, rd, wr, ex, deadline, sigmask) } {
+        if n > 0 || sigmask.is_null() || whole {
             return n;
         }
     }
@@ -1184,123 +1155,56 @@ pub unsafe extern "C" fn pselect(
             unsafe { *set = s };
         }
     }
+    let real = next_fn!("pselect", PselectFn);
     // SAFETY: the caller's arguments, passed on unchanged.
-    unsafe { (real_select().1)(nfds, rd, wr, ex, tmo, sigmask) }
+    unsafe { real(nfds, rd, wr, ex, tmo, sigmask) }
 }
 
 // ---------------------------------------------------------------------------------
 // The preload front end's extra entry points: opening the device, epoll, dup.
 // ---------------------------------------------------------------------------------
 
-/// libc's function `name` behind this library, resolved once per call site.
-macro_rules! next_fn {
-    ($name:literal, $ty:ty) => {{
-        static F: OnceLock<usize> = OnceLock::new();
-        let p = *F.get_or_init(|| {
-            // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name only looks it up.
-            let p = unsafe { libc::dlsym(libc::RTLD_NEXT, concat!($name, "\0").as_ptr().cast()) };
-            if p.is_null() {
-                eprintln!("netmapd preload: {} not found behind the library", $name);
-                // SAFETY: nothing can run without the real function.
-                unsafe { libc::abort() };
-            }
-            p as usize
-        });
-        // SAFETY: the address is libc's function of that name, of this prototype.
-        unsafe { std::mem::transmute::<usize, $ty>(p) }
-    }};
-}
-
 type OpenFn = unsafe extern "C" fn(*const libc::c_char, c_int, libc::c_uint) -> c_int;
 type OpenatFn = unsafe extern "C" fn(c_int, *const libc::c_char, c_int, libc::c_uint) -> c_int;
 type Open2Fn = unsafe extern "C" fn(*const libc::c_char, c_int) -> c_int;
 type Openat2Fn = unsafe extern "C" fn(c_int, *const libc::c_char, c_int) -> c_int;
 
-/// `open` and its relatives: the device under the preload front end, else libc.
+/// `open` and its relatives (`openat`, the 64-bit and fortify variants): the device
+/// under the preload front end, else libc's function `$lit` with the same arguments.
+/// `$dirfd`, `$path` and `$flags` name what `rootless::names_device` and
+/// `rootless::open_device` need among the parameters.
 macro_rules! open_variant {
-    ($name:ident, $lit:literal) => {
+    ($name:ident, $lit:literal, $ty:ty, $dirfd:expr, $path:ident, $flags:ident,
+     ($($p:ident: $t:ty),*)) => {
         /// # Safety
         /// As libc's function of this name.
         #[no_mangle]
-        pub unsafe extern "C" fn $name(
-            path: *const libc::c_char,
-            flags: c_int,
-            mode: libc::c_uint,
-        ) -> c_int {
-            if rootless::names_device(libc::AT_FDCWD, path) {
-                return rootless::open_device(flags);
+        pub unsafe extern "C" fn $name($($p: $t),*) -> c_int {
+            if rootless::names_device($dirfd, $path) {
+                return rootless::open_device($flags);
             }
-            let f = next_fn!($lit, OpenFn);
+            let f = next_fn!($lit, $ty);
             // SAFETY: the caller's arguments, passed on unchanged.
-            unsafe { f(path, flags, mode) }
+            unsafe { f($($p),*) }
         }
     };
 }
-open_variant!(open, "open");
-open_variant!(open64, "open64");
-
-macro_rules! openat_variant {
-    ($name:ident, $lit:literal) => {
-        /// # Safety
-        /// As libc's function of this name.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(
-            dirfd: c_int,
-            path: *const libc::c_char,
-            flags: c_int,
-            mode: libc::c_uint,
-        ) -> c_int {
-            if rootless::names_device(dirfd, path) {
-                return rootless::open_device(flags);
-            }
-            let f = next_fn!($lit, OpenatFn);
-            // SAFETY: the caller's arguments, passed on unchanged.
-            unsafe { f(dirfd, path, flags, mode) }
-        }
-    };
-}
-openat_variant!(openat, "openat");
-openat_variant!(openat64, "openat64");
-
-macro_rules! open2_variant {
-    ($name:ident, $lit:literal) => {
-        /// # Safety
-        /// As glibc's fortify function of this name.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(path: *const libc::c_char, flags: c_int) -> c_int {
-            if rootless::names_device(libc::AT_FDCWD, path) {
-                return rootless::open_device(flags);
-            }
-            let f = next_fn!($lit, Open2Fn);
-            // SAFETY: the caller's arguments, passed on unchanged.
-            unsafe { f(path, flags) }
-        }
-    };
-}
-open2_variant!(__open_2, "__open_2");
-open2_variant!(__open64_2, "__open64_2");
-
-macro_rules! openat2_variant {
-    ($name:ident, $lit:literal) => {
-        /// # Safety
-        /// As glibc's fortify function of this name.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(
-            dirfd: c_int,
-            path: *const libc::c_char,
-            flags: c_int,
-        ) -> c_int {
-            if rootless::names_device(dirfd, path) {
-                return rootless::open_device(flags);
-            }
-            let f = next_fn!($lit, Openat2Fn);
-            // SAFETY: the caller's arguments, passed on unchanged.
-            unsafe { f(dirfd, path, flags) }
-        }
-    };
-}
-openat2_variant!(__openat_2, "__openat_2");
-openat2_variant!(__openat64_2, "__openat64_2");
+open_variant!(open, "open", OpenFn, libc::AT_FDCWD, path, flags,
+    (path: *const libc::c_char, flags: c_int, mode: libc::c_uint));
+open_variant!(open64, "open64", OpenFn, libc::AT_FDCWD, path, flags,
+    (path: *const libc::c_char, flags: c_int, mode: libc::c_uint));
+open_variant!(openat, "openat", OpenatFn, dirfd, path, flags,
+    (dirfd: c_int, path: *const libc::c_char, flags: c_int, mode: libc::c_uint));
+open_variant!(openat64, "openat64", OpenatFn, dirfd, path, flags,
+    (dirfd: c_int, path: *const libc::c_char, flags: c_int, mode: libc::c_uint));
+open_variant!(__open_2, "__open_2", Open2Fn, libc::AT_FDCWD, path, flags,
+    (path: *const libc::c_char, flags: c_int));
+open_variant!(__open64_2, "__open64_2", Open2Fn, libc::AT_FDCWD, path, flags,
+    (path: *const libc::c_char, flags: c_int));
+open_variant!(__openat_2, "__openat_2", Openat2Fn, dirfd, path, flags,
+    (dirfd: c_int, path: *const libc::c_char, flags: c_int));
+open_variant!(__openat64_2, "__openat64_2", Openat2Fn, dirfd, path, flags,
+    (dirfd: c_int, path: *const libc::c_char, flags: c_int));
 
 type EpollCtlFn = unsafe extern "C" fn(c_int, c_int, c_int, *mut libc::epoll_event) -> c_int;
 type EpollWaitFn = unsafe extern "C" fn(c_int, *mut libc::epoll_event, c_int, c_int) -> c_int;
@@ -1428,12 +1332,15 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     r
 }
 
-/// Forgets the table entries of a descriptor that is about to be replaced.
+/// Forgets the table entries of a descriptor about to be closed or replaced: its
+/// registration, and under the preload front end its connection mark and its epoll
+/// entries (as a watched connection, or as an epoll set).
 fn forget(fd: c_int) {
     if let Some(s) = slot(fd) {
+        // The entry is leaked, not freed: another thread may still be reading it.
         s.store(std::ptr::null_mut(), Ordering::Release);
     }
-    if rootless::is_ours(fd) {
+    if rootless::socket_path().is_some() {
         rootless::set_ours(fd, false);
         rootless::epoll_forget(fd);
     }

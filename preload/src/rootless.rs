@@ -23,7 +23,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
@@ -31,9 +31,10 @@ use libc::{c_int, c_void, pollfd};
 use netmap_abi as abi;
 use netmap_abi::sock::{self as proto, Segment, SockReq};
 use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
+    connect, getpeername, recvmsg, sendmsg, socket, socketpair, AddressFamily, ControlMessage,
+    ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr,
 };
+use std::os::unix::ffi::OsStrExt;
 
 use super::MAX_FD;
 
@@ -157,51 +158,32 @@ pub(crate) fn open_device(flags: c_int) -> c_int {
         set_errno(libc::ENOENT);
         return -1;
     };
-    let mut ty = libc::SOCK_SEQPACKET;
-    if flags & libc::O_CLOEXEC != 0 {
-        ty |= libc::SOCK_CLOEXEC;
-    }
-    // SAFETY: plain socket creation.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, ty, 0) };
-    if fd < 0 {
-        return -1;
-    }
-    // SAFETY: a zeroed sockaddr_un is valid; the path is copied in bounds below.
-    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let b = path.to_bytes();
-    if b.len() >= sa.sun_path.len() {
-        // SAFETY: fd was created above.
-        unsafe { (super::real().close)(fd) };
-        set_errno(libc::ENAMETOOLONG);
-        return -1;
-    }
-    for (d, s) in sa.sun_path.iter_mut().zip(b) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: sa is a valid sockaddr_un of the given size.
-    let r = unsafe {
-        libc::connect(
-            fd,
-            (&sa as *const libc::sockaddr_un).cast(),
-            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-        )
+    let cloexec = if flags & libc::O_CLOEXEC != 0 {
+        SockFlag::SOCK_CLOEXEC
+    } else {
+        SockFlag::empty()
     };
-    if r != 0 {
-        let e = std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO);
-        // SAFETY: fd was created above.
-        unsafe { (super::real().close)(fd) };
-        eprintln!(
-            "netmapd preload: cannot reach the daemon at {}: {}",
-            path.to_string_lossy(),
-            std::io::Error::from_raw_os_error(e)
-        );
-        // As opening /dev/netmap without the module: no such device.
-        set_errno(libc::ENXIO);
-        return -1;
-    }
+    let sock = match socket(AddressFamily::Unix, SockType::SeqPacket, cloexec, None)
+        .and_then(|s| Ok((UnixAddr::new(path)?, s)))
+    {
+        Ok((addr, s)) => match connect(s.as_raw_fd(), &addr) {
+            Ok(()) => s,
+            Err(e) => {
+                eprintln!(
+                    "netmapd preload: cannot reach the daemon at {}: {e}",
+                    path.to_string_lossy()
+                );
+                // As opening /dev/netmap without the module: no such device.
+                set_errno(libc::ENXIO);
+                return -1;
+            }
+        },
+        Err(e) => {
+            set_errno(e as c_int);
+            return -1;
+        }
+    };
+    let fd = sock.into_raw_fd();
     set_ours(fd, true);
     super::set_reg(fd, None);
     fd
@@ -216,22 +198,11 @@ pub(crate) fn adopt(fd: c_int) -> bool {
     if fd < 0 || is_ours(fd) {
         return is_ours(fd);
     }
-    // SAFETY: zeroed sockaddr_un and length are valid out-parameters.
-    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: as above; getpeername writes at most len bytes.
-    if unsafe { libc::getpeername(fd, (&mut sa as *mut libc::sockaddr_un).cast(), &mut len) } != 0
-        || sa.sun_family != libc::AF_UNIX as libc::sa_family_t
-    {
-        return false;
-    }
-    let n = sa
-        .sun_path
-        .iter()
-        .position(|&c| c == 0)
-        .unwrap_or(sa.sun_path.len());
-    let peer: Vec<u8> = sa.sun_path[..n].iter().map(|&c| c as u8).collect();
-    if peer != path.to_bytes() {
+    let ours = getpeername::<UnixAddr>(fd).is_ok_and(|peer| {
+        peer.path()
+            .is_some_and(|p| p.as_os_str().as_bytes() == path.to_bytes())
+    });
+    if !ours {
         return false;
     }
     let ok = request(
