@@ -928,8 +928,7 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) ->
     if !fds.is_null() && nfds > 0 && nfds < 1 << 16 {
         // SAFETY: the caller passes nfds valid pollfds.
         let set = unsafe { std::slice::from_raw_parts_mut(fds, nfds as usize) };
-        let deadline =
-            (timeout >= 0).then(|| Instant::now() + Duration::from_millis(timeout as u64));
+        let deadline = ms_deadline(timeout);
         // SAFETY: no signal mask.
         if let Some(n) = unsafe { poll_rootless(set, deadline, std::ptr::null()) } {
             return n;
@@ -990,6 +989,11 @@ type PselectFn = unsafe extern "C" fn(
     *const timespec,
     *const sigset_t,
 ) -> c_int;
+
+/// When a wait of `ms` milliseconds (negative: no limit), starting now, ends.
+fn ms_deadline(ms: c_int) -> Option<Instant> {
+    (ms >= 0).then(|| Instant::now() + Duration::from_millis(ms as u64))
+}
 
 /// When a wait with timeout `t`, starting now, ends.
 fn timespec_deadline(t: &timespec) -> Instant {
@@ -1240,8 +1244,15 @@ pub unsafe extern "C" fn epoll_wait(
 ) -> c_int {
     let real = next_fn!("epoll_wait", EpollWaitFn);
     // SAFETY: the caller's arguments; the closure passes a valid array of its length.
-    let r =
-        unsafe { rootless::epoll_wait(&|e, m, t| real(epfd, e, m, t), epfd, events, max, timeout) };
+    let r = unsafe {
+        rootless::epoll_wait(
+            &|e, m, t| real(epfd, e, m, t),
+            epfd,
+            events,
+            max,
+            ms_deadline(timeout),
+        )
+    };
     if let Some(n) = r {
         return n;
     }
@@ -1267,7 +1278,7 @@ pub unsafe extern "C" fn epoll_pwait(
             epfd,
             events,
             max,
-            timeout,
+            ms_deadline(timeout),
         )
     };
     if let Some(n) = r {
@@ -1385,13 +1396,7 @@ pub unsafe extern "C" fn epoll_pwait2(
 ) -> c_int {
     let real = next_fn!("epoll_pwait2", EpollPwait2Fn);
     // SAFETY: the caller's timeout, null or valid.
-    let ms = match unsafe { tmo.as_ref() } {
-        None => -1,
-        Some(t) => {
-            let d = timespec_deadline(t).saturating_duration_since(Instant::now());
-            d.as_millis().min(i32::MAX as u128) as c_int
-        }
-    };
+    let deadline = unsafe { tmo.as_ref() }.map(timespec_deadline);
     let wait = |e: *mut libc::epoll_event, m: c_int, t: c_int| {
         let ts = timespec {
             tv_sec: libc::time_t::from(t.max(0) / 1000),
@@ -1406,7 +1411,7 @@ pub unsafe extern "C" fn epoll_pwait2(
         unsafe { real(epfd, e, m, tp, sigmask) }
     };
     // SAFETY: the caller's arguments; the closure passes a valid array of its length.
-    if let Some(n) = unsafe { rootless::epoll_wait(&wait, epfd, events, max, ms) } {
+    if let Some(n) = unsafe { rootless::epoll_wait(&wait, epfd, events, max, deadline) } {
         return n;
     }
     // SAFETY: the caller's arguments, passed on unchanged.

@@ -691,7 +691,8 @@ fn epoll_ready(e: &EpollEntry, arm: bool) -> u32 {
     r & (e.events | (libc::EPOLLERR | libc::EPOLLHUP) as u32)
 }
 
-/// `epoll_wait`/`epoll_pwait` on a set holding connections: ready connections are
+/// `epoll_wait`/`epoll_pwait`/`epoll_pwait2` on a set holding connections, until
+/// `deadline` (`None`: no limit): ready connections are
 /// answered from the daemon (or the rings) with the program's events and data; the
 /// kernel's events for connections are tokens, which only make us look again.
 /// `None`: no connection in this set, the caller takes the plain path.
@@ -703,14 +704,12 @@ pub(crate) unsafe fn epoll_wait(
     epfd: c_int,
     events: *mut libc::epoll_event,
     max: c_int,
-    timeout: c_int,
+    deadline: Option<std::time::Instant>,
 ) -> Option<c_int> {
     let mine = epoll_entries(epfd);
     if mine.is_empty() || max <= 0 || events.is_null() {
         return None;
     }
-    let deadline = (timeout >= 0)
-        .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout as u64));
     // SAFETY: the caller's array of max events.
     let out = unsafe { std::slice::from_raw_parts_mut(events, max as usize) };
     let is_token = |ev: &libc::epoll_event| mine.iter().any(|e| e.data == ev.u64);
@@ -742,7 +741,7 @@ pub(crate) unsafe fn epoll_wait(
                 }
             }
         };
-        let mut tmp = vec![libc::epoll_event { events: 0, u64: 0 }; out.len() - n.min(out.len())];
+        let mut tmp = vec![libc::epoll_event { events: 0, u64: 0 }; out.len() - n];
         let k = if tmp.is_empty() {
             0
         } else {
