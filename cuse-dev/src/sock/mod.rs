@@ -21,12 +21,12 @@ use crate::ctrl::{ControlPlane, FdId, PollWaker};
 use marshal::Marshalled;
 use netmap_abi::sock as proto;
 use nix::sys::socket::{
-    accept, bind, getsockopt, listen, recvmsg, sendmsg, shutdown, socket, sockopt, AddressFamily,
+    accept4, bind, getsockopt, listen, recvmsg, sendmsg, shutdown, socket, sockopt, AddressFamily,
     Backlog, ControlMessage, ControlMessageOwned, MsgFlags, Shutdown, SockFlag, SockType, UnixAddr,
 };
 use parking_lot::Mutex;
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
@@ -40,7 +40,7 @@ pub struct SockFrontend {
 
 /// One client connection (one descriptor).
 struct Conn {
-    sock: Arc<OwnedFd>,
+    sock: OwnedFd,
     /// Set once the descriptor's registration has been released.
     released: std::sync::atomic::AtomicBool,
 }
@@ -99,12 +99,13 @@ fn err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> SockError {
 
 /// Wakes a poller by writing a token on its connection. A full socket buffer already
 /// holds tokens: losing this one loses nothing.
-struct SockWaker(Arc<OwnedFd>);
+struct SockWaker(Arc<Conn>);
 
 impl PollWaker for SockWaker {
     fn wake(self: Box<Self>) {
         let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-        if let Err(e) = nix::sys::socket::send(self.0.as_raw_fd(), &[proto::WAKE_TOKEN], flags) {
+        if let Err(e) = nix::sys::socket::send(self.0.sock.as_raw_fd(), &[proto::WAKE_TOKEN], flags)
+        {
             if e != nix::Error::EAGAIN {
                 tracing::debug!(%e, "wake-up token not delivered");
             }
@@ -191,7 +192,7 @@ impl Drop for SockFrontend {
 
 fn accept_loop(cp: Arc<ControlPlane>, l: Arc<OwnedFd>, conns: Conns) {
     loop {
-        let raw = match accept(l.as_raw_fd()) {
+        let raw = match accept4(l.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
             Ok(fd) => fd,
             Err(nix::Error::EINTR | nix::Error::ECONNABORTED) => continue,
             Err(nix::Error::EMFILE | nix::Error::ENFILE | nix::Error::ENOMEM) => {
@@ -204,16 +205,9 @@ fn accept_loop(cp: Arc<ControlPlane>, l: Arc<OwnedFd>, conns: Conns) {
                 return;
             }
         };
-        // SAFETY: accept just returned this descriptor; nothing else owns it.
-        let sock = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
-        if let Err(e) = nix::fcntl::fcntl(
-            &sock,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        ) {
-            tracing::debug!(%e, "FD_CLOEXEC on a client connection");
-        }
         let conn = Arc::new(Conn {
-            sock,
+            // SAFETY: accept4 just returned this descriptor; nothing else owns it.
+            sock: unsafe { OwnedFd::from_raw_fd(raw) },
             released: false.into(),
         });
         {
@@ -338,7 +332,11 @@ fn handle(
             if req.cmd != netmap_abi::NIOCTXSYNC && req.cmd != netmap_abi::NIOCRXSYNC {
                 settle_closes(conns, conn);
             }
-            let pid = caller_pid(&reply);
+            // Only NIOCCTRL reads the caller's memory, and only it may need the caller
+            // itself (the CSB arrays): syncs skip the getsockopt.
+            let pid = (req.cmd == netmap_abi::NIOCCTRL)
+                .then(|| caller_pid(&reply))
+                .flatten();
             let kloop = starts_kloop(req.cmd, &arg);
             let cp = cp.clone();
             let run = move || {
@@ -368,7 +366,7 @@ fn handle(
         }
         proto::OP_POLL => {
             let waker: Option<Box<dyn PollWaker>> = if req.arm != 0 {
-                Some(Box::new(SockWaker(conn.sock.clone())))
+                Some(Box::new(SockWaker(conn.clone())))
             } else {
                 None
             };
@@ -413,13 +411,7 @@ fn send_reply(
         None => &[],
     };
     let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-    if let Err(e) = sendmsg::<()>(
-        reply.as_fd().as_raw_fd(),
-        &[IoSlice::new(&msg)],
-        cmsgs,
-        flags,
-        None,
-    ) {
+    if let Err(e) = sendmsg::<()>(reply.as_raw_fd(), &[IoSlice::new(&msg)], cmsgs, flags, None) {
         // The caller died or gave a socket it does not read: its problem only.
         tracing::debug!(%e, "reply not delivered");
     }
