@@ -31,6 +31,33 @@ pub fn netmapd_bin() -> PathBuf {
     p
 }
 
+/// The repository's root (the tests crate lives in it).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Builds the Debian package with `pkg/build-deb.sh` (cargo-deb) and returns the path it
+/// prints on its last `package: PATH` line.
+pub fn build_debian_package() -> PathBuf {
+    let root = repo_root();
+    let mut b = Command::new(root.join("pkg/build-deb.sh"));
+    b.current_dir(&root);
+    let out = run(b, Duration::from_secs(1200));
+    assert_success(&out);
+    let deb = out
+        .stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("package: "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no `package: PATH` line:\n{}", out.describe()));
+    assert!(deb.is_file(), "{} missing", deb.display());
+    deb
+}
+
 /// Fails loudly (never skips) when the daemon cannot work: it needs root for the
 /// mount namespace and /dev/fuse to serve /dev/netmap.
 pub fn require_privileges() {

@@ -10,17 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use netmapd_tests::harness::{assert_success, netmapd_bin, netmapd_exec, run, Output};
+use netmapd_tests::harness::{assert_success, netmapd_bin, netmapd_exec, repo_root, run, Output};
 
 const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests crate lives inside the repository")
-        .to_path_buf()
-}
 
 fn compat_dir() -> PathBuf {
     let d = repo_root().join("compat-headers");

@@ -2,21 +2,14 @@
 //! compat headers and run by `conformance/run.sh` against a fresh netmapd
 //! (`netmapd exec`). Needs root, /dev/fuse, gcc and make; nothing is skipped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use netmapd_tests::harness::{assert_success, netmapd_bin, netmapd_exec, run};
+use netmapd_tests::harness::{assert_success, netmapd_bin, netmapd_exec, repo_root, run};
 
 const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
 
 /// `make -C <repo>/conformance`, once per test binary; fails loudly if gcc or make
 /// is missing.
@@ -37,7 +30,7 @@ fn build_suite() -> PathBuf {
                      NOT skipping. ***\n"
                 );
             }
-            let dir = repo().join("conformance");
+            let dir = repo_root().join("conformance");
             let mut cmd = Command::new("make");
             cmd.arg("-C").arg(&dir);
             let out = run(cmd, Duration::from_secs(300));
@@ -133,7 +126,7 @@ fn close_is_handled_before_the_next_register_under_load() {
             })
         })
         .collect();
-    let prog = repo().join("conformance/build/pipes");
+    let prog = repo_root().join("conformance/build/pipes");
     let script = format!(
         "fails=0; for i in $(seq 400); do out=$({} 2>&1); rc=$?; \
          if [ $rc != 0 ] || echo \"$out\" | grep -a FAIL; then fails=$((fails+1)); fi; \

@@ -14,16 +14,11 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use netmapd_tests::harness::{assert_success, netmapd_bin, require_privileges, run, Output};
+use netmapd_tests::harness::{
+    assert_success, netmapd_bin, repo_root, require_privileges, run, Output,
+};
 
 const NM_CLIENT: &str = env!("CARGO_BIN_EXE_nm-client");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
 
 /// A world-readable copy of netmapd, the preload library, nm-client and the built C
 /// conformance suite.
@@ -42,7 +37,7 @@ fn kit() -> &'static Path {
             );
         }
         let mut mk = Command::new("make");
-        mk.arg("-C").arg(repo().join("conformance"));
+        mk.arg("-C").arg(repo_root().join("conformance"));
         assert_success(&run(mk, Duration::from_secs(300)));
         let tmp = std::env::temp_dir();
         // Kits of earlier runs whose process is gone.
@@ -66,7 +61,7 @@ fn kit() -> &'static Path {
             (lib, dir.join("libnetmapd_preload.so")),
             (NM_CLIENT.into(), dir.join("nm-client")),
             (
-                repo().join("conformance/run.sh"),
+                repo_root().join("conformance/run.sh"),
                 dir.join("conformance/run.sh"),
             ),
         ];
@@ -76,7 +71,7 @@ fn kit() -> &'static Path {
         }
         let mut cp = Command::new("cp");
         cp.arg("-r")
-            .arg(repo().join("conformance/build"))
+            .arg(repo_root().join("conformance/build"))
             .arg(dir.join("conformance/build"));
         assert_success(&run(cp, Duration::from_secs(30)));
         let mut ch = Command::new("chmod");
@@ -84,6 +79,27 @@ fn kit() -> &'static Path {
         assert_success(&run(ch, Duration::from_secs(30)));
         dir
     })
+}
+
+/// `unshare -m sh -c SCRIPT sh`, the caller adding SCRIPT's arguments: SCRIPT gives the
+/// new mount namespace a private `/dev` holding only `nodes` (`name:major:minor`
+/// character devices, mode 666), then runs `then`.
+fn private_dev(nodes: &str, then: &str) -> Command {
+    let script = format!(
+        r#"set -u
+mount --make-rprivate / && mount -t tmpfs -o mode=755 tmpfs /dev || exit 90
+for n in {nodes}; do
+  IFS=: read -r f a b <<EOF
+$n
+EOF
+  mknod -m 666 /dev/$f c $a $b || exit 91
+done
+{then}
+"#
+    );
+    let mut c = Command::new("unshare");
+    c.args(["-m", "sh", "-c", &script, "sh"]);
+    c
 }
 
 /// Runs `cmd` as nobody with no capabilities, in a private mount namespace whose
@@ -96,19 +112,11 @@ fn as_nobody(wrap: &[&str], cmd: &[&str], timeout: Duration) -> Output {
 /// [`as_nobody`] with other setpriv capability options.
 fn as_nobody_with(caps: &[&str], wrap: &[&str], cmd: &[&str], timeout: Duration) -> Output {
     let k = kit();
-    let script = r#"set -u
-mount --make-rprivate / && mount -t tmpfs -o mode=755 tmpfs /dev || exit 90
-for n in null:1:3 zero:1:5 urandom:1:9; do
-  IFS=: read -r f a b <<EOF
-$n
-EOF
-  mknod -m 666 /dev/$f c $a $b || exit 91
-done
-mkdir -m 1777 /dev/shm || exit 92
-exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
-"#;
-    let mut c = Command::new("unshare");
-    c.args(["-m", "sh", "-c", script, "sh"]);
+    let mut c = private_dev(
+        "null:1:3 zero:1:5 urandom:1:9",
+        r#"mkdir -m 1777 /dev/shm || exit 92
+exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@""#,
+    );
     c.args(caps);
     c.args(wrap);
     c.arg(k.join("netmapd")).arg("exec").arg("--");
@@ -202,20 +210,11 @@ fn ci_recipe_as_root_without_capabilities() {
         ),
     )
     .expect("Makefile");
-    let script = r#"set -u
-mount --make-rprivate / && mount -t tmpfs -o mode=755 tmpfs /dev || exit 90
-for n in null:1:3 zero:1:5 urandom:1:9; do
-  IFS=: read -r f a b <<EOF
-$n
-EOF
-  mknod -m 666 /dev/$f c $a $b || exit 91
-done
-mknod -m 666 /dev/fuse c 10 229 || exit 93
-cd "$1" && shift
-exec setpriv --bounding-set=-all --inh-caps=-all "$@"
-"#;
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-m", "sh", "-c", script, "sh"]);
+    let mut cmd = private_dev(
+        "null:1:3 zero:1:5 urandom:1:9 fuse:10:229",
+        r#"cd "$1" && shift
+exec setpriv --bounding-set=-all --inh-caps=-all "$@""#,
+    );
     cmd.arg(&proj)
         .arg(k.join("netmapd"))
         .args(["exec", "--", "make", "check"]);

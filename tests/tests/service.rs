@@ -3,11 +3,13 @@
 //! (`pkg/build-deb.sh`). Needs root (a private mount namespace for the FUSE daemon).
 
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use netmapd_tests::harness::{assert_success, netmapd_bin, require_privileges, run};
+use netmapd_tests::harness::{
+    assert_success, build_debian_package, netmapd_bin, require_privileges, run,
+};
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("netmapd-svc-{tag}-{}", std::process::id()));
@@ -120,22 +122,7 @@ fn readiness_of_the_preload_front_end() {
 #[test]
 fn debian_package_contents() {
     require_privileges();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo")
-        .to_path_buf();
-    let mut b = Command::new(repo.join("pkg/build-deb.sh"));
-    b.current_dir(&repo);
-    let out = run(b, Duration::from_secs(1200));
-    assert_success(&out);
-    let deb = out
-        .stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("package: "))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("no `package: PATH` line:\n{}", out.describe()));
-    assert!(deb.is_file(), "{} missing", deb.display());
+    let deb = build_debian_package();
     let mut c = Command::new("dpkg-deb");
     c.arg("--contents").arg(&deb);
     let list = run(c, Duration::from_secs(60));

@@ -8,11 +8,10 @@
 //! download (cached in vm/cache afterwards). Anything missing fails the test loudly;
 //! it is never skipped.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use netmapd_tests::harness::{netmapd_bin, run};
+use netmapd_tests::harness::{build_debian_package, netmapd_bin, repo_root, run};
 
 const NM_CLIENT: &str = env!("CARGO_BIN_EXE_nm-client");
 
@@ -22,13 +21,6 @@ const VM_RUN_TIMEOUT: Duration = Duration::from_secs(900);
 /// the in-VM and run.sh messages explain a hang before the harness kills everything).
 const VM_TEST_TIMEOUT_S: u64 = 600;
 const VM_QEMU_TIMEOUT_S: u64 = 780;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
 
 fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
@@ -80,6 +72,17 @@ fn run_vm(script: &str, extra_files: &[String]) -> netmapd_tests::harness::Outpu
     run(cmd, VM_RUN_TIMEOUT)
 }
 
+/// The last `VM-VERDICT: …` line of a run's console (anywhere on its line: SeaBIOS'
+/// escapes may precede it).
+fn verdict(out: &netmapd_tests::harness::Output) -> String {
+    out.stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.find("VM-VERDICT: ").map(|i| &l[i..]))
+        .unwrap_or("(no VM-VERDICT line)")
+        .to_string()
+}
+
 fn tail(s: &str, lines: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n")
@@ -91,13 +94,7 @@ fn tail(s: &str, lines: usize) -> String {
 fn vm_fuse_frontend_debian_6_12() {
     let start = Instant::now();
     let out = run_vm("fuse-pipe.sh", &[]);
-    let verdict = out
-        .stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.find("VM-VERDICT: ").map(|i| &l[i..]))
-        .unwrap_or("(no VM-VERDICT line)")
-        .to_string();
+    let verdict = verdict(&out);
     assert!(
         out.success() && verdict == "VM-VERDICT: PASS",
         "\nVM verdict: {verdict}\n{}",
@@ -137,13 +134,7 @@ fn vm_cuse_frontend_debian_6_12() {
         "cuse-pipe.sh",
         &[format!("{}:/lib/libnetmapd_preload.so", lib.display())],
     );
-    let verdict = out
-        .stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.find("VM-VERDICT: ").map(|i| &l[i..]))
-        .unwrap_or("(no VM-VERDICT line)")
-        .to_string();
+    let verdict = verdict(&out);
     assert!(
         out.success() && verdict == "VM-VERDICT: PASS",
         "\nVM verdict: {verdict}\n{}",
@@ -170,17 +161,7 @@ fn vm_debian_package_gives_a_running_service() {
     let _one_at_a_time = VM_LOCK.lock();
     require_vm_tools();
     let root = repo_root();
-    let mut b = Command::new(root.join("pkg/build-deb.sh"));
-    b.current_dir(&root);
-    let built = run(b, Duration::from_secs(1200));
-    assert!(built.success(), "{}", built.describe());
-    let deb = built
-        .stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("package: "))
-        .unwrap_or_else(|| panic!("no package line:\n{}", built.describe()))
-        .to_string();
+    let deb = build_debian_package();
     let mut k = Command::new(root.join("vm/fetch-kernel.sh"));
     k.current_dir(&root);
     assert!(
@@ -202,13 +183,7 @@ fn vm_debian_package_gives_a_running_service() {
         .env("VM_TIMEOUT", VM_QEMU_TIMEOUT_S.to_string());
     let out = run(cmd, VM_RUN_TIMEOUT);
     let _ = std::fs::remove_file(&image);
-    let verdict = out
-        .stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.find("VM-VERDICT: ").map(|i| &l[i..]))
-        .unwrap_or("(no VM-VERDICT line)")
-        .to_string();
+    let verdict = verdict(&out);
     assert!(
         out.success() && verdict == "VM-VERDICT: PASS",
         "\nVM verdict: {verdict}\n{}",
