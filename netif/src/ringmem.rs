@@ -128,6 +128,24 @@ impl<'a> RingView<'a> {
         self.mem.write_u32(self.slot_off(k)? + 4, v)
     }
 
+    /// Writes a slot's buffer index, `len` and `flags` in one 8-byte access (the
+    /// receive paths that exchange buffers write the three for every frame).
+    pub fn set_slot_buf_len_flags(
+        &self,
+        k: u32,
+        buf_idx: u32,
+        len: u16,
+        flags: u16,
+    ) -> Result<(), OutOfBounds> {
+        let (b, l, f) = (
+            buf_idx.to_ne_bytes(),
+            len.to_ne_bytes(),
+            flags.to_ne_bytes(),
+        );
+        let v = u64::from_ne_bytes([b[0], b[1], b[2], b[3], l[0], l[1], f[0], f[1]]);
+        self.mem.write_u64(self.slot_off(k)?, v)
+    }
+
     pub fn set_slot_buf_len(&self, k: u32, buf_idx: u32, len: u16) -> Result<(), OutOfBounds> {
         let o = self.slot_off(k)?;
         self.mem.write_u32(o, buf_idx)?;

@@ -274,15 +274,16 @@ fn rxsync_inner(
 /// RX takes the client's last release (`hwcur`, already in the shared state) and fills
 /// from `hwtail` what arrived. The ring's `tail` is the client's next sync's business.
 /// `Ok(None)`: the ring was busy (the client is syncing it; its doorbell follows).
-/// `Ok(Some(moved))`: whether `hwtail` moved (the client has something new). An RX ring
-/// left full is marked stalled (its reader rings the doorbell when it releases).
+/// `Ok(Some(moved))`: how many slots `hwtail` moved over (the client has something new
+/// when not 0: frames received, or slots completed). An RX ring left full is marked
+/// stalled (its reader rings the doorbell when it releases).
 pub fn worker_sync(
     ad: &mut dyn Adapter,
     ep: usize,
     d: Dir,
     i: usize,
     mem: SharedMem,
-) -> Result<Option<bool>, NetifError> {
+) -> Result<Option<u32>, NetifError> {
     let k = &mut ad.endpoints_mut()[ep].krings_mut(d)[i];
     let ks = KState::new(mem, view(mem, k)?.offset());
     let Some(g) = SharedSync::begin(ks, k)? else {
@@ -297,7 +298,7 @@ pub fn worker_sync(
         Dir::Rx => ad.rxsync(ep, i, head, mem),
     };
     let k = &ad.endpoints()[ep].krings(d)[i];
-    let moved = k.hwtail != before;
+    let moved = k.hwtail.wrapping_add(k.num_slots).wrapping_sub(before) % k.num_slots.max(1);
     if d == Dir::Rx && k.next(k.hwtail) == k.hwcur {
         ks.set_stalled(true)?;
     }

@@ -26,23 +26,64 @@ use netmap_netif::sync::worker_sync;
 use netmap_netif::Dir;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest sleep without a doorbell (a safety net: every event rings it).
 const IDLE: Duration = Duration::from_millis(20);
 
-/// After a pass that received frames, how long the worker lets more accumulate before
-/// the next pass, as a NIC moderates its RX interrupts (the port's event descriptors
-/// are out of the epoll set meanwhile: see `State::set_events_watched`). An AF_XDP
-/// socket signals every batch the kernel delivers, a handful of frames at a time on a
-/// veth: passing at each signal cost this thread about 800 ns per received frame
-/// (`bench/nic.sh`, 2 M frames); with a pause of 50 µs, 320 ns and the client 113;
-/// with 200 µs, 181 and 58 (AF_PACKET: 165 and 18). While frames keep coming the
-/// worker passes about once per pause, which the rings absorb many times over (1024
-/// slots and an 8192-frame socket ring against about 100 frames per pause at 0.5
-/// Mpps); a frame arriving on an idle port wakes the worker at once. AF_PACKET's
-/// capture blocks batch by themselves (1 ms) and see no difference.
-const RX_PAUSE: Duration = Duration::from_micros(200);
+/// RX moderation: after a pass that received frames, the worker lets more accumulate
+/// before the next pass, as a NIC moderates its RX interrupts (the port's event
+/// descriptors are out of the epoll set meanwhile: see `State::set_events_watched`),
+/// and the client's futex wake-up follows the pass, so each pause costs two thread
+/// wake-ups (about 10 µs each on these VMs) shared by the frames it gathered.
+///
+/// An AF_XDP socket signals every batch the kernel delivers, a handful of frames at a
+/// time on a veth: passing at each signal cost this thread about 800 ns per received
+/// frame (`bench/nic.sh`, 2 M frames at ~0.55 Mpps); a fixed 50 µs pause 320 ns, 200
+/// µs 181–264 ns and the client 58–78; 1 ms about 48 and 20 (the thread's cost then
+/// mostly its per-frame work). The pause is therefore as long as the ring can absorb:
+/// the time the measured rate takes to fill half the smallest RX ring, between
+/// [`RX_PAUSE_MIN`] and [`RX_PAUSE_MAX`] — long at the rates a veth or a slow sender
+/// reaches, short at line rate, where passes bring full batches anyway. The wait is on
+/// the doorbell, so a reader releasing a full ring, or a client with frames to send,
+/// ends it at once. A frame arriving on an idle port wakes the worker at once (no
+/// pause): moderation adds latency only while frames keep coming, at most
+/// [`RX_PAUSE_MAX`].
+const RX_PAUSE_MIN: Duration = Duration::from_micros(50);
+const RX_PAUSE_MAX: Duration = Duration::from_millis(1);
+
+/// Passes that find nothing which the worker still makes on its RX pause, before it
+/// goes back to waiting for the port's events. Frames keep coming with gaps: AF_PACKET
+/// hands them over in capture blocks the kernel retires every millisecond, so a pass
+/// between two retirements finds nothing although the stream goes on; going back to
+/// the events there cost a relay wake-up and a worker wake-up per block (the relay
+/// thread was 36 ns per frame of the AF_PACKET receive cost, `bench/nic.sh`). Two
+/// more passes cover a block's period; when the stream has really stopped they cost
+/// two wake-ups, once.
+const QUIET_PASSES: u32 = 2;
+
+/// Pause while transmissions await their completion and nothing was received (the
+/// kernel may want to be asked again once they come back).
+const TX_PAUSE: Duration = Duration::from_micros(200);
+
+/// Why the worker waits before its next pass.
+enum Pause {
+    /// Frames were received: gather more for this long, unless the doorbell rings.
+    Rx(Duration),
+    /// Transmissions await completion: look again after [`TX_PAUSE`].
+    Tx,
+}
+
+/// The RX pause after a pass that brought `frames` frames `since` the previous pass
+/// began, for rings of `ring_slots` slots: the time that rate takes to fill half a ring.
+fn rx_pause(frames: u64, since: Duration, ring_slots: u32) -> Duration {
+    if frames == 0 {
+        return RX_PAUSE_MIN;
+    }
+    let half = f64::from(ring_slots.max(2) / 2);
+    let fill = since.as_secs_f64() * half / frames as f64;
+    Duration::from_secs_f64(fill.clamp(RX_PAUSE_MIN.as_secs_f64(), RX_PAUSE_MAX.as_secs_f64()))
+}
 
 /// The worker of one NIC adapter. Dropping it stops the thread within [`IDLE`]
 /// (it also stops by itself when the adapter goes away).
@@ -107,16 +148,23 @@ fn run_passes(
     stop: &AtomicBool,
     failed: &AtomicBool,
 ) {
+    let mut pass_began = Instant::now();
+    // The last RX pause, while frames are coming, and how many passes since found none.
+    let mut last_rx: Option<Duration> = None;
+    let mut quiet = 0u32;
     while !stop.load(Ordering::Acquire) {
+        let began = Instant::now();
+        let since = began.duration_since(pass_began);
+        pass_began = began;
         let Some(cp) = weak.upgrade() else { break };
         let mem = cp.mem();
         let bell = Doorbell::new(mem, doorbell);
         let Ok(seen) = bell.value() else { break };
         let mut wakers = Vec::new();
-        // `poll_soon`: frames were received, or transmissions await completion (the
+        // `pause`: frames were received, or transmissions await completion (the
         // kernel may want to be asked again once they come back): pass again after a
         // pause rather than waiting for an event.
-        let (moved, poll_soon) = {
+        let (moved, pause) = {
             let mut st = cp.lock();
             let Some(slot) = st.adapters.get_mut(&aid) else {
                 break;
@@ -124,7 +172,7 @@ fn run_passes(
             let ad = slot.ad.as_mut();
             let counts = ad.endpoints()[0].counts;
             let mut moved = false;
-            let mut rx_moved = false;
+            let mut rx_frames = 0u64;
             let mut stalled = false;
             let mut error = None;
             for (d, n) in [(Dir::Tx, counts.tx_rings), (Dir::Rx, counts.rx_rings)] {
@@ -138,9 +186,11 @@ fn run_passes(
                         continue;
                     }
                     match worker_sync(ad, 0, d, i, mem) {
-                        Ok(Some(true)) => {
+                        Ok(Some(n)) if n > 0 => {
                             moved = true;
-                            rx_moved |= d == Dir::Rx;
+                            if d == Dir::Rx {
+                                rx_frames += u64::from(n);
+                            }
                             if let Err(e) = publish(&ks) {
                                 tracing::debug!(%e, "publishing a NIC ring");
                             }
@@ -154,6 +204,11 @@ fn run_passes(
                     }
                 }
             }
+            let rx_moved = rx_frames > 0;
+            // A pass that found nothing in the middle of a stream: keep pausing for a
+            // few passes rather than going back to the events (see QUIET_PASSES).
+            let lull = !rx_moved && error.is_none() && quiet < QUIET_PASSES;
+            let lull = lull.then_some(last_rx).flatten();
             let tx_pending = ad.tx_pending();
             if let Some(e) = error {
                 tracing::info!(port = %ad.endpoints()[0].name, %e, "NIC ring sync failed: the port's clients use the daemon's path from now on");
@@ -169,7 +224,7 @@ fn run_passes(
             if moved {
                 st.collect_all_wakers(aid, &mut wakers);
             }
-            if rx_moved {
+            if rx_moved || lull.is_some() {
                 // Passing again after a pause: events would only wake the relay.
                 st.set_events_watched(&cp.events, aid, false);
             } else if !moved && !stalled {
@@ -178,16 +233,65 @@ fn run_passes(
                 // watching a socket whose frames cannot move yet would only spin.)
                 st.set_events_watched(&cp.events, aid, true);
             }
-            (moved, rx_moved || tx_pending)
+            let pause = if rx_moved {
+                let p = rx_pause(rx_frames, since, counts.rx_slots);
+                (last_rx, quiet) = (Some(p), 0);
+                Some(Pause::Rx(p))
+            } else if let Some(p) = lull {
+                quiet += 1;
+                Some(Pause::Rx(p))
+            } else {
+                last_rx = None;
+                tx_pending.then_some(Pause::Tx)
+            };
+            (moved, pause)
         };
         fire(wakers);
         if failed.load(Ordering::Acquire) {
             break;
         }
-        if poll_soon {
-            std::thread::sleep(RX_PAUSE);
-        } else if !moved && bell.wait(seen, IDLE).is_err() {
+        // A doorbell rung since the pass began (a client's frames to send, a full RX
+        // ring released) ends an RX pause or the idle wait at once.
+        let wait = match pause {
+            Some(Pause::Tx) => {
+                std::thread::sleep(TX_PAUSE);
+                continue;
+            }
+            Some(Pause::Rx(p)) => p,
+            None if !moved => IDLE,
+            None => continue,
+        };
+        if bell.wait(seen, wait).is_err() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pause is the time the measured rate takes to fill half a ring, kept between
+    /// the two bounds: a veth's rate (0.5 Mpps) gets the longest, line rate the
+    /// shortest, and a pass that brought nothing the shortest.
+    #[test]
+    fn rx_pause_fills_half_a_ring_within_its_bounds() {
+        let ms = Duration::from_millis(1);
+        // 512 frames in 1 ms into 1024-slot rings: half a ring per millisecond.
+        assert_eq!(rx_pause(512, ms, 1024), ms);
+        // 256 frames in 1 ms: half a ring takes 2 ms, more than the bound.
+        assert_eq!(rx_pause(256, ms, 1024), RX_PAUSE_MAX);
+        // 2048 frames in 1 ms: 250 µs.
+        let p = rx_pause(2048, ms, 1024);
+        assert!(
+            p > Duration::from_micros(249) && p < Duration::from_micros(251),
+            "{p:?}"
+        );
+        // 14.88 Mpps (10 GbE line rate, 64-byte frames): the shortest pause.
+        assert_eq!(rx_pause(14_880, ms, 1024), RX_PAUSE_MIN);
+        assert_eq!(rx_pause(0, ms, 1024), RX_PAUSE_MIN);
+        assert_eq!(rx_pause(10, Duration::ZERO, 1024), RX_PAUSE_MIN);
+        // A ring of 0 or 1 slot is treated as 2: no division by zero, still bounded.
+        assert!(rx_pause(1, ms, 0) >= RX_PAUSE_MIN);
     }
 }

@@ -143,6 +143,10 @@ pub struct Queue {
     tx_awaiting: u32,
     /// Largest frame the interface takes (MTU + Ethernet header + one VLAN tag).
     max_frame: u32,
+    /// log2 of the buffer size, if a power of two.
+    shift: Option<u32>,
+    /// The RX descriptors of the current rxsync (kept to reuse its allocation).
+    rx_batch: Vec<Desc>,
 }
 
 /// The fill address that makes the kernel write a frame at buffer `idx`'s first byte.
@@ -152,15 +156,19 @@ fn fill_addr(geom: &BufGeom, idx: u32) -> u64 {
 
 /// The buffer of a received frame's address, if it is one's first byte. In unaligned
 /// mode the kernel gives the chunk's address in the low 48 bits and the frame's offset
-/// in it above them.
-fn rx_buf(geom: &BufGeom, addr: u64) -> Option<u32> {
+/// in it above them. `shift` is log2 of the buffer size when it is a power of two (it
+/// always is with netmap's defaults): a shift instead of a 64-bit division per frame,
+/// which a profile of the receive path showed as its costliest instruction.
+fn rx_buf(geom: &BufGeom, shift: Option<u32>, addr: u64) -> Option<u32> {
     const SHIFT: u32 = 48;
     let addr = (addr & ((1 << SHIFT) - 1)) + (addr >> SHIFT);
     let sz = u64::from(geom.size);
-    addr.is_multiple_of(sz)
-        .then(|| addr / sz)
-        .and_then(|i| u32::try_from(i).ok())
-        .filter(|&i| geom.offset(i).is_some())
+    let idx = match shift {
+        Some(s) => (addr & (sz - 1) == 0).then_some(addr >> s),
+        None => addr.is_multiple_of(sz).then(|| addr / sz),
+    };
+    idx.and_then(|i| u32::try_from(i).ok())
+        .filter(|&i| (2..geom.total).contains(&i))
 }
 
 /// How long a socket creation keeps retrying a busy queue.
@@ -271,6 +279,11 @@ impl Queue {
             tx_inflight: VecDeque::new(),
             tx_awaiting: 0,
             max_frame,
+            shift: geom
+                .size
+                .is_power_of_two()
+                .then(|| geom.size.trailing_zeros()),
+            rx_batch: Vec::new(),
         })
     }
 
@@ -344,9 +357,16 @@ impl Queue {
             self.refill();
             return Ok(false);
         }
-        for i in 0..got {
-            let d: Desc = self.sock.rx.get_desc(i);
-            let Some(idx) = rx_buf(&self.geom, d.addr).filter(|&b| self.held.give(b)) else {
+        // The descriptors first, in one sweep: the kernel wrote them from another CPU,
+        // so each line is a cache miss, and a loop doing nothing else lets the CPU
+        // overlap them instead of meeting each behind the previous frame's work.
+        let mut batch = std::mem::take(&mut self.rx_batch);
+        batch.clear();
+        batch.extend((0..got).map(|i| self.sock.rx.get_desc(i)));
+        self.sock.rx.release(got);
+        for &d in &batch {
+            let Some(idx) = rx_buf(&self.geom, self.shift, d.addr).filter(|&b| self.held.give(b))
+            else {
                 tracing::error!(
                     addr = d.addr,
                     "xdp rx: descriptor for a buffer we did not give"
@@ -356,13 +376,12 @@ impl Queue {
             };
             let s = k.hwtail;
             let old = rv.slot_buf_idx(s)?;
-            let len = d.len.min(self.geom.size);
-            rv.set_slot_buf_len(s, idx, len as u16)?;
-            rv.set_slot_flags(s, NS_BUF_CHANGED)?;
+            let len = d.len.min(self.geom.size).min(u32::from(u16::MAX));
+            rv.set_slot_buf_len_flags(s, idx, len as u16, NS_BUF_CHANGED)?;
             k.hwtail = k.next(s);
             st.rx_packets += 1;
             st.rx_bytes += u64::from(len);
-            if self.geom.offset(old).is_some() && !self.held.contains(old) {
+            if (2..self.geom.total).contains(&old) && !self.held.contains(old) {
                 self.spare.push(old);
             } else {
                 // Out of the pool, or a buffer the kernel holds already (a client put
@@ -370,7 +389,7 @@ impl Queue {
                 tracing::debug!(old, "xdp rx: a released slot's buffer cannot be refilled");
             }
         }
-        self.sock.rx.release(got);
+        self.rx_batch = batch;
         self.refill();
         self.wake_fill();
         Ok(true)
@@ -564,14 +583,30 @@ mod tests {
             total: 100,
         };
         assert_eq!(fill_addr(&g, 2) + XDP_PACKET_HEADROOM, 4096);
-        assert_eq!(rx_buf(&g, 4096), Some(2));
+        assert_eq!(rx_buf(&g, None, 4096), Some(2));
         assert_eq!(
-            rx_buf(&g, (256 << 48) | (4096 - 256)),
+            rx_buf(&g, None, (256 << 48) | (4096 - 256)),
             Some(2),
             "offset above bit 48"
         );
-        assert_eq!(rx_buf(&g, 4097), None, "not a buffer's start");
-        assert_eq!(rx_buf(&g, 0), None, "reserved buffer 0");
-        assert_eq!(rx_buf(&g, 100 * 2048), None, "past the pool");
+        assert_eq!(rx_buf(&g, None, 4097), None, "not a buffer's start");
+        assert_eq!(rx_buf(&g, None, 0), None, "reserved buffer 0");
+        assert_eq!(rx_buf(&g, None, 100 * 2048), None, "past the pool");
+        // The shift gives what the division gives, for every kind of address.
+        for addr in [
+            4096,
+            (256 << 48) | (4096 - 256),
+            4097,
+            0,
+            100 * 2048,
+            99 * 2048,
+            2047,
+        ] {
+            assert_eq!(
+                rx_buf(&g, Some(11), addr),
+                rx_buf(&g, None, addr),
+                "{addr:#x}"
+            );
+        }
     }
 }
