@@ -370,6 +370,9 @@ impl<'a> SharedMem<'a> {
     ) -> Result<(), OutOfBounds> {
         let ps = self.check(src, len)?;
         let pd = dst.check(dst_off, len)?;
+        if self.copy_to_shifted(src, ps, pd, len) {
+            return Ok(());
+        }
         let words = len / WORD;
         for i in 0..words {
             // SAFETY: check() proved both ranges lie in their mappings and i * 8 + 8
@@ -384,6 +387,51 @@ impl<'a> SharedMem<'a> {
             unsafe { ptr::write_volatile(pd.add(i), ptr::read_volatile(ps.add(i))) };
         }
         Ok(())
+    }
+
+    /// [`Self::copy_to`]'s fast case: a source off a word boundary (AF_PACKET's frames
+    /// sit 2 bytes past one, behind their 14-byte Ethernet header's alignment pad)
+    /// into a word-aligned destination (a netmap buffer). The source is read as the
+    /// aligned words that cover it and each destination word put together from two of
+    /// them, so every access is an aligned 8-byte volatile one instead of eight byte
+    /// accesses (the copy was a quarter of the AF_PACKET receive cost). The covering
+    /// words may reach up to 7 bytes before and after the range: done only when they
+    /// lie inside the window too. False when the case does not apply (nothing done).
+    fn copy_to_shifted(&self, src: usize, ps: *mut u8, pd: *mut u8, len: usize) -> bool {
+        let mis = src % WORD;
+        if !cfg!(target_endian = "little")
+            || mis == 0
+            || len < WORD
+            || (ps as usize) % WORD != mis
+            || (pd as usize) % WORD != 0
+        {
+            return false;
+        }
+        let span = (mis + len).div_ceil(WORD) * WORD;
+        let Ok(pa) = self.check(src - mis, span) else {
+            return false;
+        };
+        let sh = (mis * 8) as u32;
+        let full = len / WORD;
+        // SAFETY: check() proved [pa, pa + span) lies in this window; pa is word-aligned
+        // (ps - mis, with ps % WORD == mis), and the words read are 0..=full, with
+        // (full + 1) * WORD <= span because mis >= 1. pd..pd + len was checked by the
+        // caller and is word-aligned; words 0..full end at full * WORD <= len.
+        unsafe {
+            let mut prev = ptr::read_volatile(pa.cast::<u64>());
+            for i in 0..full {
+                let next = ptr::read_volatile(pa.add((i + 1) * WORD).cast::<u64>());
+                ptr::write_volatile(
+                    pd.add(i * WORD).cast::<u64>(),
+                    (prev >> sh) | (next << (64 - sh)),
+                );
+                prev = next;
+            }
+            for i in full * WORD..len {
+                ptr::write_volatile(pd.add(i), ptr::read_volatile(ps.add(i)));
+            }
+        }
+        true
     }
 
     /// memmove inside the window (both ranges checked); used to copy packet payloads
@@ -469,6 +517,18 @@ mod tests {
                     }
                 }
                 assert!(a.copy_to(250, &b, 0, 10).is_err());
+                // A misaligned source whose covering words would pass the window's end
+                // (a window of 250 bytes): the byte path, same result.
+                let short = SharedMem { len: 250, ..a };
+                for (so, len) in [(235, 15), (241, 9), (233, 17), (242, 8)] {
+                    b.fill(0, 256, 0xee).expect("fill");
+                    short.copy_to(so, &b, 8, len).expect("copy_to at the end");
+                    let mut got = vec![0u8; len];
+                    b.read_bytes(8, &mut got).expect("r");
+                    let mut want = vec![0u8; len];
+                    a.read_bytes(so, &mut want).expect("r");
+                    assert_eq!(got, want, "{so}+{len}");
+                }
                 assert!(a.copy_to(0, &b, 250, 10).is_err());
                 // copy_within's word path (aligned, disjoint) and its bounce path.
                 b.fill(0, 256, 0).expect("fill");

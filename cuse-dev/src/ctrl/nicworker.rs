@@ -47,10 +47,17 @@ const IDLE: Duration = Duration::from_millis(20);
 /// reaches, short at line rate, where passes bring full batches anyway. The wait is on
 /// the doorbell, so a reader releasing a full ring, or a client with frames to send,
 /// ends it at once. A frame arriving on an idle port wakes the worker at once (no
-/// pause): moderation adds latency only while frames keep coming, at most
-/// [`RX_PAUSE_MAX`].
+/// pause), and so does every frame of a trickle: only a pass that brought at least
+/// [`RX_BATCH_MIN`] frames pauses, so a request/response exchange (a frame or two per
+/// pass) keeps the event-driven latency, and moderation adds latency, at most
+/// [`RX_PAUSE_MAX`], only while frames stream in.
 const RX_PAUSE_MIN: Duration = Duration::from_micros(50);
 const RX_PAUSE_MAX: Duration = Duration::from_millis(1);
+
+/// Frames a pass must bring to start RX moderation: at the worker's event-driven
+/// wake-up latency (20–50 µs here) this is a stream of a few hundred kpps or more,
+/// where wake-ups per batch are what costs (see [`RX_PAUSE_MIN`]).
+const RX_BATCH_MIN: u64 = 8;
 
 /// Passes that find nothing which the worker still makes on its RX pause, before it
 /// goes back to waiting for the port's events. Frames keep coming with gaps: AF_PACKET
@@ -205,6 +212,8 @@ fn run_passes(
                 }
             }
             let rx_moved = rx_frames > 0;
+            // Moderation: a stream's batch, or a stream going on (the last pass paused).
+            let stream = rx_frames >= RX_BATCH_MIN || (rx_moved && last_rx.is_some());
             // A pass that found nothing in the middle of a stream: keep pausing for a
             // few passes rather than going back to the events (see QUIET_PASSES).
             let lull = !rx_moved && error.is_none() && quiet < QUIET_PASSES;
@@ -224,7 +233,7 @@ fn run_passes(
             if moved {
                 st.collect_all_wakers(aid, &mut wakers);
             }
-            if rx_moved || lull.is_some() {
+            if stream || lull.is_some() {
                 // Passing again after a pause: events would only wake the relay.
                 st.set_events_watched(&cp.events, aid, false);
             } else if !moved && !stalled {
@@ -233,7 +242,7 @@ fn run_passes(
                 // watching a socket whose frames cannot move yet would only spin.)
                 st.set_events_watched(&cp.events, aid, true);
             }
-            let pause = if rx_moved {
+            let pause = if stream {
                 let p = rx_pause(rx_frames, since, counts.rx_slots);
                 (last_rx, quiet) = (Some(p), 0);
                 Some(Pause::Rx(p))
