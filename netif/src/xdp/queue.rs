@@ -364,6 +364,16 @@ impl Queue {
         batch.clear();
         batch.extend((0..got).map(|i| self.sock.rx.get_desc(i)));
         self.sock.rx.release(got);
+        // Old buffers go straight to the fill ring while it has room (one look at the
+        // kernel's index for the batch); only the rest waits in `spare`. Spares come
+        // first, so none waits behind newer buffers.
+        self.refill();
+        let fill_room = if self.spare.is_empty() {
+            self.umem.fill.free(got).min(got)
+        } else {
+            0
+        };
+        let mut put = 0;
         for &d in &batch {
             let Some(idx) = rx_buf(&self.geom, self.shift, d.addr).filter(|&b| self.held.give(b))
             else {
@@ -381,7 +391,11 @@ impl Queue {
             k.hwtail = k.next(s);
             st.rx_packets += 1;
             st.rx_bytes += u64::from(len);
-            if (2..self.geom.total).contains(&old) && !self.held.contains(old) {
+            let in_pool = (2..self.geom.total).contains(&old);
+            if in_pool && put < fill_room && self.held.take(old) {
+                self.umem.fill.put_addr(put, fill_addr(&self.geom, old));
+                put += 1;
+            } else if in_pool && put >= fill_room && !self.held.contains(old) {
                 self.spare.push(old);
             } else {
                 // Out of the pool, or a buffer the kernel holds already (a client put
@@ -389,8 +403,8 @@ impl Queue {
                 tracing::debug!(old, "xdp rx: a released slot's buffer cannot be refilled");
             }
         }
+        self.umem.fill.submit(put);
         self.rx_batch = batch;
-        self.refill();
         self.wake_fill();
         Ok(true)
     }
