@@ -88,8 +88,12 @@ stat() { cat "/sys/class/net/$1/statistics/$2"; }
 now() { date +%s.%N; }
 # CPU time (ns) the given processes have run, all their threads (schedstat).
 cpu_ns() { t=0; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do [ -r "$f" ] && read -r x _ <"$f" && t=$((t + x)); done; done; echo $t; }
-# "name ns" per thread of the given processes (threads of one name added up).
-threads_ns() { for p in "$@"; do for t in /proc/$p/task/*; do [ -r "$t/schedstat" ] && read -r x _ <"$t/schedstat" && read -r n <"$t/comm" && echo "$n $x"; done; done | awk '{ t[$1] += $2 } END { for (k in t) print k, t[k] }' | sort; }
+# "name ns runs" per thread of the given processes (threads of one name added up):
+# CPU time, and how many times the threads were put on a CPU (schedstat's third field:
+# each is a wake-up or a preemption, the context switches a receiver pays for).
+threads_ns() { for p in "$@"; do for t in /proc/$p/task/*; do [ -r "$t/schedstat" ] && read -r x _ c <"$t/schedstat" && read -r n <"$t/comm" && echo "$n $x $c"; done; done | awk '{ t[$1] += $2; c[$1] += $3 } END { for (k in t) print k, t[k], c[k] }' | sort; }
+# Times the given processes' threads were put on a CPU (see threads_ns).
+runs() { threads_ns "$@" | awk '{ s += $3 } END { print s + 0 }'; }
 TG="trafgen --dev vA --conf $L/frame.cfg -n $N -P 1 -Q"
 EOF
 
@@ -127,7 +131,7 @@ sleep 0.3; c1=$(cpu_ns $PPID $r); threads_ns $PPID $r >"$L/b1-th1.txt"
 wait $r || { cat "$L/b1$K.txt"; exit 16; }
 # Where the receive CPU of netmapd goes, per thread name (the port worker nic-vB, the
 # port-events relay, the client nm-client, ...).
-join "$L/b1-th0.txt" "$L/b1-th1.txt" | awk -v r="$round" -v k="$K" '$3 - $2 > 0 { printf "B1T%s round=%d thread=%s ns=%.0f\n", k, r, $1, $3 - $2 }'
+join "$L/b1-th0.txt" "$L/b1-th1.txt" | awk -v r="$round" -v k="$K" '$4 - $2 > 0 { printf "B1T%s round=%d thread=%s ns=%.0f runs=%d\n", k, r, $1, $4 - $2, $5 - $3 }'
 "$d" status --keys >"$L/b1$K-status.txt"
 want=$([ "$K" = X ] && echo 1 || echo 0)
 grep -q "^port=vB .* xdp=$want" "$L/b1$K-status.txt" || { echo "vB is not on the expected backend:"; cat "$L/b1$K-status.txt"; exit 20; }
@@ -166,10 +170,10 @@ perl -MPOSIX -e "sigprocmask(SIG_UNBLOCK, POSIX::SigSet->new(SIGINT, SIGTERM, SI
 	netsniff-ng --in vB --out /dev/null --silent -A -Q -N >"$L/b2.txt" 2>&1 & s=$!
 i=0; until grep -q "Running" "$L/b2.txt"; do i=$((i+1)); [ $i -gt 200 ] && { cat "$L/b2.txt"; exit 19; }; sleep 0.05; done
 sleep 1
-b=$(stat vA tx_packets); c0=$(cpu_ns $s); t0=$(now)
+b=$(stat vA tx_packets); c0=$(cpu_ns $s); w0=$(runs $s); t0=$(now)
 $TG >"$L/b2-tg.txt" 2>&1 || { cat "$L/b2-tg.txt"; exit 17; }
 t1=$(now); a=$(stat vA tx_packets)
-sleep 0.3; c1=$(cpu_ns $s)
+sleep 0.3; c1=$(cpu_ns $s); w1=$(runs $s)
 sleep 0.7
 kill -INT $s; wait $s || true
 tr -d '"\r' <"$L/b2.txt" >"$L/b2-stats.txt"
@@ -177,6 +181,7 @@ got=$(sed -n "s/^ *\([0-9]*\) *packets passed filter.*/\1/p" "$L/b2-stats.txt" |
 drops=$(sed -n "s/^ *\([0-9]*\) *packets failed filter (out of space).*/\1/p" "$L/b2-stats.txt" | head -1)
 [ -n "$got" ] && [ -n "$drops" ] || { echo "no statistics from netsniff-ng:"; cat "$L/b2.txt"; exit 18; }
 echo "B2 round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops cpu_ns=$((c1 - c0))"
+echo "B2T round=$round thread=netsniff-ng runs=$((w1 - w0))"
 sleep 1
 done
 EOF
@@ -200,15 +205,18 @@ timeout "$TIMEOUT" unshare -n -m sh -c "$SETUP" sh "$NETMAPD" "$NMC" "$LOG" "$PA
 	die "measurement failed (logs in $LOG)"
 }
 
-# Where netmapd's receive CPU went, per backend and thread, per frame (median over the
-# rounds): lines "<key> <thread> <ns>".
-awk '/^B1[XP] round=/ { k = substr($1, 3, 1); for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "round") r = kv[2]; if (kv[1] == "frames") f[k, r] = kv[2] } }
-/^B1T[XP] round=/ { k = substr($1, 4, 1); for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } ns[k, v["thread"], v["round"]] = v["ns"]; th[k, v["thread"]] = 1 }
+# Where netmapd's receive CPU went, per backend and thread, per frame, and how often
+# each thread was put on a CPU per 1000 frames (medians over the rounds): lines
+# "<key> <thread> <ns> <runs>"; key N is netsniff-ng (runs only).
+awk 'function med(a, n,    i, j, x) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
+	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+/^(B1[XP]|B2) round=/ { k = ($1 == "B2") ? "N" : substr($1, 3, 1); for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "round") r = kv[2]; if (kv[1] == "frames") f[k, r] = kv[2] } }
+/^(B1T[XP]|B2T) round=/ { k = ($1 == "B2T") ? "N" : substr($1, 4, 1); delete v; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	ns[k, v["thread"], v["round"]] = v["ns"]; ru[k, v["thread"], v["round"]] = v["runs"]; th[k, v["thread"]] = 1 }
 END { for (kt in th) { split(kt, p, SUBSEP); k = p[1]; t = p[2]; n = 0
-	for (fr in f) { split(fr, q, SUBSEP); if (q[1] == k && f[fr] > 0) a[++n] = ns[k, t, q[2]] / f[fr] }
-	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
-	m = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	if (m >= 1) printf "%s %s %.0f\n", k, t, m } }' "$LOG/out.txt" | sort -k1,1 -k3 -nr >"$LOG/threads.txt" || true
+	for (fr in f) { split(fr, q, SUBSEP); if (q[1] == k && f[fr] > 0) { n++; a[n] = ns[k, t, q[2]] / f[fr]; b[n] = 1000 * ru[k, t, q[2]] / f[fr] } }
+	m = med(a, n); w = med(b, n)
+	if (m >= 1 || k == "N") printf "%s %s %.0f %.2f\n", k, t, m, w } }' "$LOG/out.txt" | sort -k1,1 -k3 -nr >"$LOG/threads.txt" || true
 
 # Per-round figures: "<key> <round> <frames> <secs> <drops> <offered> <receiver cpu ns>".
 awk '/^(A1X|A1P|A2|B1X|B1P|B2) round=/ {
@@ -277,4 +285,8 @@ if [ -s "$LOG/threads.txt" ]; then
 		awk -v k=$k '$1 == k { printf " %s %s ns;", $2, $3 }' "$LOG/threads.txt"
 		echo
 	done
+	printf 'times put on a CPU per 1000 captured frames (wake-ups and preemptions; median of %s rounds):' "$ROUNDS"
+	awk '$1 == "N" { printf " netsniff-ng %s;", $4 }' "$LOG/threads.txt"
+	awk '$1 != "N" && $4 > 0.01 { printf " %s %s %s;", ($1 == "X" ? "AF_XDP" : "AF_PACKET"), $2, $4 }' "$LOG/threads.txt"
+	echo
 fi
