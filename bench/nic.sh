@@ -18,8 +18,10 @@
 #        netsniff-ng: --in vB --out /dev/null (TPACKET_V3 capture ring)
 #      captured frames per second of the sender's active time, and drops. The
 #      receivers' own cost is printed beside it: CPU time (schedstat, all threads) per
-#      captured frame, netmapd = daemon + rx-count, and, last, how that splits over
-#      netmapd's threads (port worker, port-events relay, client).
+#      captured frame, netmapd = daemon + rx-count, how that splits over netmapd's
+#      threads (port worker, port-events relay, client), and, last, how often each
+#      thread (and netsniff-ng) was put on a CPU per 1000 frames (wake-ups and
+#      preemptions: on these VMs each costs microseconds).
 #
 # The six measurements are repeated ROUNDS times, interleaved (one daemon per
 # backend and round), so that a slow spell
