@@ -201,3 +201,46 @@ impl<'a> RingView<'a> {
         self.set_tail(tail)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one 8-byte store of buffer index, length and flags reads back as the three
+    /// fields netmap programs see (ABI order: buf_idx u32, len u16, flags u16), and
+    /// leaves the slot's `ptr` and its neighbours alone.
+    #[test]
+    fn slot_buf_len_flags_in_one_store() {
+        let env = crate::testenv::TestEnv::new(2, 8, 2, 8);
+        let slots = 4u32;
+        // A view over a buffer of the test region (room for a 4-slot ring).
+        let rv = RingView::new(env.mem(), env.buf_off(2), slots);
+        for k in 0..slots {
+            rv.set_slot(
+                k,
+                &NetmapSlot {
+                    buf_idx: 100 + k,
+                    len: 60,
+                    flags: 0,
+                    ptr: 0xdead_beef,
+                },
+            )
+            .expect("slot");
+        }
+        rv.set_slot_buf_len_flags(2, 0x0102_0304, 1514, 0x8001)
+            .expect("store");
+        let s = rv.slot(2).expect("slot 2");
+        assert_eq!(
+            (s.buf_idx, s.len, s.flags, s.ptr),
+            (0x0102_0304, 1514, 0x8001, 0xdead_beef)
+        );
+        for k in [1, 3] {
+            let s = rv.slot(k).expect("neighbour");
+            assert_eq!((s.buf_idx, s.len, s.flags), (100 + k, 60, 0), "slot {k}");
+        }
+        assert!(
+            rv.set_slot_buf_len_flags(slots, 5, 60, 0).is_err(),
+            "past the ring"
+        );
+    }
+}
