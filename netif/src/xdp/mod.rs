@@ -363,25 +363,20 @@ impl Adapter for XdpPort {
             return Ok(Wake::none());
         }
         let geom = rings.geom;
-        // The socket's pending error is asked for (a system call) only when the ring
-        // is idle, where it is looked at: not once per pass of a busy port.
-        let (res, err) = if ring == host {
+        let (res, fd) = if ring == host {
             let h = &mut rings.host_rx;
-            let res = h.fill(k, &rv, mem, &geom, stats);
-            let err = matches!(res, Ok(false)).then(|| h.sock.take_error());
-            (res, err)
+            (h.fill(k, &rv, mem, &geom, stats), h.sock.as_raw_fd())
         } else {
             let q = &mut rings.queues[ring];
-            let res = q.rxsync(k, &rv, stats);
-            let err = matches!(res, Ok(false)).then(|| q.take_error());
-            (res, err)
+            (q.rxsync(k, &rv, stats), q.fd())
         };
         match res {
             Ok(true) => Ok(Wake::none()),
             // An AF_XDP socket gets no error when its interface goes away: look at
-            // the interface whenever the ring is idle.
+            // the interface whenever the ring is idle. The socket's pending error is
+            // asked for (a system call) only here, not once per pass of a busy port.
             Ok(false) => {
-                let err = err.unwrap_or(Ok(0));
+                let err = getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR);
                 let (name, index) = (&self.eps[0].name, self.info.ifindex);
                 self.link
                     .check(name, index, err, true)

@@ -29,7 +29,7 @@ use super::libxdp::{
     Api, Desc, Socket, SocketConfig, Umem, UmemConfig, XDP_COPY, XDP_PACKET_HEADROOM,
     XDP_UMEM_UNALIGNED_CHUNK_FLAG, XDP_USE_NEED_WAKEUP, XDP_ZEROCOPY,
 };
-use crate::af_packet::socket::{getsockopt, kick, setsockopt};
+use crate::af_packet::socket::{kick, setsockopt};
 use crate::af_packet::{Stats, TX_MARK};
 use crate::kring::Kring;
 use crate::ringmem::RingView;
@@ -145,8 +145,6 @@ pub struct Queue {
     max_frame: u32,
     /// log2 of the buffer size, if a power of two.
     shift: Option<u32>,
-    /// The RX descriptors of the current rxsync (kept to reuse its allocation).
-    rx_batch: Vec<Desc>,
 }
 
 /// The fill address that makes the kernel write a frame at buffer `idx`'s first byte.
@@ -283,7 +281,6 @@ impl Queue {
                 .size
                 .is_power_of_two()
                 .then(|| geom.size.trailing_zeros()),
-            rx_batch: Vec::new(),
         })
     }
 
@@ -357,13 +354,6 @@ impl Queue {
             self.refill();
             return Ok(false);
         }
-        // The descriptors first, in one sweep: the kernel wrote them from another CPU,
-        // so each line is a cache miss, and a loop doing nothing else lets the CPU
-        // overlap them instead of meeting each behind the previous frame's work.
-        let mut batch = std::mem::take(&mut self.rx_batch);
-        batch.clear();
-        batch.extend((0..got).map(|i| self.sock.rx.get_desc(i)));
-        self.sock.rx.release(got);
         // Old buffers go straight to the fill ring while it has room (one look at the
         // kernel's index for the batch); only the rest waits in `spare`. Spares come
         // first, so none waits behind newer buffers.
@@ -374,7 +364,8 @@ impl Queue {
             0
         };
         let mut put = 0;
-        for &d in &batch {
+        for i in 0..got {
+            let d: Desc = self.sock.rx.get_desc(i);
             let Some(idx) = rx_buf(&self.geom, self.shift, d.addr).filter(|&b| self.held.give(b))
             else {
                 tracing::error!(
@@ -403,8 +394,8 @@ impl Queue {
                 tracing::debug!(old, "xdp rx: a released slot's buffer cannot be refilled");
             }
         }
+        self.sock.rx.release(got);
         self.umem.fill.submit(put);
-        self.rx_batch = batch;
         self.wake_fill();
         Ok(true)
     }
@@ -556,11 +547,6 @@ impl Queue {
             }
         }
         Ok(())
-    }
-
-    /// Pending socket error (link down, interface gone), as for AF_PACKET sockets.
-    pub fn take_error(&self) -> io::Result<i32> {
-        getsockopt(self.fd(), libc::SOL_SOCKET, libc::SO_ERROR)
     }
 }
 
