@@ -36,8 +36,8 @@ pub struct PortStatus {
     pub rx_rings: u32,
     pub tx_slots: u32,
     pub rx_slots: u32,
-    /// The port's own counters (packets, bytes, drops, ...); empty for ports whose
-    /// traffic never passes the daemon (pipes).
+    /// The port's own counters (packets, bytes, drops, ...); empty for ports that keep
+    /// none.
     pub counters: BTreeMap<String, u64>,
 }
 
