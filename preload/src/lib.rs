@@ -101,6 +101,12 @@ macro_rules! next_fn {
     }};
 }
 
+/// Sets the calling thread's errno.
+pub(crate) fn set_errno(e: c_int) {
+    // SAFETY: errno is this thread's.
+    unsafe { *libc::__errno_location() = e };
+}
+
 /// Whether in-process syncs are switched off (`NETMAPD_PRELOAD_SYNC=0`): the library
 /// then only passes calls through.
 fn disabled() -> bool {
@@ -540,8 +546,7 @@ unsafe fn map(
             });
         if ours {
             let Some(rfd) = rootless::region_fd(fd) else {
-                // SAFETY: errno is this thread's.
-                unsafe { *libc::__errno_location() = libc::ENXIO };
+                set_errno(libc::ENXIO);
                 return libc::MAP_FAILED;
             };
             // SAFETY: the caller's arguments with the region's memfd for the connection.
@@ -559,8 +564,8 @@ unsafe fn map(
             // SAFETY: rfd was opened above; the mapping keeps the file.
             unsafe { (real().close)(rfd) };
             if let Some(code) = e.raw_os_error() {
-                // SAFETY: restores errno for the caller after close.
-                unsafe { *libc::__errno_location() = code };
+                // Restores errno for the caller after close.
+                set_errno(code);
             }
             p
         }

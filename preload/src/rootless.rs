@@ -36,7 +36,7 @@ use nix::sys::socket::{
 };
 use std::os::unix::ffi::OsStrExt;
 
-use super::MAX_FD;
+use super::{set_errno, MAX_FD};
 
 /// The daemon's socket, when this process runs under the preload front end.
 pub(crate) fn socket_path() -> Option<&'static CStr> {
@@ -74,11 +74,6 @@ pub(crate) fn set_ours(fd: c_int, on: bool) {
     if let Some(o) = usize::try_from(fd).ok().and_then(|i| OURS.get(i)) {
         o.store(u8::from(on), Ordering::Release);
     }
-}
-
-fn set_errno(e: c_int) {
-    // SAFETY: errno is this thread's.
-    unsafe { *libc::__errno_location() = e };
 }
 
 /// Lexically normalises an absolute path (`.`, `..`, repeated slashes).
@@ -618,10 +613,6 @@ struct EpollEntry {
 /// no poisoning to handle in a library running inside someone else's program).
 static EPOLL: parking_lot::Mutex<Vec<EpollEntry>> = parking_lot::Mutex::new(Vec::new());
 
-fn epoll_table() -> parking_lot::MutexGuard<'static, Vec<EpollEntry>> {
-    EPOLL.lock()
-}
-
 /// `epoll_ctl` on a connection: the kernel watches the connection for tokens
 /// (EPOLLIN, with the program's data and its EPOLLET/EPOLLONESHOT), and the entry
 /// remembers which events the program wants; `epoll_wait` answers them.
@@ -650,7 +641,7 @@ pub(crate) unsafe fn epoll_ctl(
     if r != 0 {
         return r;
     }
-    let mut t = epoll_table();
+    let mut t = EPOLL.lock();
     t.retain(|e| !(e.epfd == epfd && e.fd == fd));
     if op != libc::EPOLL_CTL_DEL {
         if let Some(u) = user {
@@ -667,14 +658,14 @@ pub(crate) unsafe fn epoll_ctl(
 
 /// Forgets a closed descriptor (as a connection, or as an epoll set).
 pub(crate) fn epoll_forget(fd: c_int) {
-    let mut t = epoll_table();
+    let mut t = EPOLL.lock();
     if !t.is_empty() {
         t.retain(|e| e.epfd != fd && e.fd != fd);
     }
 }
 
 fn epoll_entries(epfd: c_int) -> Vec<EpollEntry> {
-    let t = epoll_table();
+    let t = EPOLL.lock();
     if t.is_empty() {
         return Vec::new();
     }
