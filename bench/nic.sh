@@ -16,6 +16,9 @@
 #                     exchanged into the slots, taken from the stack; AF_PACKET: copied
 #                     from a TPACKET_V3 ring)
 #        netsniff-ng: --in vB --out /dev/null (TPACKET_V3 capture ring)
+#        xsk_floor  : netif/examples/xsk_floor.rs, the daemon's AF_XDP port and rxsync
+#                     run by the receiving thread alone (no daemon): what a client
+#                     reading the AF_XDP rings itself would cost
 #      captured frames per second of the sender's active time, and drops. The
 #      receivers' own cost is printed beside it: CPU time (schedstat, all threads) per
 #      captured frame, netmapd = daemon + rx-count, how that splits over netmapd's
@@ -23,7 +26,7 @@
 #      thread (and netsniff-ng) was put on a CPU per 1000 frames (wake-ups and
 #      preemptions: on these VMs each costs microseconds).
 #
-# The six measurements are repeated ROUNDS times, interleaved (one daemon per
+# The seven measurements are repeated ROUNDS times, interleaved (one daemon per
 # backend and round), so that a slow spell
 # of the VM hits both sides of a ratio alike; the ratio of each round and their
 # median are printed.
@@ -63,11 +66,14 @@ fi
 cd "$(dirname "$0")/.."
 echo "building release binaries..." >&2
 cargo build --release -p netmapd -p netmapd-tests >&2
+cargo build --release -p netmap-netif --example xsk_floor >&2
 TARGET=${CARGO_TARGET_DIR:-target}/release
 NETMAPD=$(realpath "$TARGET/netmapd")
 NMC=$(realpath "$TARGET/nm-client")
+XSKF=$(realpath "$TARGET/examples/xsk_floor")
 [ -x "$NETMAPD" ] || die "$NETMAPD not built"
 [ -x "$NMC" ] || die "$NMC not built"
+[ -x "$XSKF" ] || die "$XSKF not built"
 
 LOG=$(mktemp -d "${TMPDIR:-/tmp}/netmapd-nic-bench.XXXXXX")
 echo "logs in $LOG" >&2
@@ -147,7 +153,7 @@ EOF
 # $1 netmapd, $2 nm-client, $3 log dir, $4 packets, $5 rounds.
 cat >"$LOG/inner.sh" <<'EOF'
 set -eu
-d="$1"; c="$2"; L="$3"; N="$4"; R="$5"
+d="$1"; c="$2"; L="$3"; N="$4"; R="$5"; X="$6"
 . "$L/lib.sh"
 for round in $(seq 1 "$R"); do
 
@@ -185,6 +191,21 @@ drops=$(sed -n "s/^ *\([0-9]*\) *packets failed filter (out of space).*/\1/p" "$
 echo "B2 round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$drops cpu_ns=$((c1 - c0))"
 echo "B2T round=$round thread=netsniff-ng runs=$((w1 - w0))"
 sleep 1
+
+# (b3) the AF_XDP receive path run by the receiving thread alone, no daemon
+# (netif/examples/xsk_floor.rs): what a client reading the rings itself would cost.
+"$X" vB >"$L/b3.txt" 2>&1 & x=$!
+i=0; until grep -q "xsk-floor ready" "$L/b3.txt"; do i=$((i+1)); [ $i -gt 200 ] && { cat "$L/b3.txt"; exit 21; }; sleep 0.05; done
+sleep 0.5
+b=$(stat vA tx_packets); c0=$(cpu_ns $x); t0=$(now)
+$TG >"$L/b3-tg.txt" 2>&1 || { cat "$L/b3-tg.txt"; exit 22; }
+t1=$(now); a=$(stat vA tx_packets)
+sleep 0.3; c1=$(cpu_ns $x)
+wait $x || { cat "$L/b3.txt"; exit 23; }
+got=$(sed -n "s/.*xsk-floor frames=\([0-9]*\).*/\1/p" "$L/b3.txt")
+[ -n "$got" ] || { cat "$L/b3.txt"; exit 24; }
+echo "B3 round=$round offered=$((a - b)) frames=$got secs=$(echo "$t1 - $t0" | bc -l) drops=$((a - b - got)) cpu_ns=$((c1 - c0))"
+sleep 1
 done
 EOF
 
@@ -194,13 +215,13 @@ sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 ip link add vA type veth peer name vB
 ip link set vA up
 ip link set vB up
-exec sh "$3/inner.sh" "$1" "$2" "$3" "$4" "$5"
+exec sh "$3/inner.sh" "$1" "$2" "$3" "$4" "$5" "$6"
 '
 command -v bc >/dev/null || die "bc not found (apt-get install -y bc)"
 command -v perl >/dev/null || die "perl not found"
 
 echo "running (PACKETS=$PACKETS)..." >&2
-timeout "$TIMEOUT" unshare -n -m sh -c "$SETUP" sh "$NETMAPD" "$NMC" "$LOG" "$PACKETS" "$ROUNDS" \
+timeout "$TIMEOUT" unshare -n -m sh -c "$SETUP" sh "$NETMAPD" "$NMC" "$LOG" "$PACKETS" "$ROUNDS" "$XSKF" \
 	>"$LOG/out.txt" 2>"$LOG/daemon.txt" || {
 	cat "$LOG/out.txt" >&2
 	tail -20 "$LOG/daemon.txt" >&2
@@ -221,7 +242,7 @@ END { for (kt in th) { split(kt, p, SUBSEP); k = p[1]; t = p[2]; n = 0
 	if (m >= 1 || k == "N") printf "%s %s %.0f %.2f\n", k, t, m, w } }' "$LOG/out.txt" | sort -k1,1 -k3 -nr >"$LOG/threads.txt" || true
 
 # Per-round figures: "<key> <round> <frames> <secs> <drops> <offered> <receiver cpu ns>".
-awk '/^(A1X|A1P|A2|B1X|B1P|B2) round=/ {
+awk '/^(A1X|A1P|A2|B1X|B1P|B2|B3) round=/ {
 	k = $1; r = ""; f = ""; t = ""; d = ""; o = "-"; c = "-"
 	for (i = 2; i <= NF; i++) {
 		split($i, kv, "=")
@@ -235,7 +256,7 @@ awk '/^(A1X|A1P|A2|B1X|B1P|B2) round=/ {
 	if (f == "" || t == "" || t + 0 <= 0) { print "bad line: " $0 > "/dev/stderr"; exit 1 }
 	print k, r, f, t, (d == "" ? 0 : d), o, c
 }' "$LOG/out.txt" >"$LOG/rounds.txt" || die "unreadable results in $LOG/out.txt"
-for k in A1X A1P A2 B1X B1P B2; do
+for k in A1X A1P A2 B1X B1P B2 B3; do
 	[ "$(grep -c "^$k " "$LOG/rounds.txt")" -eq "$ROUNDS" ] || die "expected $ROUNDS $k results in $LOG/out.txt"
 done
 
@@ -255,12 +276,13 @@ BEGIN {
 	name["B1X"] = "RX netmapd AF_XDP (rx-count vB; trafgen)"
 	name["B1P"] = "RX netmapd AF_PACKET (rx-count vB; trafgen)"
 	name["B2"] = "RX netsniff-ng (vB -> /dev/null)"
-	split("A1X A1P A2 B1X B1P B2", ks, " ")
+	name["B3"] = "RX xsk_floor (AF_XDP rxsync, receiver alone)"
+	split("A1X A1P A2 B1X B1P B2 B3", ks, " ")
 }
 { mpps[$1, $2] = $3 / $4 / 1e6; fr[$1, $2] = $3; se[$1, $2] = $4; dr[$1, $2] = $5; of[$1, $2] = $6; cpu[$1, $2] = $7 }
 END {
 	for (r = 1; r <= rounds; r++) {
-		for (i = 1; i <= 6; i++) {
+		for (i = 1; i <= 7; i++) {
 			k = ks[i]
 			printf "%-5d %-46s %10d %9.3f %9.4f %10d\n", r, name[k], fr[k, r], se[k, r], mpps[k, r], dr[k, r]
 		}
@@ -268,10 +290,10 @@ END {
 		rxx[r] = mpps["B1X", r] / mpps["B2", r]; rxp[r] = mpps["B1P", r] / mpps["B2", r]
 		printf "      round %d ratios to trafgen/netsniff-ng: TX xdp %.3f packet %.3f  RX xdp %.3f packet %.3f\n", r, txx[r], txp[r], rxx[r], rxp[r]
 		# schedstat may be missing (kernel without CONFIG_SCHED_INFO): then no CPU figure.
-		x = perframe("B1X", r); p = perframe("B1P", r); n = perframe("B2", r)
-		if (x > 0 && p > 0 && n > 0) {
-			cx[r] = x / n; cp[r] = p / n
-			printf "      round %d receiver CPU per captured frame: netmapd AF_XDP %.0f ns, AF_PACKET %.0f ns (daemon + rx-count), netsniff-ng %.0f ns\n", r, x, p, n
+		x = perframe("B1X", r); p = perframe("B1P", r); n = perframe("B2", r); f = perframe("B3", r)
+		if (x > 0 && p > 0 && n > 0 && f > 0) {
+			cx[r] = x / n; cp[r] = p / n; cf[r] = f / n
+			printf "      round %d receiver CPU per captured frame: netmapd AF_XDP %.0f ns, AF_PACKET %.0f ns (daemon + rx-count), netsniff-ng %.0f ns, xsk_floor %.0f ns\n", r, x, p, n, f
 		} else { printf "      round %d receiver CPU per captured frame: not measured (no schedstat)\n", r; nocpu = 1 }
 	}
 	print "  TX frames = counted at vB (rx_packets delta); TX drops = vA tx_dropped delta"
@@ -279,7 +301,10 @@ END {
 	printf "ratio TX netmapd/trafgen:      AF_XDP %.3f  AF_PACKET %.3f (medians of %d rounds)\n", median(txx, rounds), median(txp, rounds), rounds
 	printf "ratio RX netmapd/netsniff-ng:  AF_XDP %.3f  AF_PACKET %.3f (medians of %d rounds)\n", median(rxx, rounds), median(rxp, rounds), rounds
 	if (nocpu) print "receiver CPU per frame: not measured in every round (no schedstat)"
-	else printf "receiver CPU per frame, netmapd/netsniff-ng: AF_XDP %.2f  AF_PACKET %.2f (medians of %d rounds; lower is cheaper; not a rate)\n", median(cx, rounds), median(cp, rounds), rounds
+	else {
+		printf "receiver CPU per frame, netmapd/netsniff-ng: AF_XDP %.2f  AF_PACKET %.2f (medians of %d rounds; lower is cheaper; not a rate)\n", median(cx, rounds), median(cp, rounds), rounds
+		printf "receiver CPU per frame, xsk_floor/netsniff-ng: %.2f (the AF_XDP receive path in the receiving thread alone; median of %d rounds)\n", median(cf, rounds), rounds
+	}
 }' "$LOG/rounds.txt"
 if [ -s "$LOG/threads.txt" ]; then
 	for k in X P; do

@@ -7,8 +7,8 @@
 //!
 //! Usage (root, in a namespace with a veth pair vA/vB, IPv6 off as `bench/nic.sh` does):
 //! `xsk_floor vB` prints "xsk-floor ready", then counts frames until 1.5 s pass without
-//! one, and prints `xsk-floor frames=N secs=S`. Measure its CPU time (schedstat) around
-//! a trafgen run, beside netsniff-ng's for the same run.
+//! one, and prints `xsk-floor frames=N secs=S`. `bench/nic.sh` runs it as one of its
+//! receivers and prints its CPU time per frame beside netsniff-ng's.
 use netmap_netif::adapter::Adapter;
 use netmap_netif::af_packet::NicConfig;
 use netmap_netif::xdp::XdpPort;
