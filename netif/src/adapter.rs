@@ -316,6 +316,13 @@ pub trait Adapter: Send {
         false
     }
 
+    /// [`Adapter::event_fds`] changed since the last call (an AF_XDP queue is now
+    /// read by a client itself, whose socket the daemon must no longer watch, or
+    /// is read by the daemon again): the caller re-reads them.
+    fn take_events_changed(&mut self) -> bool {
+        false
+    }
+
     fn in_use(&self) -> bool {
         self.endpoints().iter().any(|e| e.users > 0)
     }

@@ -14,6 +14,7 @@ use crate::ringmem::RingView;
 use crate::vale::bdg::Bdg;
 use crate::vale::forward::{self, BlockPorts, Sender};
 use crate::vale::{BufGeom, MAX_PORT_SLOTS};
+use crate::xdp::client::XskClient;
 use crate::NetifError;
 use netmap_abi::NetmapRing;
 use netmap_pool::SharedMem;
@@ -104,6 +105,19 @@ impl InprocRing {
     /// VALE fill locks). `geom` is the buffer pool: what a re-initialisation keeps and
     /// where VALE forwarding finds buffers.
     pub fn sync(&self, mem: SharedMem, owner: u32, geom: BufGeom) -> Result<Outcome, NetifError> {
+        self.sync_with(mem, owner, geom, None)
+    }
+
+    /// As [`InprocRing::sync`]; a NIC RX ring with `xsk` (this process's hold on the
+    /// ring's AF_XDP queue) is read from the socket directly while this process
+    /// reads it (see [`crate::xdp::client`]).
+    pub fn sync_with(
+        &self,
+        mem: SharedMem,
+        owner: u32,
+        geom: BufGeom,
+        xsk: Option<&XskClient>,
+    ) -> Result<Outcome, NetifError> {
         let ks = KState::new(mem, self.off);
         if !ks.try_get(owner)? {
             return Ok(Outcome {
@@ -112,13 +126,17 @@ impl InprocRing {
             });
         }
         if ks.kind()? != self.kind {
+            // The daemon's path from now on: it reads the socket again too.
+            if let Some(x) = xsk {
+                x.release(&ks);
+            }
             ks.put(owner)?;
             return Ok(Outcome {
                 fallback: true,
                 ..Outcome::default()
             });
         }
-        let r = self.sync_locked(mem, &ks, owner, geom);
+        let r = self.sync_locked(mem, &ks, owner, geom, xsk);
         ks.put(owner)?;
         if let Ok(Outcome {
             doorbell: Some(d), ..
@@ -135,6 +153,7 @@ impl InprocRing {
         ks: &KState,
         owner: u32,
         geom: BufGeom,
+        xsk: Option<&XskClient>,
     ) -> Result<Outcome, NetifError> {
         let (buf_total, buf_size) = (geom.total, geom.size);
         let n = self.num_slots;
@@ -188,8 +207,16 @@ impl InprocRing {
                     KIND_NIC => {
                         let released = head != k.hwcur;
                         k.hwcur = head;
-                        if released && ks.take_stalled()? {
-                            out.doorbell = Some(self.peer_off);
+                        match xsk.filter(|x| x.claim(ks)) {
+                            // This process reads the socket: the exchange is ours.
+                            Some(x) => {
+                                x.rxsync(&mut k, &rv, ks)?;
+                            }
+                            None => {
+                                if released && ks.take_stalled()? {
+                                    out.doorbell = Some(self.peer_off);
+                                }
+                            }
                         }
                         None
                     }

@@ -29,6 +29,13 @@
 //! | 92 | NIC: TX ring 0 of the port: the doorbell of the port's worker thread (futex word, bumped by whoever gives it work) | clients, daemon |
 //! | 96 | NIC: TX ring 0: the worker sleeps on the doorbell (0 or 1) | daemon |
 //! | 100 | NIC RX ring: the worker left the ring full (frames may wait in the kernel): the reader rings the doorbell after its release | daemon, reader |
+//! | 104 | AF_XDP RX ring: the daemon's pid, for `pidfd_getfd` ([`XskHandle`]; 0: no in-client receive) | daemon |
+//! | 108 | AF_XDP RX ring: the daemon's descriptor of the queue's socket | daemon |
+//! | 112 | AF_XDP RX ring: the daemon's descriptor of the queue's held-buffer map ([`crate::xdp::held`]) | daemon |
+//! | 116 | AF_XDP RX ring: log2 of the socket's RX ring size (bits 0..8) and fill ring size (8..16) | daemon |
+//! | 120 | AF_XDP RX ring: the process that reads the socket's rings itself (0: the daemon does) | that process; the daemon when it is gone |
+//!
+//! An AF_XDP RX ring's 56 and 64 count the frames and bytes a client received itself.
 //!
 //! A NIC ring's `peer` is the region offset of its port's doorbell word.
 //!
@@ -93,6 +100,22 @@ const O_BROKEN: usize = 88;
 const O_DOORBELL: usize = 92;
 const O_DOOR_SLEEP: usize = 96;
 const O_STALL: usize = 100;
+const O_XSK_PID: usize = 104;
+const O_XSK_FD: usize = 108;
+const O_XSK_HELD: usize = 112;
+const O_XSK_SIZES: usize = 116;
+const O_XSK_OWNER: usize = 120;
+
+/// What a process able to take the daemon's descriptors (`pidfd_getfd`: it may ptrace
+/// the daemon) needs to read an AF_XDP queue's RX and fill rings itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XskHandle {
+    pub pid: u32,
+    pub sock_fd: i32,
+    pub held_fd: i32,
+    pub rx_size: u32,
+    pub fill_size: u32,
+}
 
 /// A VALE RX ring has packets waiting in the daemon's backlog: senders in clients
 /// leave theirs to the daemon too, so that they stay in order.
@@ -338,6 +361,51 @@ impl<'a> KState<'a> {
             return Ok(false);
         }
         Ok(self.mem.cas_u32(self.at(O_STALL), 1, 0)?.is_ok())
+    }
+
+    /// Publishes (or, with `None`, withdraws) the AF_XDP handle of this RX ring.
+    pub fn set_xsk(&self, h: Option<XskHandle>) -> Result<(), OutOfBounds> {
+        let Some(h) = h else {
+            return self.mem.store_u32_release(self.at(O_XSK_PID), 0);
+        };
+        let log = |n: u32| n.trailing_zeros() & 0xff;
+        self.mem.write_u32(self.at(O_XSK_FD), h.sock_fd as u32)?;
+        self.mem.write_u32(self.at(O_XSK_HELD), h.held_fd as u32)?;
+        self.mem.write_u32(
+            self.at(O_XSK_SIZES),
+            log(h.rx_size) | (log(h.fill_size) << 8),
+        )?;
+        self.mem.store_u32_release(self.at(O_XSK_PID), h.pid)
+    }
+
+    /// The AF_XDP handle, if the daemon published one (sizes at most 2^20 entries).
+    pub fn xsk(&self) -> Result<Option<XskHandle>, OutOfBounds> {
+        let pid = self.mem.load_u32_acquire(self.at(O_XSK_PID))?;
+        if pid == 0 {
+            return Ok(None);
+        }
+        let sizes = self.mem.read_u32(self.at(O_XSK_SIZES))?;
+        let (rx, fill) = (sizes & 0xff, (sizes >> 8) & 0xff);
+        if rx > 20 || fill > 20 {
+            return Ok(None);
+        }
+        Ok(Some(XskHandle {
+            pid,
+            sock_fd: self.mem.read_u32(self.at(O_XSK_FD))? as i32,
+            held_fd: self.mem.read_u32(self.at(O_XSK_HELD))? as i32,
+            rx_size: 1 << rx,
+            fill_size: 1 << fill,
+        }))
+    }
+
+    /// The process reading this AF_XDP ring itself (0: the daemon reads it).
+    pub fn xsk_owner(&self) -> Result<u32, OutOfBounds> {
+        self.mem.load_u32_acquire(self.at(O_XSK_OWNER))
+    }
+    /// Moves the ring's reading from `from` to `to` (process ids, 0 the daemon);
+    /// false if someone else holds it.
+    pub fn swap_xsk_owner(&self, from: u32, to: u32) -> Result<bool, OutOfBounds> {
+        Ok(self.mem.cas_u32(self.at(O_XSK_OWNER), from, to)?.is_ok())
     }
 
     pub fn sent(&self) -> Result<(u64, u64), OutOfBounds> {

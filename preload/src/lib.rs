@@ -29,8 +29,9 @@ use std::time::{Duration, Instant};
 use libc::{c_int, c_ulong, c_void, nfds_t, off_t, pollfd, sigset_t, size_t, timespec};
 use netmap_abi as abi;
 use netmap_netif::inproc::{InprocRing, Outcome};
-use netmap_netif::kstate::KState;
+use netmap_netif::kstate::{KState, KIND_NIC};
 use netmap_netif::vale::BufGeom;
+use netmap_netif::xdp::client::XskClient;
 use netmap_netif::Dir;
 use netmap_pool::SharedMem;
 
@@ -128,6 +129,8 @@ pub(crate) struct Reg {
 pub(crate) struct Rings {
     tx: Vec<InprocRing>,
     rx: Vec<InprocRing>,
+    /// Per RX ring: this process's hold on its AF_XDP queue, if it reads it itself.
+    xsk: Vec<XskSlot>,
     no_tx_poll: bool,
     geom: BufGeom,
 }
@@ -230,6 +233,7 @@ impl Reg {
         let mut out = Rings {
             tx: Vec::new(),
             rx: Vec::new(),
+            xsk: Vec::new(),
             no_tx_poll: self.flags & abi::NR_NO_TX_POLL != 0,
             geom: BufGeom {
                 pool_offset: 0,
@@ -249,6 +253,7 @@ impl Reg {
                 i as u32,
             )?);
         }
+        out.xsk = out.rx.iter().map(|_| XskSlot::default()).collect();
         let first = out.tx.first().or(out.rx.first())?.off;
         let buf_ofs = mem
             .read_i64(first + offset_of!(abi::NetmapRing, buf_ofs))
@@ -269,6 +274,64 @@ impl Reg {
     }
 }
 
+/// An RX ring's AF_XDP hold ([`XskClient`]): tried once, at the ring's first sync.
+#[derive(Default)]
+pub(crate) struct XskSlot {
+    tried: std::sync::atomic::AtomicBool,
+    cur: std::sync::Mutex<Option<std::sync::Arc<XskClient>>>,
+}
+
+/// Whether NIC RX rings may be read from their AF_XDP socket in process
+/// (`NETMAPD_XSK=0` leaves them to the daemon's port worker).
+fn xsk_enabled() -> bool {
+    static E: OnceLock<bool> = OnceLock::new();
+    *E.get_or_init(|| !std::env::var("NETMAPD_XSK").is_ok_and(|v| v == "0"))
+}
+
+/// This process's hold on the AF_XDP queue of NIC RX ring `r`, taken at the first
+/// call (if the daemon published one and lets us take its descriptors).
+fn xsk_client(rings: &Rings, r: &InprocRing, mem: SharedMem) -> Option<std::sync::Arc<XskClient>> {
+    if r.kind != KIND_NIC || r.dir != Dir::Rx || !xsk_enabled() {
+        return None;
+    }
+    let pos = rings.rx.iter().position(|x| x.off == r.off)?;
+    let slot = rings.xsk.get(pos)?;
+    if !slot.tried.swap(true, Ordering::AcqRel) {
+        if let Ok(Some(h)) = KState::new(mem, r.off).xsk() {
+            match XskClient::attach(h, rings.geom, r.num_slots) {
+                Ok(x) => {
+                    if let Ok(mut c) = slot.cur.lock() {
+                        *c = Some(std::sync::Arc::new(x));
+                    }
+                }
+                Err(e) => {
+                    if std::env::var_os("NETMAPD_DEBUG").is_some() {
+                        eprintln!(
+                            "netmapd preload: AF_XDP queue of ring {} left to the daemon: {e}",
+                            r.id
+                        );
+                    }
+                }
+            }
+        }
+    }
+    slot.cur.lock().ok()?.clone()
+}
+
+/// Gives every AF_XDP queue this registration reads back to the daemon (its last
+/// descriptor is being closed), and rings the port worker so it reads them at once.
+fn release_xsk(rings: &Rings) {
+    let Some(mem) = region() else { return };
+    for (r, slot) in rings.rx.iter().zip(&rings.xsk) {
+        let taken = slot.cur.lock().ok().and_then(|mut c| c.take());
+        if let Some(x) = taken {
+            let ks = KState::new(mem, r.off);
+            x.release(&ks);
+            let _ = netmap_netif::kstate::Doorbell::new(mem, r.peer_off).ring();
+        }
+    }
+}
+
 /// Syncs one ring, waiting out a short busy spell (the daemon or another thread
 /// syncing it), clearing the flag of a holder that died, and breaking one held for
 /// longer than any sync takes ([`netmap_netif::kstate::BUSY_STALE`]: a stopped thread
@@ -276,8 +339,11 @@ impl Reg {
 fn sync_ring(r: &InprocRing, mem: SharedMem, rings: &Rings) -> Result<Outcome, ()> {
     let mut first: Option<(u32, Instant)> = None;
     // 100 yields, then naps: 30 ms in all, past BUSY_STALE.
+    let xsk = xsk_client(rings, r, mem);
     for i in 0..250u32 {
-        let o = r.sync(mem, tid(), rings.geom).map_err(|_| ())?;
+        let o = r
+            .sync_with(mem, tid(), rings.geom, xsk.as_deref())
+            .map_err(|_| ())?;
         if !o.busy {
             return Ok(o);
         }
@@ -787,11 +853,13 @@ fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bo
         return Poll::Kernel;
     }
     let only_ours = ours.iter().all(Option::is_some);
-    let mut waits: Vec<InprocRing> = Vec::new();
+    let mut waits: Vec<(InprocRing, &Rings)> = Vec::new();
     if only_ours {
         for (p, r) in set.iter().zip(&ours) {
-            if let Some(w) = r.and_then(|r| wait_ring(r, p.events)) {
-                waits.push(w);
+            if let Some(r) = r {
+                if let Some(w) = wait_ring(r, p.events) {
+                    waits.push((w, r));
+                }
             }
         }
     }
@@ -837,8 +905,40 @@ fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bo
         if n > 0 || left == Some(Duration::ZERO) || waits.is_empty() || !may_sleep_here {
             return Poll::Done(n);
         }
-        // Several rings: wake up now and then to look at the others.
-        let slice = if waits.len() > 1 {
+        // NIC RX rings this process reads from their AF_XDP sockets: nobody bumps
+        // their futex words; it sleeps on the sockets.
+        let xs: Vec<std::sync::Arc<XskClient>> = waits
+            .iter()
+            .filter_map(|(w, r)| {
+                xsk_client(r, w, mem).filter(|x| x.reads(&KState::new(mem, w.off)))
+            })
+            .collect();
+        let limit = |d: Duration| left.map_or(d, |l| l.min(d));
+        if !xs.is_empty() && xs.len() == waits.len() {
+            // RX moderation (as the port worker's): after a stream's batch, let the
+            // ring fill before looking again.
+            if let Some(p) = xs.iter().filter_map(|x| x.take_pause()).max() {
+                std::thread::sleep(limit(p));
+                continue;
+            }
+            let mut pfds: Vec<pollfd> = xs
+                .iter()
+                .map(|x| pollfd {
+                    fd: x.fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect();
+            // Slices: a link going down or the daemon taking the ring back is
+            // published on the futex, which this sleep does not watch.
+            let ms = limit(Duration::from_millis(20)).as_millis() as c_int;
+            // SAFETY: pfds is a valid array of pfds.len() pollfds.
+            unsafe { (real().poll)(pfds.as_mut_ptr(), pfds.len() as nfds_t, ms) };
+            continue;
+        }
+        // Several rings (or rings read from sockets among them): wake up now and then
+        // to look at the others.
+        let slice = if waits.len() > 1 || !xs.is_empty() {
             Some(Duration::from_millis(1))
         } else {
             None
@@ -847,7 +947,7 @@ fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bo
             (Some(l), Some(s)) => Some(l.min(s)),
             (l, s) => l.or(s),
         };
-        let ks = KState::new(mem, waits[0].off);
+        let ks = KState::new(mem, waits[0].0.off);
         // Spin a little first: on these VMs a futex wake-up across CPUs costs tens of
         // microseconds, longer than a peer usually takes to answer.
         let spin = if spin_pays() {
@@ -1354,7 +1454,15 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
 fn forget(fd: c_int) {
     if let Some(s) = slot(fd) {
         // The entry is leaked, not freed: another thread may still be reading it.
-        s.store(std::ptr::null_mut(), Ordering::Release);
+        let p = s.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        // The registration's last descriptor: its AF_XDP queues go back to the daemon.
+        if !p.is_null() && !REGS.iter().any(|e| e.load(Ordering::Acquire) == p) {
+            // SAFETY: table entries are leaked Boxes, never freed (see `reg`).
+            let r = unsafe { &*p };
+            if let Some(Some(rings)) = r.rings.get() {
+                release_xsk(rings);
+            }
+        }
     }
     if rootless::socket_path().is_some() {
         rootless::set_ours(fd, false);

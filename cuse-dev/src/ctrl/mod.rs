@@ -328,6 +328,34 @@ impl State {
         }
     }
 
+    /// Re-reads the port's event descriptors after they changed
+    /// ([`netmap_netif::adapter::Adapter::take_events_changed`]), watching the new set
+    /// unless the port's worker has them paused.
+    pub(crate) fn rewatch_events(&mut self, epoll: &sys::Epoll, id: u64) {
+        let Some(slot) = self.adapters.get_mut(&id) else {
+            return;
+        };
+        let fds: Vec<std::os::fd::RawFd> = slot
+            .ad
+            .event_fds()
+            .into_iter()
+            .map(|(fd, _, _)| fd)
+            .collect();
+        if !slot.events_paused {
+            for &fd in slot.watched.iter().filter(|fd| !fds.contains(fd)) {
+                if let Err(e) = epoll.remove(fd) {
+                    tracing::debug!(%e, fd, "unwatching a port descriptor");
+                }
+            }
+            for &fd in fds.iter().filter(|fd| !slot.watched.contains(fd)) {
+                if let Err(e) = epoll.add(fd, id) {
+                    tracing::debug!(%e, fd, "watching a port descriptor");
+                }
+            }
+        }
+        slot.watched = fds;
+    }
+
     /// Takes the port's event descriptors out of the epoll set (`on` false) or puts
     /// them back (`on` true). A port's worker takes them out while it passes over the
     /// rings at short intervals anyway: each event the kernel signals (an AF_XDP socket

@@ -187,7 +187,78 @@ impl XskRing {
     pub fn size(&self) -> u32 {
         self.size
     }
+
+    /// A ring over a mapping the caller made of a socket's ring (`base`, laid out as
+    /// `off` says, `size` entries, a power of two): what a client process that took
+    /// the daemon's socket uses, with the same accessors as libxdp's rings.
+    /// `producer`: a ring we write (fill), else one we read (RX).
+    ///
+    /// # Safety
+    /// `base` must be a live mapping of that ring, holding `off.desc` plus `size`
+    /// entries, that outlives the returned value.
+    pub unsafe fn over(base: *mut u8, off: &RingOffset, size: u32, producer: bool) -> Self {
+        // SAFETY: offsets inside the mapping, per the caller's contract.
+        let mut r = unsafe {
+            Self {
+                cached_prod: 0,
+                cached_cons: 0,
+                mask: size - 1,
+                size,
+                producer: base.add(off.producer as usize).cast(),
+                consumer: base.add(off.consumer as usize).cast(),
+                ring: base.add(off.desc as usize).cast(),
+                flags: base.add(off.flags as usize).cast(),
+            }
+        };
+        r.resync(producer);
+        r
+    }
+
+    /// Reloads the cached indices from the shared ones: after another process used
+    /// the ring (a client that read it itself, or the daemon before it).
+    pub fn resync(&mut self, producer: bool) {
+        if self.producer.is_null() {
+            return;
+        }
+        let (p, c) = (
+            self.prod_idx().load(Ordering::Acquire),
+            self.cons_idx().load(Ordering::Acquire),
+        );
+        if producer {
+            self.cached_prod = p;
+            self.cached_cons = c.wrapping_add(self.size);
+        } else {
+            self.cached_prod = p;
+            self.cached_cons = c;
+        }
+    }
 }
+
+/// `struct xdp_ring_offset` (linux/if_xdp.h).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RingOffset {
+    pub producer: u64,
+    pub consumer: u64,
+    pub desc: u64,
+    pub flags: u64,
+}
+
+/// `struct xdp_mmap_offsets`: where each ring's parts lie in its mapping.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MmapOffsets {
+    pub rx: RingOffset,
+    pub tx: RingOffset,
+    pub fill: RingOffset,
+    pub comp: RingOffset,
+}
+
+/// `getsockopt(SOL_XDP, XDP_MMAP_OFFSETS)`.
+pub const XDP_MMAP_OFFSETS: c_int = 1;
+/// mmap page offsets of the RX ring and the fill ring (linux/if_xdp.h).
+pub const XDP_PGOFF_RX_RING: i64 = 0;
+pub const XDP_UMEM_PGOFF_FILL_RING: i64 = 0x1_0000_0000;
 
 /// `struct xsk_umem_config`, with room for fields later libxdp versions append (they
 /// read the structure whole; zeros are their defaults).

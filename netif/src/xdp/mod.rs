@@ -26,6 +26,8 @@
 //! Errors (link down, interface deleted) are reported as the AF_PACKET port reports
 //! them; `krings_delete` returns every buffer, the kernel's included.
 
+pub mod client;
+pub mod held;
 pub mod libxdp;
 pub mod queue;
 
@@ -41,6 +43,7 @@ use crate::NetifError;
 use netmap_pool::{MemAllocator, SharedMem};
 use queue::{Mode, Queue};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 /// Everything that exists while the rings do.
 #[derive(Debug)]
@@ -61,7 +64,20 @@ pub struct XdpPort {
     /// Kernel drop counts of sockets already closed.
     closed_drops: u64,
     link: Link,
+    /// Per RX ring, the frames and bytes its in-client reader had counted when last
+    /// looked at (see [`client`]): what is beyond goes into `stats`.
+    client_counted: Vec<(u64, u64)>,
+    /// Per RX ring, the reading process last seen alive, and when.
+    owner_seen: Vec<Option<(u32, Instant)>>,
+    /// The event descriptors changed (a queue is now read by a client, or no more).
+    events_changed: bool,
+    /// Some client read a queue itself since the sockets were made: at close, wait
+    /// for the kernel to finish what it was writing before returning its buffers.
+    ever_client: bool,
 }
+
+/// How often the daemon looks whether a client reading a queue itself is still there.
+const OWNER_LOOK: Duration = Duration::from_millis(10);
 
 /// `struct xdp_statistics` (linux/if_xdp.h), the counters we read.
 #[repr(C)]
@@ -117,6 +133,10 @@ impl XdpPort {
             stats: Stats::default(),
             closed_drops: 0,
             link: Link::default(),
+            client_counted: Vec::new(),
+            owner_seen: Vec::new(),
+            events_changed: false,
+            ever_client: false,
         })
     }
 
@@ -231,16 +251,103 @@ impl XdpPort {
         Ok((rings, k, stats))
     }
 
+    /// Adds what a client reading RX ring `i` itself counted since the last look.
+    fn fold_client_counts(&mut self, i: usize, mem: SharedMem) {
+        let Some(off) = self.eps[0].rx.get(i).and_then(|k| k.ring_off) else {
+            return;
+        };
+        let Some(seen) = self.client_counted.get_mut(i) else {
+            return;
+        };
+        if let Ok((n, b)) = KState::new(mem, off).sent() {
+            self.stats.rx_packets += n.wrapping_sub(seen.0);
+            self.stats.rx_bytes += b.wrapping_sub(seen.1);
+            *seen = (n, b);
+        }
+    }
+
+    /// Whether a live client reads RX queue `ring` itself (see [`client`]); if the
+    /// one that did is gone, or gave the ring back, the daemon reads it again from
+    /// the shared indices. Called under the ring's busy flag.
+    fn client_reads(
+        &mut self,
+        ring: usize,
+        mem: SharedMem,
+        rv: &crate::ringmem::RingView,
+    ) -> Result<bool, NetifError> {
+        let ks = KState::new(mem, rv.offset());
+        let owner = ks.xsk_owner()?;
+        self.fold_client_counts(ring, mem);
+        let now = Instant::now();
+        let mut reads = owner != 0;
+        if reads && ks.kind()? != crate::kstate::KIND_NIC {
+            // The ring is on the daemon's path (a monitor watches it, or a sync
+            // failed): a client checks the kind under the busy flag, which we hold,
+            // before it reads the socket, so it reads no more.
+            ks.swap_xsk_owner(owner, 0)?;
+            reads = false;
+        }
+        if reads {
+            let fresh = matches!(self.owner_seen.get(ring), Some(Some((o, t)))
+                if *o == owner && now.duration_since(*t) < OWNER_LOOK);
+            if !fresh {
+                if client::owner_alive(owner) {
+                    if let Some(s) = self.owner_seen.get_mut(ring) {
+                        *s = Some((owner, now));
+                    }
+                } else {
+                    tracing::info!(
+                        pid = owner,
+                        ring,
+                        "the process reading an AF_XDP queue itself is gone: the daemon reads it again"
+                    );
+                    ks.swap_xsk_owner(owner, 0)?;
+                    reads = false;
+                }
+            }
+        }
+        let Some(q) = self.rings.as_mut().and_then(|r| r.queues.get_mut(ring)) else {
+            return Ok(false);
+        };
+        if reads != q.client_read {
+            tracing::debug!(ring, owner, reads, "AF_XDP queue reader changed");
+            self.events_changed = true;
+        }
+        if reads {
+            q.client_read = true;
+            self.ever_client = true;
+        } else {
+            q.resume_reading();
+        }
+        Ok(reads)
+    }
+
     /// Closes the sockets and returns the buffers the kernel held.
     fn close_queues(&mut self, alloc: &mut MemAllocator, keep: &KeepSet) {
         if let Some(r) = self.rings.take() {
             self.closed_drops += r.queues.iter().map(|q| kernel_drops(q.fd())).sum::<u64>();
             let mut held = Vec::new();
-            for mut q in r.queues {
-                let bufs = q.take_held();
-                drop(q);
-                held.extend(bufs);
+            let mut maps = Vec::new();
+            for q in r.queues {
+                let (map, spare) = q.close();
+                held.extend(spare);
+                maps.push(map);
             }
+            if std::mem::take(&mut self.ever_client) {
+                // A client that read a queue itself may still hold a duplicate of its
+                // socket, which then outlives ours: the socket left the XDP program's
+                // map with ours, but a frame being delivered on another CPU may still
+                // land in a fill buffer. One RCU grace period (MEMBARRIER_CMD_GLOBAL
+                // waits for one) covers every delivery begun before; the held maps
+                // are read after it.
+                client::grace_period();
+            }
+            for m in &maps {
+                if let Some(h) = held::Held::new(m.mem(), r.geom.total) {
+                    held.extend(h.drain());
+                }
+            }
+            drop(maps);
             for b in held {
                 crate::adapter::buf_free_checked(alloc, keep, b);
             }
@@ -301,6 +408,18 @@ impl Adapter for XdpPort {
                 KState::new(mem, off).init(0, k, 0, bell)?;
             }
         }
+        // A client allowed to take our descriptors may read the RX queues itself.
+        let nrx = e.counts.rx_rings as usize;
+        if let Some(r) = &self.rings {
+            for (k, q) in e.rx.iter().take(nrx).zip(&r.queues) {
+                if let Some(off) = k.ring_off {
+                    KState::new(mem, off).set_xsk(q.handle())?;
+                }
+            }
+        }
+        self.client_counted = vec![(0, 0); nrx];
+        self.owner_seen = vec![None; nrx];
+        self.events_changed = false;
         let zc = self.zerocopy();
         tracing::info!(
             ifname = self.ifname(),
@@ -314,6 +433,9 @@ impl Adapter for XdpPort {
     }
 
     fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
+        for i in 0..self.client_counted.len() {
+            self.fold_client_counts(i, mem);
+        }
         self.close_queues(alloc, keep);
         for off in self.eps[0].ring_offs() {
             if let Err(e) = KState::new(mem, off).clear() {
@@ -356,13 +478,25 @@ impl Adapter for XdpPort {
         mem: SharedMem,
     ) -> Result<Wake, NetifError> {
         let host = self.host_rx_ring();
-        let (rings, k, stats) = self.sync_parts(Dir::Rx, ring)?;
+        let (rings, k, _) = self.sync_parts(Dir::Rx, ring)?;
         k.hwcur = head;
         let rv = view(mem, k)?;
         if ring > host {
             return Ok(Wake::none());
         }
         let geom = rings.geom;
+        if ring < host && self.client_reads(ring, mem, &rv)? {
+            // The client moves the frames; the daemon still watches the link.
+            let (rings, _, _) = self.sync_parts(Dir::Rx, ring)?;
+            let fd = rings.queues[ring].fd();
+            let err = getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR);
+            let (name, index) = (&self.eps[0].name, self.info.ifindex);
+            return self
+                .link
+                .check(name, index, err, true)
+                .map(|()| Wake::none());
+        }
+        let (rings, k, stats) = self.sync_parts(Dir::Rx, ring)?;
         let (res, fd) = if ring == host {
             let h = &mut rings.host_rx;
             (h.fill(k, &rv, mem, &geom, stats), h.sock.as_raw_fd())
@@ -386,10 +520,8 @@ impl Adapter for XdpPort {
         }
     }
 
-    fn owned_buffers(&self, f: &mut dyn FnMut(u32)) {
-        if let Some(r) = &self.rings {
-            r.queues.iter().for_each(|q| q.for_each_owned(f));
-        }
+    fn take_events_changed(&mut self) -> bool {
+        std::mem::take(&mut self.events_changed)
     }
 
     fn tx_pending(&self) -> bool {
@@ -399,7 +531,47 @@ impl Adapter for XdpPort {
     }
 
     fn stats(&self) -> Vec<(&'static str, u64)> {
-        let c = self.counters();
+        self.stats_at(None)
+    }
+
+    /// With the frames in-client readers counted since the daemon last looked.
+    fn endpoint_stats(&self, _ep: usize, mem: SharedMem) -> Vec<(&'static str, u64)> {
+        self.stats_at(Some(mem))
+    }
+
+    fn owned_buffers(&self, f: &mut dyn FnMut(u32)) {
+        if let Some(r) = &self.rings {
+            r.queues.iter().for_each(|q| q.for_each_owned(f));
+        }
+    }
+
+    /// The sockets wake RX pollers (frames received) and TX pollers (the kernel's
+    /// write-space wake-up after completions); the host RX socket wakes RX pollers.
+    fn event_fds(&self) -> Vec<(std::os::fd::RawFd, usize, Dir)> {
+        let Some(r) = &self.rings else {
+            return Vec::new();
+        };
+        // A queue a client reads itself wakes that client, not us.
+        r.queues
+            .iter()
+            .filter(|q| !q.client_read)
+            .map(|q| (q.fd(), 0, Dir::Rx))
+            .chain([(r.host_rx.sock.as_raw_fd(), 0, Dir::Rx)])
+            .collect()
+    }
+}
+
+impl XdpPort {
+    fn stats_at(&self, mem: Option<SharedMem>) -> Vec<(&'static str, u64)> {
+        let mut c = self.counters();
+        if let Some(mem) = mem {
+            for (k, seen) in self.eps[0].rx.iter().zip(&self.client_counted) {
+                if let Some(Ok((n, b))) = k.ring_off.map(|o| KState::new(mem, o).sent()) {
+                    c.rx_packets += n.wrapping_sub(seen.0);
+                    c.rx_bytes += b.wrapping_sub(seen.1);
+                }
+            }
+        }
         vec![
             ("rx_packets", c.rx_packets),
             ("rx_bytes", c.rx_bytes),
@@ -413,18 +585,5 @@ impl Adapter for XdpPort {
             ("xdp", 1),
             ("xdp_zerocopy", u64::from(self.zerocopy())),
         ]
-    }
-
-    /// The sockets wake RX pollers (frames received) and TX pollers (the kernel's
-    /// write-space wake-up after completions); the host RX socket wakes RX pollers.
-    fn event_fds(&self) -> Vec<(std::os::fd::RawFd, usize, Dir)> {
-        let Some(r) = &self.rings else {
-            return Vec::new();
-        };
-        r.queues
-            .iter()
-            .map(|q| (q.fd(), 0, Dir::Rx))
-            .chain([(r.host_rx.sock.as_raw_fd(), 0, Dir::Rx)])
-            .collect()
     }
 }

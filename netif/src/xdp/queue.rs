@@ -25,13 +25,15 @@
 //! buffer still marked returns to the pool.
 #![allow(unsafe_code)]
 
+use super::held::{bitmap_bytes, Held, SharedMap};
 use super::libxdp::{
-    Api, Desc, Socket, SocketConfig, Umem, UmemConfig, XDP_COPY, XDP_PACKET_HEADROOM,
+    Api, Desc, Socket, SocketConfig, Umem, UmemConfig, XskRing, XDP_COPY, XDP_PACKET_HEADROOM,
     XDP_UMEM_UNALIGNED_CHUNK_FLAG, XDP_USE_NEED_WAKEUP, XDP_ZEROCOPY,
 };
 use crate::af_packet::socket::{kick, setsockopt};
 use crate::af_packet::{Stats, TX_MARK};
 use crate::kring::Kring;
+use crate::kstate::XskHandle;
 use crate::ringmem::RingView;
 use crate::vale::BufGeom;
 use crate::NetifError;
@@ -48,80 +50,6 @@ pub enum Mode {
     Copy,
 }
 
-/// Buffers the kernel holds, one bit per pool buffer.
-#[derive(Debug)]
-pub struct Held {
-    bits: Vec<u64>,
-    count: u32,
-    total: u32,
-}
-
-impl Held {
-    pub fn new(total: u32) -> Self {
-        Self {
-            bits: vec![0; (total as usize).div_ceil(64)],
-            count: 0,
-            total,
-        }
-    }
-    /// Marks `idx`; false if it was marked already.
-    pub fn take(&mut self, idx: u32) -> bool {
-        if idx >= self.total {
-            return false;
-        }
-        let (w, b) = ((idx / 64) as usize, idx % 64);
-        let Some(word) = self.bits.get_mut(w) else {
-            return false;
-        };
-        if *word & (1 << b) != 0 {
-            return false;
-        }
-        *word |= 1 << b;
-        self.count += 1;
-        true
-    }
-    /// Unmarks `idx`; false if it was not marked.
-    pub fn give(&mut self, idx: u32) -> bool {
-        let (w, b) = ((idx / 64) as usize, idx % 64);
-        let Some(word) = self.bits.get_mut(w) else {
-            return false;
-        };
-        if *word & (1 << b) == 0 {
-            return false;
-        }
-        *word &= !(1 << b);
-        self.count -= 1;
-        true
-    }
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-    pub fn contains(&self, idx: u32) -> bool {
-        self.bits
-            .get((idx / 64) as usize)
-            .is_some_and(|w| w & (1 << (idx % 64)) != 0)
-    }
-    /// Calls `f` with every marked index.
-    pub fn for_each(&self, f: &mut dyn FnMut(u32)) {
-        for (w, &word) in self.bits.iter().enumerate() {
-            let mut v = word;
-            while v != 0 {
-                f(w as u32 * 64 + v.trailing_zeros());
-                v &= v - 1;
-            }
-        }
-    }
-
-    /// Every marked index, unmarking them.
-    pub fn drain(&mut self) -> Vec<u32> {
-        let mut out = Vec::with_capacity(self.count as usize);
-        self.for_each(&mut |i| out.push(i));
-        self.bits.fill(0);
-        self.count = 0;
-        out
-    }
-}
-
 /// One queue's socket and UMEM, and the state of its two rings.
 #[derive(Debug)]
 pub struct Queue {
@@ -130,7 +58,12 @@ pub struct Queue {
     umem: Box<Umem>,
     pub zerocopy: bool,
     geom: BufGeom,
-    held: Held,
+    /// The buffers the kernel holds ([`super::held`]), in a memfd a client reading
+    /// the rings itself shares.
+    held: SharedMap,
+    /// A client process read the RX and fill rings last ([`super::client`]): the
+    /// cached indices must be reloaded before the daemon reads them again.
+    pub client_read: bool,
     /// Buffers of ours waiting for room in the fill ring: the kernel publishes its
     /// fill consumer index lazily, and reuses buffers it dropped a frame into without
     /// taking new ones, so a batch of released slots may briefly find less room there
@@ -148,7 +81,7 @@ pub struct Queue {
 }
 
 /// The fill address that makes the kernel write a frame at buffer `idx`'s first byte.
-fn fill_addr(geom: &BufGeom, idx: u32) -> u64 {
+pub(crate) fn fill_addr(geom: &BufGeom, idx: u32) -> u64 {
     u64::from(idx) * u64::from(geom.size) - XDP_PACKET_HEADROOM
 }
 
@@ -157,7 +90,7 @@ fn fill_addr(geom: &BufGeom, idx: u32) -> u64 {
 /// in it above them. `shift` is log2 of the buffer size when it is a power of two (it
 /// always is with netmap's defaults): a shift instead of a 64-bit division per frame,
 /// which a profile of the receive path showed as its costliest instruction.
-fn rx_buf(geom: &BufGeom, shift: Option<u32>, addr: u64) -> Option<u32> {
+pub(crate) fn rx_buf(geom: &BufGeom, shift: Option<u32>, addr: u64) -> Option<u32> {
     const SHIFT: u32 = 48;
     let addr = (addr & ((1 << SHIFT) - 1)) + (addr >> SHIFT);
     let sz = u64::from(geom.size);
@@ -221,7 +154,12 @@ impl Queue {
         }
         let pow2 = |n: u32| n.max(64).next_power_of_two();
         let ucfg = UmemConfig {
-            fill_size: pow2(rx_slots.max(stock)),
+            // Twice the stock: the kernel publishes its consumer index only when its
+            // cached batch runs out, so entries it took may still count as unread;
+            // those are at most a stock's worth, and with this size a reader that
+            // hands one buffer back per frame received always finds room (a client
+            // reading the rings itself keeps no spare list).
+            fill_size: pow2(2 * rx_slots.max(stock)),
             comp_size: pow2(tx_slots),
             frame_size: geom.size,
             frame_headroom: 0,
@@ -267,12 +205,14 @@ impl Queue {
         if let Err(e) = setsockopt(sock.fd(), libc::SOL_SOCKET, libc::SO_MARK, &TX_MARK) {
             tracing::debug!(ifname, queue, %e, "SO_MARK on an XSK");
         }
+        let held = SharedMap::create(c"netmapd-xsk-held", bitmap_bytes(geom.total))?;
         Ok(Self {
             sock,
             umem,
             zerocopy,
             geom,
-            held: Held::new(geom.total),
+            held,
+            client_read: false,
             spare: Vec::new(),
             tx_inflight: VecDeque::new(),
             tx_awaiting: 0,
@@ -288,6 +228,31 @@ impl Queue {
         self.sock.fd()
     }
 
+    fn held(&self) -> Held<'_> {
+        // The map was made for geom.total bits: it cannot be too small.
+        Held::new(self.held.mem(), self.geom.total).unwrap_or_else(|| unreachable!())
+    }
+
+    /// What a client needs to read this queue's RX and fill rings itself (it must be
+    /// allowed to take the two descriptors from this process).
+    pub fn handle(&self) -> Option<XskHandle> {
+        (self.sock.rx.size() > 0).then(|| XskHandle {
+            pid: std::process::id(),
+            sock_fd: self.sock.fd(),
+            held_fd: self.held.fd(),
+            rx_size: self.sock.rx.size(),
+            fill_size: self.umem.fill.size(),
+        })
+    }
+
+    /// The daemon reads the RX and fill rings again after a client did.
+    pub fn resume_reading(&mut self) {
+        if std::mem::take(&mut self.client_read) {
+            self.sock.rx.resync(false);
+            self.umem.fill.resync(true);
+        }
+    }
+
     /// Gives the kernel fresh buffers to receive into (at `krings_create`).
     pub fn stock_fill(&mut self, bufs: &[u32]) -> Result<(), NetifError> {
         let want = bufs.len() as u32;
@@ -295,8 +260,10 @@ impl Queue {
             return Err(NetifError::Inval("fill ring smaller than its stock".into()));
         }
         let mut n = 0;
+        let held = Held::new(self.held.mem(), self.geom.total)
+            .ok_or_else(|| NetifError::Inval("held map too small".into()))?;
         for &b in bufs {
-            if self.held.take(b) {
+            if held.take(b) {
                 self.umem.fill.put_addr(n, fill_addr(&self.geom, b));
                 n += 1;
             }
@@ -306,17 +273,24 @@ impl Queue {
         Ok(())
     }
 
-    /// Every buffer the queue owns besides its slots' (those the kernel held, and
-    /// spares), for the pool once the socket is gone.
-    pub fn take_held(&mut self) -> Vec<u32> {
-        let mut v = self.held.drain();
-        v.append(&mut self.spare);
-        v
+    /// Closes the socket and the UMEM; returns the held map (what the kernel held:
+    /// read it once the kernel is surely done writing) and the spare buffers.
+    pub fn close(self) -> (SharedMap, Vec<u32>) {
+        let Self {
+            sock,
+            umem,
+            held,
+            spare,
+            ..
+        } = self;
+        drop(sock);
+        drop(umem);
+        (held, spare)
     }
 
     /// Calls `f` with every buffer the queue owns besides its slots'.
     pub fn for_each_owned(&self, f: &mut dyn FnMut(u32)) {
-        self.held.for_each(f);
+        self.held().for_each(f);
         self.spare.iter().for_each(|&b| f(b));
     }
 
@@ -346,58 +320,28 @@ impl Queue {
         rv: &RingView,
         st: &mut Stats,
     ) -> Result<bool, NetifError> {
-        let n = k.num_slots;
-        let stop = k.prev(k.hwcur);
-        let room = (stop + n - k.hwtail) % n;
-        let got = self.sock.rx.ready(room);
-        if got == 0 {
-            self.refill();
-            return Ok(false);
-        }
-        // Old buffers go straight to the fill ring while it has room (one look at the
-        // kernel's index for the batch); only the rest waits in `spare`. Spares come
-        // first, so none waits behind newer buffers.
         self.refill();
-        let fill_room = if self.spare.is_empty() {
-            self.umem.fill.free(got).min(got)
-        } else {
-            0
+        let held = Held::new(self.held.mem(), self.geom.total)
+            .ok_or_else(|| NetifError::Inval("held map too small".into()))?;
+        let x = Exchange {
+            geom: self.geom,
+            shift: self.shift,
+            held,
         };
-        let mut put = 0;
-        for i in 0..got {
-            let d: Desc = self.sock.rx.get_desc(i);
-            let Some(idx) = rx_buf(&self.geom, self.shift, d.addr).filter(|&b| self.held.give(b))
-            else {
-                tracing::error!(
-                    addr = d.addr,
-                    "xdp rx: descriptor for a buffer we did not give"
-                );
-                st.rx_drops += 1;
-                continue;
-            };
-            let s = k.hwtail;
-            let old = rv.slot_buf_idx(s)?;
-            let len = d.len.min(self.geom.size).min(u32::from(u16::MAX));
-            rv.set_slot_buf_len_flags(s, idx, len as u16, NS_BUF_CHANGED)?;
-            k.hwtail = k.next(s);
-            st.rx_packets += 1;
-            st.rx_bytes += u64::from(len);
-            let in_pool = (2..self.geom.total).contains(&old);
-            if in_pool && put < fill_room && self.held.take(old) {
-                self.umem.fill.put_addr(put, fill_addr(&self.geom, old));
-                put += 1;
-            } else if in_pool && put >= fill_room && !self.held.contains(old) {
-                self.spare.push(old);
-            } else {
-                // Out of the pool, or a buffer the kernel holds already (a client put
-                // it in two slots): the kernel's stock shrinks by one.
-                tracing::debug!(old, "xdp rx: a released slot's buffer cannot be refilled");
-            }
+        let r = x.run(
+            &mut self.sock.rx,
+            &mut self.umem.fill,
+            k,
+            rv,
+            Some(&mut self.spare),
+        )?;
+        st.rx_packets += u64::from(r.frames);
+        st.rx_bytes += r.bytes;
+        st.rx_drops += u64::from(r.bad);
+        if r.frames + r.bad > 0 {
+            self.wake_fill();
         }
-        self.sock.rx.release(got);
-        self.umem.fill.submit(put);
-        self.wake_fill();
-        Ok(true)
+        Ok(r.frames + r.bad > 0)
     }
 
     /// Moves spare buffers into the fill ring, as many as it has room for.
@@ -408,8 +352,9 @@ impl Queue {
         let room = self.umem.fill.free(self.spare.len() as u32);
         let n = room.min(self.spare.len() as u32);
         let mut put = 0;
+        let held = Held::new(self.held.mem(), self.geom.total);
         for b in self.spare.drain(..n as usize) {
-            if self.held.take(b) {
+            if held.is_some_and(|h| h.take(b)) {
                 self.umem.fill.put_addr(put, fill_addr(&self.geom, b));
                 put += 1;
             }
@@ -550,30 +495,113 @@ impl Queue {
     }
 }
 
+/// What one exchange pass did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Exchanged {
+    pub frames: u32,
+    pub bytes: u64,
+    /// Descriptors of buffers the kernel was not given (dropped).
+    pub bad: u32,
+}
+
+/// The RX exchange itself, shared by the daemon ([`Queue::rxsync`]) and a client that
+/// reads the rings itself ([`super::client`]): RX descriptors into the free slots from
+/// `hwtail`, each slot's old buffer into the fill ring.
+///
+/// The held bitmap changes in an order that leaves no buffer unaccounted if the
+/// process doing it dies at any point (a client killed mid-sync): the slot's old
+/// buffer is marked before the slot is overwritten, and the received one unmarked
+/// only after it is in the slot. A death in between leaves a buffer both marked and
+/// in a slot (the pool's double-free check sorts that out at close) or marked and
+/// nowhere (freed at close), never in neither.
+pub(crate) struct Exchange<'a> {
+    pub geom: BufGeom,
+    pub shift: Option<u32>,
+    pub held: Held<'a>,
+}
+
+impl Exchange<'_> {
+    /// `spare`: where released buffers go when the fill ring has no room (the
+    /// daemon's list); without one, only as many frames are taken as the fill ring
+    /// has room for (the rest wait in the RX ring).
+    pub fn run(
+        &self,
+        rx: &mut XskRing,
+        fill: &mut XskRing,
+        k: &mut Kring,
+        rv: &RingView,
+        mut spare: Option<&mut Vec<u32>>,
+    ) -> Result<Exchanged, NetifError> {
+        let n = k.num_slots;
+        let stop = k.prev(k.hwcur);
+        let room = (stop + n - k.hwtail) % n;
+        let mut got = rx.ready(room);
+        let mut out = Exchanged::default();
+        if got == 0 {
+            return Ok(out);
+        }
+        // Old buffers go straight to the fill ring while it has room (one look at the
+        // kernel's index for the batch); only the rest waits in `spare`. Spares come
+        // first, so none waits behind newer buffers.
+        let fill_room = match &spare {
+            Some(sp) if !sp.is_empty() => 0,
+            _ => fill.free(got).min(got),
+        };
+        if spare.is_none() {
+            got = got.min(fill_room);
+        }
+        let mut put = 0;
+        for i in 0..got {
+            let d: Desc = rx.get_desc(i);
+            let Some(idx) =
+                rx_buf(&self.geom, self.shift, d.addr).filter(|&b| self.held.contains(b))
+            else {
+                tracing::error!(
+                    addr = d.addr,
+                    "xdp rx: descriptor for a buffer we did not give"
+                );
+                out.bad += 1;
+                continue;
+            };
+            let s = k.hwtail;
+            let old = rv.slot_buf_idx(s)?;
+            let in_pool = (2..self.geom.total).contains(&old) && old != idx;
+            // Marked before the slot forgets it (see above).
+            let refill = in_pool && self.held.take(old);
+            let len = d.len.min(self.geom.size).min(u32::from(u16::MAX));
+            rv.set_slot_buf_len_flags(s, idx, len as u16, NS_BUF_CHANGED)?;
+            self.held.give(idx);
+            k.hwtail = k.next(s);
+            out.frames += 1;
+            out.bytes += u64::from(len);
+            if refill && put < fill_room {
+                fill.put_addr(put, fill_addr(&self.geom, old));
+                put += 1;
+            } else if refill {
+                match spare.as_deref_mut() {
+                    // Spares are not marked: the fill ring's path marks them.
+                    Some(sp) => {
+                        self.held.give(old);
+                        sp.push(old);
+                    }
+                    // Unreachable (got <= fill_room): stays marked, freed at close.
+                    None => tracing::debug!(old, "xdp rx: no fill room for a buffer"),
+                }
+            } else {
+                // Out of the pool, or a buffer the kernel holds already (a client put
+                // it in two slots): the kernel's stock shrinks by one.
+                tracing::debug!(old, "xdp rx: a released slot's buffer cannot be refilled");
+            }
+        }
+        rx.release(got);
+        fill.submit(put);
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn held_marks_each_buffer_once_and_drains_all() {
-        let mut h = Held::new(200);
-        assert!(h.take(2) && h.take(130) && h.take(199));
-        assert!(!h.take(130), "taken twice");
-        assert!(!h.take(200), "out of range");
-        assert!(h.give(2) && !h.give(2));
-        assert_eq!(h.count(), 2);
-        let mut seen = Vec::new();
-        h.for_each(&mut |i| seen.push(i));
-        assert_eq!(
-            seen,
-            vec![130, 199],
-            "for_each lists what is marked, in order"
-        );
-        let mut d = h.drain();
-        d.sort();
-        assert_eq!(d, vec![130, 199]);
-        assert_eq!(h.count(), 0);
-    }
 
     #[test]
     fn addresses_put_frames_at_a_buffers_first_byte() {

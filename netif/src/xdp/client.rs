@@ -1,0 +1,314 @@
+//! An AF_XDP queue's RX side read by the client process itself: no daemon thread
+//! between the kernel and the program.
+//!
+//! Why: with the port worker in between, each batch of frames costs a worker
+//! wake-up and pass on top of the client's own (`bench/nic.sh` measured the worker
+//! as the whole difference to netsniff-ng's CPU per frame). A preloaded client that
+//! may take the daemon's descriptors (`pidfd_getfd`, i.e. one that could ptrace the
+//! daemon anyway) maps the queue's RX and fill rings and the held-buffer map
+//! ([`super::held`]) and runs the daemon's own exchange ([`super::queue::Exchange`])
+//! in its sync, sleeping on the socket itself.
+//!
+//! Who reads the rings is the RX ring's state-block word `xsk_owner` (a process id,
+//! 0 for the daemon), changed only under the ring's busy flag by whoever syncs: the
+//! client claims it at its first sync and gives it back when its registration goes;
+//! the daemon takes it back when that process is gone ([`owner_alive`]). Whoever
+//! reads next reloads the ring indices from the shared ones. Buffers stay accounted
+//! whoever reads: the held map is in shared memory and the exchange changes it in an
+//! order a death cannot break; at close the daemon returns what it marks.
+#![allow(unsafe_code)]
+
+use super::held::{Held, SharedMap};
+use super::libxdp::{
+    MmapOffsets, RingOffset, XskRing, XDP_MMAP_OFFSETS, XDP_PGOFF_RX_RING, XDP_UMEM_PGOFF_FILL_RING,
+};
+use super::queue::{Exchange, Exchanged};
+use crate::kring::Kring;
+use crate::kstate::{KState, XskHandle};
+use crate::ringmem::RingView;
+use crate::vale::BufGeom;
+use crate::NetifError;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const SOL_XDP: libc::c_int = 283;
+const AF_XDP: libc::c_int = 44;
+
+/// A mapping of one of the socket's rings, unmapped on drop.
+struct RingMap {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl RingMap {
+    fn new(
+        fd: RawFd,
+        off: &RingOffset,
+        entries: u32,
+        entry_bytes: u64,
+        pgoff: i64,
+    ) -> io::Result<Self> {
+        let len = usize::try_from(off.desc + u64::from(entries) * entry_bytes)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: a fresh shared mapping of the socket's ring at its documented page
+        // offset; the kernel checks the length against the ring's size.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                pgoff,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { ptr: p.cast(), len })
+    }
+}
+
+impl Drop for RingMap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// The two rings, used by one sync at a time (the ring's busy flag; the mutex only
+/// makes that explicit to the compiler).
+struct Rings {
+    rx: XskRing,
+    fill: XskRing,
+    /// The last sync that received frames: when, and how many.
+    last: Option<Instant>,
+    /// The pause the next wait takes before sleeping on the socket.
+    pause: Option<Duration>,
+}
+
+/// A client's hold on one AF_XDP queue (see the module doc).
+pub struct XskClient {
+    // Dropped first: the rings' pointers lead into the maps.
+    rings: Mutex<Rings>,
+    _rx_map: RingMap,
+    _fill_map: RingMap,
+    held: SharedMap,
+    sock: OwnedFd,
+    geom: BufGeom,
+    shift: Option<u32>,
+    slots: u32,
+    pid: u32,
+}
+
+// SAFETY: the raw pointers (ring maps) lead into mappings this value owns; the rings
+// are reached only under the mutex.
+unsafe impl Send for XskClient {}
+// SAFETY: as Send.
+unsafe impl Sync for XskClient {}
+
+impl std::fmt::Debug for XskClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XskClient")
+            .field("sock", &self.sock.as_raw_fd())
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+/// A duplicate of descriptor `fd` of process `pid`.
+fn take_fd(pid: u32, fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if pidfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number in that process, flags.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+fn getsockopt<T: Copy + Default>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<T> {
+    let mut v = T::default();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: v is a writable T of `len` bytes; the kernel writes at most len bytes
+    // of plain integers.
+    if unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut T).cast(), &mut len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v)
+}
+
+/// Whether process `pid` still runs (a zombie does not: its descriptors are closed).
+pub fn owner_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name's closing parenthesis.
+        Ok(s) => s
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|c| c != 'Z' && c != 'X'),
+        Err(_) => false,
+    }
+}
+
+impl XskClient {
+    /// Takes the daemon's socket and held map (`h`), and maps the RX and fill rings.
+    /// `geom` is the buffer pool, `slots` the netmap ring's size.
+    pub fn attach(h: XskHandle, geom: BufGeom, slots: u32) -> io::Result<Self> {
+        let sock = take_fd(h.pid, h.sock_fd)?;
+        let fd = sock.as_raw_fd();
+        // The descriptor numbers come from shared memory: make sure this is a socket
+        // of the kind we expect before mapping anything of it.
+        let domain: libc::c_int = getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+        if domain != AF_XDP {
+            return Err(io::Error::from_raw_os_error(libc::ENOTSOCK));
+        }
+        let held = SharedMap::open_whole(take_fd(h.pid, h.held_fd)?)?;
+        let off: MmapOffsets = getsockopt(fd, SOL_XDP, XDP_MMAP_OFFSETS)?;
+        let rx_map = RingMap::new(fd, &off.rx, h.rx_size, 16, XDP_PGOFF_RX_RING)?;
+        let fill_map = RingMap::new(fd, &off.fill, h.fill_size, 8, XDP_UMEM_PGOFF_FILL_RING)?;
+        // SAFETY: both maps hold their ring's entries past `desc` (made so above) and
+        // live as long as the rings (fields dropped after `rings`).
+        let (rx, fill) = unsafe {
+            (
+                XskRing::over(rx_map.ptr, &off.rx, h.rx_size, false),
+                XskRing::over(fill_map.ptr, &off.fill, h.fill_size, true),
+            )
+        };
+        let total = geom.total.min((held.mem().len() * 8) as u32);
+        Ok(Self {
+            rings: Mutex::new(Rings {
+                rx,
+                fill,
+                last: None,
+                pause: None,
+            }),
+            _rx_map: rx_map,
+            _fill_map: fill_map,
+            held,
+            sock,
+            geom: BufGeom { total, ..geom },
+            shift: geom
+                .size
+                .is_power_of_two()
+                .then(|| geom.size.trailing_zeros()),
+            slots,
+            pid: std::process::id(),
+        })
+    }
+
+    /// The socket, to sleep on (POLLIN: frames in the RX ring).
+    pub fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// Whether this process reads the ring now, claiming it if nobody does. Called
+    /// under the ring's busy flag.
+    pub fn claim(&self, ks: &KState) -> bool {
+        if std::process::id() != self.pid {
+            // A child after fork: its parent's hold, not ours.
+            return false;
+        }
+        match ks.xsk_owner() {
+            Ok(o) if o == self.pid => true,
+            Ok(0) => ks.swap_xsk_owner(0, self.pid).unwrap_or(false),
+            _ => false,
+        }
+    }
+
+    /// Whether this process reads the ring now.
+    pub fn reads(&self, ks: &KState) -> bool {
+        std::process::id() == self.pid && ks.xsk_owner().is_ok_and(|o| o == self.pid)
+    }
+
+    /// Gives the ring back to the daemon (the registration goes away). The caller
+    /// then rings the port's doorbell so the daemon reads again at once.
+    pub fn release(&self, ks: &KState) {
+        if std::process::id() == self.pid {
+            let _ = ks.swap_xsk_owner(self.pid, 0);
+        }
+    }
+
+    /// The exchange, as the daemon's rxsync does it, on ring `k` (state loaded and
+    /// validated by the caller, which holds the busy flag and has claimed the ring).
+    /// Counts what it received in the ring's state block.
+    pub fn rxsync(
+        &self,
+        k: &mut Kring,
+        rv: &RingView,
+        ks: &KState,
+    ) -> Result<Exchanged, NetifError> {
+        let held = Held::new(self.held.mem(), self.geom.total)
+            .ok_or_else(|| NetifError::Inval("held map too small".into()))?;
+        let x = Exchange {
+            geom: self.geom,
+            shift: self.shift,
+            held,
+        };
+        let mut g = self
+            .rings
+            .lock()
+            .map_err(|_| NetifError::Inval("xsk rings poisoned".into()))?;
+        let r = &mut *g;
+        // The daemon (or another holder) may have used the rings since: start from
+        // the shared indices.
+        r.rx.resync(false);
+        r.fill.resync(true);
+        let out = x.run(&mut r.rx, &mut r.fill, k, rv, None)?;
+        if out.frames + out.bad == 0 {
+            return Ok(out);
+        }
+        if r.fill.needs_wakeup() {
+            // SAFETY: recvfrom with no buffer on the socket only wakes the driver.
+            unsafe {
+                libc::recvfrom(
+                    self.fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
+        ks.count_sent(u64::from(out.frames), out.bytes)?;
+        let now = Instant::now();
+        if u64::from(out.frames) >= crate::nic::RX_BATCH_MIN {
+            if let Some(prev) = r.last {
+                r.pause = Some(crate::nic::rx_pause(
+                    u64::from(out.frames),
+                    now.duration_since(prev),
+                    self.slots,
+                ));
+            }
+        }
+        r.last = Some(now);
+        Ok(out)
+    }
+
+    /// RX moderation, as the daemon's worker does it: after a sync that brought a
+    /// stream's batch, the next wait first lets the ring fill for this long (once;
+    /// a wait that then finds nothing sleeps on the socket).
+    pub fn take_pause(&self) -> Option<Duration> {
+        self.rings.lock().ok()?.pause.take()
+    }
+}
+
+/// Waits for an RCU grace period (`membarrier(MEMBARRIER_CMD_GLOBAL)`): every frame
+/// delivery the kernel had begun into a socket is over when it returns.
+pub fn grace_period() {
+    // SAFETY: membarrier with a command and no flags touches no memory of ours.
+    unsafe { libc::syscall(libc::SYS_membarrier, 1, 0, 0) };
+}
