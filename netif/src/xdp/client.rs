@@ -151,15 +151,37 @@ fn getsockopt<T: Copy + Default>(
     Ok(v)
 }
 
-/// Whether process `pid` still runs (a zombie does not: its descriptors are closed).
-pub fn owner_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name's closing parenthesis.
-        Ok(s) => s
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|c| c != 'Z' && c != 'X'),
-        Err(_) => false,
+/// A process the daemon watches: the one reading a queue itself. Its pidfd becomes
+/// readable when it exits (a zombie counts as gone: its descriptors are closed), so
+/// a look costs one `poll`, not a `/proc` read.
+#[derive(Debug)]
+pub struct Watched {
+    pub pid: u32,
+    pidfd: Option<OwnedFd>,
+}
+
+impl Watched {
+    pub fn new(pid: u32) -> Self {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        // SAFETY: a fresh descriptor nothing else owns.
+        let pidfd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        Self { pid, pidfd }
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&self) -> bool {
+        let Some(fd) = &self.pidfd else {
+            return false;
+        };
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        n == 0
     }
 }
 

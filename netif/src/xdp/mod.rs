@@ -43,7 +43,6 @@ use crate::NetifError;
 use netmap_pool::{MemAllocator, SharedMem};
 use queue::{Mode, Queue};
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
 
 /// Everything that exists while the rings do.
 #[derive(Debug)]
@@ -67,17 +66,14 @@ pub struct XdpPort {
     /// Per RX ring, the frames and bytes its in-client reader had counted when last
     /// looked at (see [`client`]): what is beyond goes into `stats`.
     client_counted: Vec<(u64, u64)>,
-    /// Per RX ring, the reading process last seen alive, and when.
-    owner_seen: Vec<Option<(u32, Instant)>>,
+    /// Per RX ring, the process that reads it itself, watched.
+    owner_seen: Vec<Option<client::Watched>>,
     /// The event descriptors changed (a queue is now read by a client, or no more).
     events_changed: bool,
     /// Some client read a queue itself since the sockets were made: at close, wait
     /// for the kernel to finish what it was writing before returning its buffers.
     ever_client: bool,
 }
-
-/// How often the daemon looks whether a client reading a queue itself is still there.
-const OWNER_LOOK: Duration = Duration::from_millis(10);
 
 /// `struct xdp_statistics` (linux/if_xdp.h), the counters we read.
 #[repr(C)]
@@ -278,7 +274,6 @@ impl XdpPort {
         let ks = KState::new(mem, rv.offset());
         let owner = ks.xsk_owner()?;
         self.fold_client_counts(ring, mem);
-        let now = Instant::now();
         let mut reads = owner != 0;
         if reads && ks.kind()? != crate::kstate::KIND_NIC {
             // The ring is on the daemon's path (a monitor watches it, or a sync
@@ -288,22 +283,25 @@ impl XdpPort {
             reads = false;
         }
         if reads {
-            let fresh = matches!(self.owner_seen.get(ring), Some(Some((o, t)))
-                if *o == owner && now.duration_since(*t) < OWNER_LOOK);
-            if !fresh {
-                if client::owner_alive(owner) {
-                    if let Some(s) = self.owner_seen.get_mut(ring) {
-                        *s = Some((owner, now));
-                    }
-                } else {
-                    tracing::info!(
-                        pid = owner,
-                        ring,
-                        "the process reading an AF_XDP queue itself is gone: the daemon reads it again"
-                    );
-                    ks.swap_xsk_owner(owner, 0)?;
-                    reads = false;
+            let seen = self.owner_seen.get_mut(ring);
+            let alive = match seen {
+                Some(Some(w)) if w.pid == owner => w.alive(),
+                Some(s) => {
+                    let w = client::Watched::new(owner);
+                    let alive = w.alive();
+                    *s = Some(w);
+                    alive
                 }
+                None => false,
+            };
+            if !alive {
+                tracing::info!(
+                    pid = owner,
+                    ring,
+                    "the process reading an AF_XDP queue itself is gone: the daemon reads it again"
+                );
+                ks.swap_xsk_owner(owner, 0)?;
+                reads = false;
             }
         }
         let Some(q) = self.rings.as_mut().and_then(|r| r.queues.get_mut(ring)) else {
@@ -418,7 +416,7 @@ impl Adapter for XdpPort {
             }
         }
         self.client_counted = vec![(0, 0); nrx];
-        self.owner_seen = vec![None; nrx];
+        self.owner_seen = (0..nrx).map(|_| None).collect();
         self.events_changed = false;
         let zc = self.zerocopy();
         tracing::info!(
