@@ -260,7 +260,7 @@ impl Adapter for NicPort {
             Inner::Xdp(p) => p.stats(),
             Inner::Packet(p) => {
                 let mut v = p.stats();
-                v.extend([("xdp", 0), ("xdp_zerocopy", 0)]);
+                v.extend([("xdp", 0), ("xdp_zerocopy", 0), ("rx_in_client", 0)]);
                 v
             }
         }

@@ -476,6 +476,86 @@ echo "fresh: pipe-tx exit=$txs pipe-rx exit=$rxs"
     assert_no_error_logged(&out);
 }
 
+/// Preloaded receivers that read vB's AF_XDP queue themselves, SIGKILLed mid-traffic
+/// 30 times (many inside their sync, holding the ring's busy flag, some between
+/// placing a frame and releasing its descriptor) while a sender streams and another
+/// client holds the port: each time the daemon notices the reader is gone and reads
+/// the queue again; afterwards a fresh receiver gets a fresh sender's 20,000 frames,
+/// intact and in order, reading the queue itself, and the pools are whole once
+/// everyone is gone (no buffer lost in the held map, the rings or the kernel).
+#[test]
+fn xdp_readers_killed_mid_traffic() {
+    let script = r#"d="$1"; c="$2"; t=$(mktemp -d)
+free() { "$d" status --keys | grep -E '^(if|ring|buf)_free=' | sort; }
+free > "$t/before" || exit 1
+"$c" hold --port vB > "$t/hold" 2>&1 & h=$!
+i=0; until grep -q holding "$t/hold"; do i=$((i+1)); [ $i -gt 200 ] && exit 2; sleep 0.05; done
+"$c" pipe-tx --port vA --duration 60 --len 60 --burst 64 --rate 200000 > /dev/null 2>&1 & p=$!
+k=0; killed=0
+while [ $k -lt 30 ]; do
+  "$c" rx-count --port vB --idle-ms 60000 > "$t/rc" 2>&1 & r=$!
+  sleep 0.$((1 + k % 3))
+  kill -KILL $r && killed=$((killed + 1)); wait $r 2>/dev/null
+  k=$((k+1))
+done
+echo "killed=$killed"
+kill -KILL $p; wait $p 2>/dev/null
+"$d" status --keys | grep '^port=vB '
+sleep 0.5
+# Frames of the killed stream still queued in the kernel's RX ring (it holds
+# thousands) are drained first: read until 300 ms pass without one.
+timeout 10 "$c" rx-count --port vB --idle-ms 300 > "$t/drain" 2>&1; cat "$t/drain"
+timeout 60 "$c" pipe-rx --port vB --count 20000 --len 60 --ignore-foreign > "$t/rx" 2>&1 & rx=$!
+sleep 0.5
+timeout 60 "$c" pipe-tx --port vA --count 20000 --len 60 --burst 64 --rate 20000 > "$t/tx" 2>&1; txs=$?
+wait $rx; rxs=$?
+cat "$t/tx" "$t/rx"
+"$d" status --keys | grep '^port=vB '
+kill $h; wait $h 2>/dev/null
+i=0
+while :; do
+  free > "$t/after"
+  cmp -s "$t/before" "$t/after" && break
+  i=$((i+1)); [ $i -gt 50 ] && break
+  sleep 0.1
+done
+cmp -s "$t/before" "$t/after" || { echo "pool free counts not restored"; cat "$t/before" "$t/after"; exit 40; }
+echo "fresh: pipe-tx exit=$txs pipe-rx exit=$rxs"
+[ $txs -eq 0 ] && [ $rxs -eq 0 ]
+"#;
+    let out = veth_run_on("xdp", 1, script, Duration::from_secs(300));
+    assert_success(&out);
+    assert!(out.stdout.contains("killed=30"), "{}", out.describe());
+    assert!(
+        out.stdout.contains("pipe-rx vB: received 20000 packets"),
+        "{}",
+        out.describe()
+    );
+    let gone = out
+        .stderr
+        .matches("the process reading an AF_XDP queue itself is gone")
+        .count();
+    assert!(
+        gone >= 25,
+        "the daemon noticed only {gone} of 30 dead readers\n{}",
+        out.describe()
+    );
+    // The fresh receiver read the queue itself: the in-client count grew by nearly
+    // its 20,000 frames between the two status lines (the port worker may move the
+    // first few, before the receiver's first sync claims the queue).
+    let counts: Vec<u64> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("port=vB "))
+        .filter_map(|l| port_fields(l, "vB")?.get("rx_in_client")?.parse().ok())
+        .collect();
+    assert!(
+        counts.len() == 2 && counts[1] >= counts[0] + 19_000,
+        "rx_in_client {counts:?}\n{}",
+        out.describe()
+    );
+}
+
 /// One NIC port, two kinds of client at once: a preloaded sender (syncs in process,
 /// the port worker transmits) with a receiver that is not preloaded (every sync through
 /// the daemon), then the other way round; every frame arrives, in order and intact,

@@ -118,6 +118,29 @@ impl std::fmt::Debug for XskClient {
     }
 }
 
+/// This process's id, cached (getpid is a system call each time: glibc keeps no
+/// copy), and forgotten in a child after fork.
+fn my_pid() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forget() {
+        PID.store(0, Ordering::Relaxed);
+    }
+    ATFORK.call_once(|| {
+        // SAFETY: registers a child handler that only resets an atomic integer.
+        unsafe { libc::pthread_atfork(None, None, Some(forget)) };
+    });
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let p = std::process::id();
+            PID.store(p, Ordering::Relaxed);
+            p
+        }
+        p => p,
+    }
+}
+
 /// A duplicate of descriptor `fd` of process `pid`.
 fn take_fd(pid: u32, fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
@@ -227,7 +250,7 @@ impl XskClient {
                 .is_power_of_two()
                 .then(|| geom.size.trailing_zeros()),
             slots,
-            pid: std::process::id(),
+            pid: my_pid(),
         })
     }
 
@@ -239,7 +262,7 @@ impl XskClient {
     /// Whether this process reads the ring now, claiming it if nobody does. Called
     /// under the ring's busy flag.
     pub fn claim(&self, ks: &KState) -> bool {
-        if std::process::id() != self.pid {
+        if my_pid() != self.pid {
             // A child after fork: its parent's hold, not ours.
             return false;
         }
@@ -252,13 +275,13 @@ impl XskClient {
 
     /// Whether this process reads the ring now.
     pub fn reads(&self, ks: &KState) -> bool {
-        std::process::id() == self.pid && ks.xsk_owner().is_ok_and(|o| o == self.pid)
+        my_pid() == self.pid && ks.xsk_owner().is_ok_and(|o| o == self.pid)
     }
 
     /// Gives the ring back to the daemon (the registration goes away). The caller
     /// then rings the port's doorbell so the daemon reads again at once.
     pub fn release(&self, ks: &KState) {
-        if std::process::id() == self.pid {
+        if my_pid() == self.pid {
             let _ = ks.swap_xsk_owner(self.pid, 0);
         }
     }

@@ -66,13 +66,12 @@ pub struct XdpPort {
     /// Per RX ring, the frames and bytes its in-client reader had counted when last
     /// looked at (see [`client`]): what is beyond goes into `stats`.
     client_counted: Vec<(u64, u64)>,
+    /// Frames clients read from the sockets themselves (also in `stats`).
+    rx_in_client: u64,
     /// Per RX ring, the process that reads it itself, watched.
     owner_seen: Vec<Option<client::Watched>>,
     /// The event descriptors changed (a queue is now read by a client, or no more).
     events_changed: bool,
-    /// Some client read a queue itself since the sockets were made: at close, wait
-    /// for the kernel to finish what it was writing before returning its buffers.
-    ever_client: bool,
 }
 
 /// `struct xdp_statistics` (linux/if_xdp.h), the counters we read.
@@ -130,9 +129,9 @@ impl XdpPort {
             closed_drops: 0,
             link: Link::default(),
             client_counted: Vec::new(),
+            rx_in_client: 0,
             owner_seen: Vec::new(),
             events_changed: false,
-            ever_client: false,
         })
     }
 
@@ -258,6 +257,7 @@ impl XdpPort {
         if let Ok((n, b)) = KState::new(mem, off).sent() {
             self.stats.rx_packets += n.wrapping_sub(seen.0);
             self.stats.rx_bytes += b.wrapping_sub(seen.1);
+            self.rx_in_client += n.wrapping_sub(seen.0);
             *seen = (n, b);
         }
     }
@@ -311,12 +311,7 @@ impl XdpPort {
             tracing::debug!(ring, owner, reads, "AF_XDP queue reader changed");
             self.events_changed = true;
         }
-        if reads {
-            q.client_read = true;
-            self.ever_client = true;
-        } else {
-            q.resume_reading();
-        }
+        q.client_read = reads;
         Ok(reads)
     }
 
@@ -331,15 +326,15 @@ impl XdpPort {
                 held.extend(spare);
                 maps.push(map);
             }
-            if std::mem::take(&mut self.ever_client) {
-                // A client that read a queue itself may still hold a duplicate of its
-                // socket, which then outlives ours: the socket left the XDP program's
-                // map with ours, but a frame being delivered on another CPU may still
-                // land in a fill buffer. One RCU grace period (MEMBARRIER_CMD_GLOBAL
-                // waits for one) covers every delivery begun before; the held maps
-                // are read after it.
-                client::grace_period();
-            }
+            // A client that took a queue's socket to read it itself (see [`client`])
+            // may still hold its duplicate, which then outlives ours: the socket left
+            // the XDP program's map with ours, but a frame being delivered on another
+            // CPU may still land in a fill buffer. One RCU grace period
+            // (MEMBARRIER_CMD_GLOBAL waits for one, a few milliseconds) covers every
+            // delivery begun before; the held maps are read after it. Whether a
+            // client took the socket is not known here (it may have come and gone
+            // between two looks), so every close waits.
+            client::grace_period();
             for m in &maps {
                 if let Some(h) = held::Held::new(m.mem(), r.geom.total) {
                     held.extend(h.drain());
@@ -562,11 +557,13 @@ impl Adapter for XdpPort {
 impl XdpPort {
     fn stats_at(&self, mem: Option<SharedMem>) -> Vec<(&'static str, u64)> {
         let mut c = self.counters();
+        let mut in_client = self.rx_in_client;
         if let Some(mem) = mem {
             for (k, seen) in self.eps[0].rx.iter().zip(&self.client_counted) {
                 if let Some(Ok((n, b))) = k.ring_off.map(|o| KState::new(mem, o).sent()) {
                     c.rx_packets += n.wrapping_sub(seen.0);
                     c.rx_bytes += b.wrapping_sub(seen.1);
+                    in_client += n.wrapping_sub(seen.0);
                 }
             }
         }
@@ -582,6 +579,7 @@ impl XdpPort {
             ("host_tx_drops", c.host_tx_drops),
             ("xdp", 1),
             ("xdp_zerocopy", u64::from(self.zerocopy())),
+            ("rx_in_client", in_client),
         ]
     }
 }

@@ -61,8 +61,8 @@ pub struct Queue {
     /// The buffers the kernel holds ([`super::held`]), in a memfd a client reading
     /// the rings itself shares.
     held: SharedMap,
-    /// A client process read the RX and fill rings last ([`super::client`]): the
-    /// cached indices must be reloaded before the daemon reads them again.
+    /// A client process reads the RX and fill rings ([`super::client`]): the daemon
+    /// does not watch the socket.
     pub client_read: bool,
     /// Buffers of ours waiting for room in the fill ring: the kernel publishes its
     /// fill consumer index lazily, and reuses buffers it dropped a frame into without
@@ -245,14 +245,6 @@ impl Queue {
         })
     }
 
-    /// The daemon reads the RX and fill rings again after a client did.
-    pub fn resume_reading(&mut self) {
-        if std::mem::take(&mut self.client_read) {
-            self.sock.rx.resync(false);
-            self.umem.fill.resync(true);
-        }
-    }
-
     /// Gives the kernel fresh buffers to receive into (at `krings_create`).
     pub fn stock_fill(&mut self, bufs: &[u32]) -> Result<(), NetifError> {
         let want = bufs.len() as u32;
@@ -320,6 +312,11 @@ impl Queue {
         rv: &RingView,
         st: &mut Stats,
     ) -> Result<bool, NetifError> {
+        // A client may have read the rings since our last sync, even one that came
+        // and went between two looks of ours: always start from the shared indices
+        // (two loads), never from our cached ones.
+        self.sock.rx.resync(false);
+        self.umem.fill.resync(true);
         self.refill();
         let held = Held::new(self.held.mem(), self.geom.total)
             .ok_or_else(|| NetifError::Inval("held map too small".into()))?;
@@ -556,9 +553,12 @@ impl Exchange<'_> {
             let Some(idx) =
                 rx_buf(&self.geom, self.shift, d.addr).filter(|&b| self.held.contains(b))
             else {
-                tracing::error!(
+                // The kernel only returns what it was given: this is a reader that
+                // died between placing the frame and releasing its descriptor (the
+                // frame is in a slot already), or a broken held map.
+                tracing::warn!(
                     addr = d.addr,
-                    "xdp rx: descriptor for a buffer we did not give"
+                    "xdp rx: descriptor for a buffer the kernel was not given: dropped"
                 );
                 out.bad += 1;
                 continue;
