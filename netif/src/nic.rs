@@ -46,12 +46,17 @@ pub const RX_BATCH_MIN: u64 = 8;
 /// The RX pause after a pass that brought `frames` frames `since` the previous pass
 /// began, for rings of `ring_slots` slots: the time that rate takes to fill half a ring.
 pub fn rx_pause(frames: u64, since: Duration, ring_slots: u32) -> Duration {
+    rx_pause_to(frames, since, ring_slots.max(2) / 2, RX_PAUSE_MAX)
+}
+
+/// The time `frames` frames received over `since` take to become `target` frames,
+/// between [`RX_PAUSE_MIN`] and `max`.
+pub fn rx_pause_to(frames: u64, since: Duration, target: u32, max: Duration) -> Duration {
     if frames == 0 {
         return RX_PAUSE_MIN;
     }
-    let half = f64::from(ring_slots.max(2) / 2);
-    let fill = since.as_secs_f64() * half / frames as f64;
-    Duration::from_secs_f64(fill.clamp(RX_PAUSE_MIN.as_secs_f64(), RX_PAUSE_MAX.as_secs_f64()))
+    let fill = since.as_secs_f64() * f64::from(target.max(1)) / frames as f64;
+    Duration::from_secs_f64(fill.clamp(RX_PAUSE_MIN.as_secs_f64(), max.as_secs_f64()))
 }
 
 /// Which kernel interface NIC ports use.
