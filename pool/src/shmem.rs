@@ -97,6 +97,7 @@ unsafe fn vcopy_to(dst: *mut u8, src: &[u8]) {
 macro_rules! rw_int {
     ($read:ident, $write:ident, $t:ty) => {
         #[doc = concat!("Volatile read of a native-endian `", stringify!($t), "` at `off` (any alignment).")]
+        #[inline]
         pub fn $read(&self, off: usize) -> Result<$t, OutOfBounds> {
             const N: usize = size_of::<$t>();
             let p = self.check(off, N)?;
@@ -112,6 +113,7 @@ macro_rules! rw_int {
         }
 
         #[doc = concat!("Volatile write of a native-endian `", stringify!($t), "` at `off` (any alignment).")]
+        #[inline]
         pub fn $write(&self, off: usize, v: $t) -> Result<(), OutOfBounds> {
             const N: usize = size_of::<$t>();
             let p = self.check(off, N)?;
@@ -127,12 +129,17 @@ macro_rules! rw_int {
     };
 }
 
+// The small accessors are `#[inline]`: the workspace builds without LTO, so calls from
+// other crates (netif's sync loops, the preload library) were real calls, bounds
+// check and all, each showing in a profile of the in-client AF_XDP receive as a
+// function of its own (about 10 % of the receiver's time together).
 impl<'a> SharedMem<'a> {
     /// Wraps a raw mapping.
     ///
     /// # Safety
     /// `ptr` must be valid for reads and writes of `len` bytes for the whole lifetime `'a`
     /// (the bytes may be modified concurrently by other processes; that is expected).
+    #[inline]
     pub unsafe fn from_raw(ptr: *mut u8, len: usize) -> Self {
         Self {
             ptr,
@@ -153,16 +160,19 @@ impl<'a> SharedMem<'a> {
     }
 
     /// Size of the window in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// True if the window is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Raw base pointer (for handing to syscalls such as `read`/`write` on a tap fd).
+    #[inline]
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr
     }
@@ -179,6 +189,7 @@ impl<'a> SharedMem<'a> {
     }
 
     /// Bounds check with overflow-safe arithmetic; returns the pointer to `off`.
+    #[inline]
     fn check(&self, off: usize, len: usize) -> Result<*mut u8, OutOfBounds> {
         match off.checked_add(len) {
             Some(end) if end <= self.len => Ok(self.ptr.wrapping_add(off)),
@@ -192,6 +203,7 @@ impl<'a> SharedMem<'a> {
 
     /// Bounds and 4-byte alignment check for atomic u32 accesses; misalignment is reported
     /// as [`OutOfBounds`] because atomics cannot be split.
+    #[inline]
     fn check_atomic_u32(&self, off: usize) -> Result<*mut u32, OutOfBounds> {
         let p = self.check(off, 4)?;
         if (p as usize) % 4 != 0 {
@@ -212,6 +224,7 @@ impl<'a> SharedMem<'a> {
 
     /// Atomic load with Acquire ordering, for ring indices (head/cur/tail) published by the
     /// client: data written before the client's store becomes visible after this load.
+    #[inline]
     pub fn load_u32_acquire(&self, off: usize) -> Result<u32, OutOfBounds> {
         let p = self.check_atomic_u32(off)?;
         // SAFETY: p is in bounds, 4-aligned and valid for 'a; all our accesses to ring
@@ -222,6 +235,7 @@ impl<'a> SharedMem<'a> {
 
     /// Atomic store with Release ordering, for ring indices the daemon publishes (tail/
     /// head after a sync): buffer/slot writes before it are visible to the client first.
+    #[inline]
     pub fn store_u32_release(&self, off: usize, v: u32) -> Result<(), OutOfBounds> {
         let p = self.check_atomic_u32(off)?;
         // SAFETY: as in load_u32_acquire.
@@ -233,6 +247,7 @@ impl<'a> SharedMem<'a> {
     /// Atomic compare-and-exchange (AcqRel on success, Acquire on failure), for lock
     /// words shared with clients (a ring's busy flag): `Ok(Ok(old))` if the word held
     /// `current` and now holds `new`, `Ok(Err(seen))` otherwise.
+    #[inline]
     pub fn cas_u32(
         &self,
         off: usize,
@@ -247,6 +262,7 @@ impl<'a> SharedMem<'a> {
 
     /// Atomic fetch-add (SeqCst: it is the "publish" half of the wake-up handshake,
     /// ordered against the later load of the waiter flag), returning the old value.
+    #[inline]
     pub fn fetch_add_u32(&self, off: usize, v: u32) -> Result<u32, OutOfBounds> {
         let p = self.check_atomic_u32(off)?;
         // SAFETY: as in load_u32_acquire.
@@ -255,6 +271,7 @@ impl<'a> SharedMem<'a> {
     }
 
     /// Atomic fetch-or (SeqCst), returning the old value: sets waiter flags.
+    #[inline]
     pub fn fetch_or_u32(&self, off: usize, v: u32) -> Result<u32, OutOfBounds> {
         let p = self.check_atomic_u32(off)?;
         // SAFETY: as in load_u32_acquire.
@@ -263,6 +280,7 @@ impl<'a> SharedMem<'a> {
     }
 
     /// Atomic fetch-and (SeqCst), returning the old value: clears waiter flags.
+    #[inline]
     pub fn fetch_and_u32(&self, off: usize, v: u32) -> Result<u32, OutOfBounds> {
         let p = self.check_atomic_u32(off)?;
         // SAFETY: as in load_u32_acquire.
@@ -271,6 +289,7 @@ impl<'a> SharedMem<'a> {
     }
 
     /// Atomic load (SeqCst): the "check the waiter flag" half of the wake-up handshake.
+    #[inline]
     pub fn load_u32_seqcst(&self, off: usize) -> Result<u32, OutOfBounds> {
         let p = self.check_atomic_u32(off)?;
         // SAFETY: as in load_u32_acquire.
@@ -342,6 +361,7 @@ impl<'a> SharedMem<'a> {
 
     /// Hints the CPU to fetch the cache line at `off` (ignored outside the window and
     /// on other architectures). A prefetch never faults and reads nothing visible.
+    #[inline]
     pub fn prefetch(&self, off: usize) {
         if off >= self.len {
             return;
