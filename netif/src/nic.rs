@@ -271,3 +271,48 @@ impl Adapter for NicPort {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pause is the time the measured rate takes to fill half a ring, kept between
+    /// the two bounds: a veth's rate (0.5 Mpps) gets the longest, line rate the
+    /// shortest, and a pass that brought nothing the shortest.
+    #[test]
+    fn rx_pause_fills_half_a_ring_within_its_bounds() {
+        let ms = Duration::from_millis(1);
+        // 512 frames in 1 ms into 1024-slot rings: half a ring per millisecond.
+        assert_eq!(rx_pause(512, ms, 1024), ms);
+        // 256 frames in 1 ms: half a ring takes 2 ms, more than the bound.
+        assert_eq!(rx_pause(256, ms, 1024), RX_PAUSE_MAX);
+        // 2048 frames in 1 ms: 250 µs.
+        let p = rx_pause(2048, ms, 1024);
+        assert!(
+            p > Duration::from_micros(249) && p < Duration::from_micros(251),
+            "{p:?}"
+        );
+        // 14.88 Mpps (10 GbE line rate, 64-byte frames): the shortest pause.
+        assert_eq!(rx_pause(14_880, ms, 1024), RX_PAUSE_MIN);
+        assert_eq!(rx_pause(0, ms, 1024), RX_PAUSE_MIN);
+        assert_eq!(rx_pause(10, Duration::ZERO, 1024), RX_PAUSE_MIN);
+        // A ring of 0 or 1 slot is treated as 2: no division by zero, still bounded.
+        assert!(rx_pause(1, ms, 0) >= RX_PAUSE_MIN);
+    }
+
+    /// The in-client reader's variant: its own target and bound.
+    #[test]
+    fn rx_pause_to_reaches_its_target_within_its_bound() {
+        let ms = Duration::from_millis(1);
+        let two = Duration::from_millis(2);
+        // 450 frames in 1 ms, waiting for 768: 1.7 ms.
+        let p = rx_pause_to(450, ms, 768, two);
+        assert!(
+            p > Duration::from_micros(1700) && p < Duration::from_micros(1710),
+            "{p:?}"
+        );
+        // 100 frames in 1 ms: 7.7 ms wanted, 2 ms allowed.
+        assert_eq!(rx_pause_to(100, ms, 768, two), two);
+        assert_eq!(rx_pause_to(0, ms, 768, two), RX_PAUSE_MIN);
+    }
+}

@@ -22,6 +22,7 @@
 
 use super::{fire, ControlPlane};
 use netmap_netif::kstate::{publish, Doorbell, KState, KIND_NIC};
+use netmap_netif::nic::{rx_pause, RX_BATCH_MIN};
 use netmap_netif::sync::worker_sync;
 use netmap_netif::Dir;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,8 +31,6 @@ use std::time::{Duration, Instant};
 
 /// Longest sleep without a doorbell (a safety net: every event rings it).
 const IDLE: Duration = Duration::from_millis(20);
-
-use netmap_netif::nic::{rx_pause, RX_BATCH_MIN};
 
 /// Passes that find nothing which the worker still makes on its RX pause, before it
 /// goes back to waiting for the port's events. Frames keep coming with gaps: AF_PACKET
@@ -276,35 +275,5 @@ fn run_passes(
         if bell.wait(seen, wait).is_err() {
             break;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use netmap_netif::nic::{RX_PAUSE_MAX, RX_PAUSE_MIN};
-
-    /// The pause is the time the measured rate takes to fill half a ring, kept between
-    /// the two bounds: a veth's rate (0.5 Mpps) gets the longest, line rate the
-    /// shortest, and a pass that brought nothing the shortest.
-    #[test]
-    fn rx_pause_fills_half_a_ring_within_its_bounds() {
-        let ms = Duration::from_millis(1);
-        // 512 frames in 1 ms into 1024-slot rings: half a ring per millisecond.
-        assert_eq!(rx_pause(512, ms, 1024), ms);
-        // 256 frames in 1 ms: half a ring takes 2 ms, more than the bound.
-        assert_eq!(rx_pause(256, ms, 1024), RX_PAUSE_MAX);
-        // 2048 frames in 1 ms: 250 µs.
-        let p = rx_pause(2048, ms, 1024);
-        assert!(
-            p > Duration::from_micros(249) && p < Duration::from_micros(251),
-            "{p:?}"
-        );
-        // 14.88 Mpps (10 GbE line rate, 64-byte frames): the shortest pause.
-        assert_eq!(rx_pause(14_880, ms, 1024), RX_PAUSE_MIN);
-        assert_eq!(rx_pause(0, ms, 1024), RX_PAUSE_MIN);
-        assert_eq!(rx_pause(10, Duration::ZERO, 1024), RX_PAUSE_MIN);
-        // A ring of 0 or 1 slot is treated as 2: no division by zero, still bounded.
-        assert!(rx_pause(1, ms, 0) >= RX_PAUSE_MIN);
     }
 }
