@@ -2,10 +2,12 @@
 //!
 //! Loaded with `LD_PRELOAD` (`netmapd exec` does it by default), it answers
 //! NIOCTXSYNC, NIOCRXSYNC and `poll`/`ppoll` for descriptors of `/dev/netmap` bound to
-//! pipe rings or null ports by running the sync itself ([`netmap_netif::inproc`], the same code the
-//! daemon runs) on the ring state the daemon keeps in shared memory. No system call is
-//! made when a ring is ready; when nothing is, the caller sleeps on a futex in the
-//! ring's state block, which the peer's sync wakes (in whichever process it runs).
+//! pipe, null, VALE or NIC hardware rings by running the sync itself
+//! ([`netmap_netif::inproc`], the same code the daemon runs) on the ring state the
+//! daemon keeps in shared memory. No system call is made when a ring is ready; when
+//! nothing is, the caller sleeps on a futex in the ring's state block, which the
+//! peer's sync wakes (in whichever process it runs) — or, for an AF_XDP NIC ring this
+//! process reads itself ([`netmap_netif::xdp::client`]), on the queue's socket.
 //! Everything else — control requests, other port kinds, mixed poll sets, `epoll`,
 //! programs without the library — takes the kernel path through the daemon, on the
 //! same shared state, so preloaded and plain programs share a pipe. Under the CUSE

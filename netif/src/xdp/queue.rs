@@ -228,11 +228,6 @@ impl Queue {
         self.sock.fd()
     }
 
-    fn held(&self) -> Held<'_> {
-        // The map was made for geom.total bits: it cannot be too small.
-        Held::new(self.held.mem(), self.geom.total).unwrap_or_else(|| unreachable!())
-    }
-
     /// What a client needs to read this queue's RX and fill rings itself (it must be
     /// allowed to take the two descriptors from this process).
     pub fn handle(&self) -> Option<XskHandle> {
@@ -282,7 +277,10 @@ impl Queue {
 
     /// Calls `f` with every buffer the queue owns besides its slots'.
     pub fn for_each_owned(&self, f: &mut dyn FnMut(u32)) {
-        self.held().for_each(f);
+        // The map was made for geom.total bits, so this always succeeds.
+        if let Some(h) = Held::new(self.held.mem(), self.geom.total) {
+            h.for_each(f);
+        }
         self.spare.iter().for_each(|&b| f(b));
     }
 
