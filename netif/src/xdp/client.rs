@@ -10,8 +10,9 @@
 //! in its sync, sleeping on the socket itself.
 //!
 //! Who reads the rings is the RX ring's state-block word `xsk_owner` (a process id,
-//! 0 for the daemon), changed only under the ring's busy flag by whoever syncs: the
-//! client claims it at its first sync and gives it back when its registration goes;
+//! 0 for the daemon), changed only under the ring's busy flag by whoever syncs: a
+//! client claims it at each sync (from whoever read before: the busy flag serialises
+//! readers, and all their state is shared) and gives it back when its registration goes;
 //! the daemon takes it back when that process is gone ([`owner_alive`]). Whoever
 //! reads next reloads the ring indices from the shared ones. Buffers stay accounted
 //! whoever reads: the held map is in shared memory and the exchange changes it in an
@@ -277,31 +278,34 @@ impl XskClient {
         self.sock.as_raw_fd()
     }
 
-    /// Whether this process reads the ring now, claiming it if nobody does. Called
-    /// under the ring's busy flag.
+    /// Makes this process the ring's reader (whoever read it before). Called under
+    /// the ring's busy flag, which serialises every reader: the rings' indices and
+    /// the held map are all in shared memory, so readers may follow one another.
+    /// Two processes syncing one ring is a program bug in netmap too, but a common
+    /// pattern must keep working: a child after fork (it inherits the mappings and
+    /// the socket) receiving while its parent, which synced first, lives on idle —
+    /// refusing it there would leave the ring to nobody. The daemon watches whoever
+    /// claimed last.
     pub fn claim(&self, ks: &KState) -> bool {
-        if my_pid() != self.pid {
-            // A child after fork: its parent's hold, not ours.
-            return false;
-        }
+        let me = my_pid();
         match ks.xsk_owner() {
-            Ok(o) if o == self.pid => true,
-            Ok(0) => ks.swap_xsk_owner(0, self.pid).unwrap_or(false),
-            _ => false,
+            Ok(o) if o == me => true,
+            Ok(o) => ks.swap_xsk_owner(o, me).unwrap_or(false),
+            Err(_) => false,
         }
     }
 
     /// Whether this process reads the ring now.
     pub fn reads(&self, ks: &KState) -> bool {
-        my_pid() == self.pid && ks.xsk_owner().is_ok_and(|o| o == self.pid)
+        ks.xsk_owner().is_ok_and(|o| o == my_pid())
     }
 
-    /// Gives the ring back to the daemon (the registration goes away). The caller
-    /// then rings the port's doorbell so the daemon reads again at once.
+    /// Gives the ring back to the daemon (the registration goes away), if this
+    /// process reads it. The caller then rings the port's doorbell so the daemon
+    /// reads again at once.
     pub fn release(&self, ks: &KState) {
-        if my_pid() == self.pid {
-            let _ = ks.swap_xsk_owner(self.pid, 0);
-        }
+        let me = my_pid();
+        let _ = ks.swap_xsk_owner(me, 0);
     }
 
     /// The exchange, as the daemon's rxsync does it, on ring `k` (state loaded and
