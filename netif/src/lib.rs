@@ -14,6 +14,7 @@
 //! * [`af_packet`] — host interfaces (`netmap:eth0`) through AF_PACKET sockets;
 //! * [`xdp`] — host interfaces through AF_XDP sockets, the buffer pool as UMEM;
 //! * [`nic`] — either of the two, chosen by `--nic-backend`;
+//! * [`pidfd`] — another process's descriptors, and its exit, through a pidfd;
 //! * [`vale`] — VALE software switches (`valeX:Y`), one adapter per switch.
 //!
 //! Nothing here knows about file descriptors or transports: the control plane in
@@ -29,6 +30,7 @@ pub mod kstate;
 pub mod monitor;
 pub mod nic;
 pub mod null;
+pub mod pidfd;
 pub mod pipe;
 pub mod ringmem;
 pub mod sync;

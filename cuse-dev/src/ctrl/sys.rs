@@ -138,21 +138,7 @@ impl Epoll {
 /// A duplicate of descriptor `fd` of process `pid` (pidfd_open + pidfd_getfd). Any
 /// failure (no such process or descriptor, no permission) is EBADF to the caller.
 pub fn take_fd(pid: u32, fd: std::os::fd::RawFd) -> Result<std::os::fd::OwnedFd, Errno> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if pidfd < 0 {
-        return Err(Errno(libc::EBADF));
-    }
-    // SAFETY: pidfd_open returned a fresh descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number in that process and flags.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-    if r < 0 {
-        return Err(Errno(libc::EBADF));
-    }
-    // SAFETY: pidfd_getfd returned a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+    netmap_netif::pidfd::take_fd(pid, fd).map_err(|_| Errno(libc::EBADF))
 }
 
 #[cfg(test)]

@@ -21,20 +21,22 @@
 
 use super::held::{Held, SharedMap};
 use super::libxdp::{
-    MmapOffsets, RingOffset, XskRing, XDP_MMAP_OFFSETS, XDP_PGOFF_RX_RING, XDP_UMEM_PGOFF_FILL_RING,
+    MmapOffsets, RingOffset, XskRing, SOL_XDP, XDP_MMAP_OFFSETS, XDP_PGOFF_RX_RING,
+    XDP_UMEM_PGOFF_FILL_RING,
 };
 use super::queue::{Exchange, Exchanged};
+use crate::af_packet::socket::getsockopt;
 use crate::kring::Kring;
 use crate::kstate::{KState, XskHandle};
+use crate::pidfd;
 use crate::ringmem::RingView;
 use crate::vale::BufGeom;
 use crate::NetifError;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const SOL_XDP: libc::c_int = 283;
 const AF_XDP: libc::c_int = 44;
 
 /// A mapping of one of the socket's rings, unmapped on drop.
@@ -117,7 +119,6 @@ pub struct XskClient {
     geom: BufGeom,
     shift: Option<u32>,
     slots: u32,
-    pid: u32,
 }
 
 // SAFETY: the raw pointers (ring maps) lead into mappings this value owns; the rings
@@ -130,7 +131,6 @@ impl std::fmt::Debug for XskClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("XskClient")
             .field("sock", &self.sock.as_raw_fd())
-            .field("pid", &self.pid)
             .finish()
     }
 }
@@ -158,39 +158,6 @@ fn my_pid() -> u32 {
     }
 }
 
-/// A duplicate of descriptor `fd` of process `pid`.
-fn take_fd(pid: u32, fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if pidfd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number in that process, flags.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
-}
-
-fn getsockopt<T: Copy + Default>(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-) -> io::Result<T> {
-    let mut v = T::default();
-    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
-    // SAFETY: v is a writable T of `len` bytes; the kernel writes at most len bytes
-    // of plain integers.
-    if unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut T).cast(), &mut len) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(v)
-}
-
 /// A process the daemon watches: the one reading a queue itself. Its pidfd becomes
 /// readable when it exits (a zombie counts as gone: its descriptors are closed), so
 /// a look costs one `poll`, not a `/proc` read.
@@ -202,11 +169,10 @@ pub struct Watched {
 
 impl Watched {
     pub fn new(pid: u32) -> Self {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        // SAFETY: a fresh descriptor nothing else owns.
-        let pidfd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-        Self { pid, pidfd }
+        Self {
+            pid,
+            pidfd: pidfd::open(pid).ok(),
+        }
     }
 
     /// Whether the process still runs.
@@ -229,7 +195,7 @@ impl XskClient {
     /// Takes the daemon's socket and held map (`h`), and maps the RX and fill rings.
     /// `geom` is the buffer pool, `slots` the netmap ring's size.
     pub fn attach(h: XskHandle, geom: BufGeom, slots: u32) -> io::Result<Self> {
-        let sock = take_fd(h.pid, h.sock_fd)?;
+        let sock = pidfd::take_fd(h.pid, h.sock_fd)?;
         let fd = sock.as_raw_fd();
         // The descriptor numbers come from shared memory: make sure this is a socket
         // of the kind we expect before mapping anything of it.
@@ -237,7 +203,7 @@ impl XskClient {
         if domain != AF_XDP {
             return Err(io::Error::from_raw_os_error(libc::ENOTSOCK));
         }
-        let held = SharedMap::open_whole(take_fd(h.pid, h.held_fd)?)?;
+        let held = SharedMap::open(pidfd::take_fd(h.pid, h.held_fd)?)?;
         let off: MmapOffsets = getsockopt(fd, SOL_XDP, XDP_MMAP_OFFSETS)?;
         let rx_map = RingMap::new(fd, &off.rx, h.rx_size, 16, XDP_PGOFF_RX_RING)?;
         let fill_map = RingMap::new(fd, &off.fill, h.fill_size, 8, XDP_UMEM_PGOFF_FILL_RING)?;
@@ -269,7 +235,6 @@ impl XskClient {
                 .is_power_of_two()
                 .then(|| geom.size.trailing_zeros()),
             slots,
-            pid: my_pid(),
         })
     }
 
@@ -317,8 +282,7 @@ impl XskClient {
         rv: &RingView,
         ks: &KState,
     ) -> Result<Exchanged, NetifError> {
-        let held = Held::new(self.held.mem(), self.geom.total)
-            .ok_or_else(|| NetifError::Inval("held map too small".into()))?;
+        let held = Held::over(&self.held, self.geom.total)?;
         let x = Exchange {
             geom: self.geom,
             shift: self.shift,

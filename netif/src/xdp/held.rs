@@ -18,6 +18,7 @@
 //! frame cost the receive path two locked instructions per frame for nothing).
 #![allow(unsafe_code)]
 
+use crate::NetifError;
 use netmap_pool::SharedMem;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -54,30 +55,19 @@ impl SharedMap {
         Self::map(fd, len)
     }
 
-    /// Maps the file `fd` (taken over), which must be at least `len` bytes long.
-    pub fn open(fd: OwnedFd, len: usize) -> io::Result<Self> {
-        // SAFETY: fstat fills the zeroed struct it is given.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: as above; fd is a valid descriptor we own.
-        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG || (st.st_size as u64) < len as u64 {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        Self::map(fd, len)
-    }
-
     /// Maps the whole regular file `fd` (taken over).
-    pub fn open_whole(fd: OwnedFd) -> io::Result<Self> {
+    pub fn open(fd: OwnedFd) -> io::Result<Self> {
         // SAFETY: fstat fills the zeroed struct it is given; fd is ours and valid.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
             return Err(io::Error::last_os_error());
         }
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         let len = usize::try_from(st.st_size).unwrap_or(0);
-        Self::open(fd, len)
+        Self::map(fd, len)
     }
 
     fn map(fd: OwnedFd, len: usize) -> io::Result<Self> {
@@ -141,6 +131,11 @@ impl<'a> Held<'a> {
     /// `None` if `mem` is too small for `total` bits.
     pub fn new(mem: SharedMem<'a>, total: u32) -> Option<Self> {
         (mem.len() >= bitmap_bytes(total)).then_some(Self { mem, total })
+    }
+
+    /// The bitmap over `total` buffers in `map`.
+    pub fn over(map: &'a SharedMap, total: u32) -> Result<Self, NetifError> {
+        Self::new(map.mem(), total).ok_or_else(|| NetifError::Inval("held map too small".into()))
     }
 
     fn word(idx: u32) -> (usize, u32) {
@@ -227,7 +222,7 @@ mod tests {
         // A second mapping of the same file (as a client's) sees and changes the same bits.
         // SAFETY: dup of our own valid descriptor.
         let dup = unsafe { OwnedFd::from_raw_fd(libc::dup(m.fd())) };
-        let m2 = SharedMap::open(dup, bitmap_bytes(100)).expect("map again");
+        let m2 = SharedMap::open(dup).expect("map again");
         let h2 = Held::new(m2.mem(), 100).expect("big enough");
         assert!(h2.give(64) && !h2.give(64));
         assert!(!h.contains(64));

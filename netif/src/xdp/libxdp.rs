@@ -254,6 +254,8 @@ pub struct MmapOffsets {
     pub comp: RingOffset,
 }
 
+/// The socket option level of AF_XDP (linux/socket.h).
+pub const SOL_XDP: c_int = 283;
 /// `getsockopt(SOL_XDP, XDP_MMAP_OFFSETS)`.
 pub const XDP_MMAP_OFFSETS: c_int = 1;
 /// mmap page offsets of the RX ring and the fill ring (linux/if_xdp.h).

@@ -40,6 +40,7 @@ use crate::kring::{Dir, Kring};
 use crate::kstate::KState;
 use crate::vale::BufGeom;
 use crate::NetifError;
+use libxdp::SOL_XDP;
 use netmap_pool::{MemAllocator, SharedMem};
 use queue::{Mode, Queue};
 use std::os::fd::AsRawFd;
@@ -86,7 +87,6 @@ struct XdpStatistics {
     tx_ring_empty_descs: u64,
 }
 
-const SOL_XDP: libc::c_int = 283;
 const XDP_STATISTICS: libc::c_int = 7;
 
 /// Frames the kernel dropped on a socket's way in (ring full, no fill buffer, ...).
@@ -246,20 +246,34 @@ impl XdpPort {
         Ok((rings, k, stats))
     }
 
+    /// What a client reading RX ring `i` itself counted since the daemon last
+    /// folded it in: `(frames, bytes)` beyond, and the ring's totals.
+    fn client_counts(&self, i: usize, mem: SharedMem) -> Option<((u64, u64), (u64, u64))> {
+        let off = self.eps[0].rx.get(i)?.ring_off?;
+        let seen = self.client_counted.get(i)?;
+        let (n, b) = KState::new(mem, off).sent().ok()?;
+        Some(((n.wrapping_sub(seen.0), b.wrapping_sub(seen.1)), (n, b)))
+    }
+
     /// Adds what a client reading RX ring `i` itself counted since the last look.
     fn fold_client_counts(&mut self, i: usize, mem: SharedMem) {
-        let Some(off) = self.eps[0].rx.get(i).and_then(|k| k.ring_off) else {
-            return;
-        };
-        let Some(seen) = self.client_counted.get_mut(i) else {
-            return;
-        };
-        if let Ok((n, b)) = KState::new(mem, off).sent() {
-            self.stats.rx_packets += n.wrapping_sub(seen.0);
-            self.stats.rx_bytes += b.wrapping_sub(seen.1);
-            self.rx_in_client += n.wrapping_sub(seen.0);
-            *seen = (n, b);
+        if let Some(((n, b), now)) = self.client_counts(i, mem) {
+            self.stats.rx_packets += n;
+            self.stats.rx_bytes += b;
+            self.rx_in_client += n;
+            self.client_counted[i] = now;
         }
+    }
+
+    /// An idle ring's look at the link: an AF_XDP socket gets no error when its
+    /// interface goes away, so the interface is looked at too. The socket's pending
+    /// error is asked for (a system call) only here, not once per pass of a busy port.
+    fn look_at_link(&mut self, fd: std::os::fd::RawFd) -> Result<Wake, NetifError> {
+        let err = getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR);
+        let (name, index) = (&self.eps[0].name, self.info.ifindex);
+        self.link
+            .check(name, index, err, true)
+            .map(|()| Wake::none())
     }
 
     /// Whether a live client reads RX queue `ring` itself (see [`client`]); if the
@@ -336,7 +350,7 @@ impl XdpPort {
             // between two looks), so every close waits.
             client::grace_period();
             for m in &maps {
-                if let Some(h) = held::Held::new(m.mem(), r.geom.total) {
+                if let Ok(h) = held::Held::over(m, r.geom.total) {
                     held.extend(h.drain());
                 }
             }
@@ -480,14 +494,12 @@ impl Adapter for XdpPort {
         let geom = rings.geom;
         if ring < host && self.client_reads(ring, mem, &rv)? {
             // The client moves the frames; the daemon still watches the link.
-            let (rings, _, _) = self.sync_parts(Dir::Rx, ring)?;
-            let fd = rings.queues[ring].fd();
-            let err = getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR);
-            let (name, index) = (&self.eps[0].name, self.info.ifindex);
-            return self
-                .link
-                .check(name, index, err, true)
-                .map(|()| Wake::none());
+            let fd = self
+                .rings
+                .as_ref()
+                .and_then(|r| r.queues.get(ring))
+                .map(Queue::fd);
+            return fd.map_or(Ok(Wake::none()), |fd| self.look_at_link(fd));
         }
         let (rings, k, stats) = self.sync_parts(Dir::Rx, ring)?;
         let (res, fd) = if ring == host {
@@ -499,16 +511,7 @@ impl Adapter for XdpPort {
         };
         match res {
             Ok(true) => Ok(Wake::none()),
-            // An AF_XDP socket gets no error when its interface goes away: look at
-            // the interface whenever the ring is idle. The socket's pending error is
-            // asked for (a system call) only here, not once per pass of a busy port.
-            Ok(false) => {
-                let err = getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR);
-                let (name, index) = (&self.eps[0].name, self.info.ifindex);
-                self.link
-                    .check(name, index, err, true)
-                    .map(|()| Wake::none())
-            }
+            Ok(false) => self.look_at_link(fd),
             Err(e) => Err(self.classify(e)),
         }
     }
@@ -559,11 +562,11 @@ impl XdpPort {
         let mut c = self.counters();
         let mut in_client = self.rx_in_client;
         if let Some(mem) = mem {
-            for (k, seen) in self.eps[0].rx.iter().zip(&self.client_counted) {
-                if let Some(Ok((n, b))) = k.ring_off.map(|o| KState::new(mem, o).sent()) {
-                    c.rx_packets += n.wrapping_sub(seen.0);
-                    c.rx_bytes += b.wrapping_sub(seen.1);
-                    in_client += n.wrapping_sub(seen.0);
+            for i in 0..self.client_counted.len() {
+                if let Some(((n, b), _)) = self.client_counts(i, mem) {
+                    c.rx_packets += n;
+                    c.rx_bytes += b;
+                    in_client += n;
                 }
             }
         }

@@ -247,8 +247,7 @@ impl Queue {
             return Err(NetifError::Inval("fill ring smaller than its stock".into()));
         }
         let mut n = 0;
-        let held = Held::new(self.held.mem(), self.geom.total)
-            .ok_or_else(|| NetifError::Inval("held map too small".into()))?;
+        let held = Held::over(&self.held, self.geom.total)?;
         for &b in bufs {
             if held.take(b) {
                 self.umem.fill.put_addr(n, fill_addr(&self.geom, b));
@@ -278,7 +277,7 @@ impl Queue {
     /// Calls `f` with every buffer the queue owns besides its slots'.
     pub fn for_each_owned(&self, f: &mut dyn FnMut(u32)) {
         // The map was made for geom.total bits, so this always succeeds.
-        if let Some(h) = Held::new(self.held.mem(), self.geom.total) {
+        if let Ok(h) = Held::over(&self.held, self.geom.total) {
             h.for_each(f);
         }
         self.spare.iter().for_each(|&b| f(b));
@@ -316,8 +315,7 @@ impl Queue {
         self.sock.rx.resync(false);
         self.umem.fill.resync(true);
         self.refill();
-        let held = Held::new(self.held.mem(), self.geom.total)
-            .ok_or_else(|| NetifError::Inval("held map too small".into()))?;
+        let held = Held::over(&self.held, self.geom.total)?;
         let x = Exchange {
             geom: self.geom,
             shift: self.shift,
@@ -347,7 +345,7 @@ impl Queue {
         let room = self.umem.fill.free(self.spare.len() as u32);
         let n = room.min(self.spare.len() as u32);
         let mut put = 0;
-        let held = Held::new(self.held.mem(), self.geom.total);
+        let held = Held::over(&self.held, self.geom.total).ok();
         for b in self.spare.drain(..n as usize) {
             if held.is_some_and(|h| h.take(b)) {
                 self.umem.fill.put_addr(put, fill_addr(&self.geom, b));
