@@ -11,10 +11,10 @@ use crate::kring::{Dir, Kring};
 use crate::kstate::{Doorbell, KState, KIND_NIC, KIND_NULL, KIND_PIPE, KIND_VALE, MAGIC};
 use crate::pipe::{rx_core, tx_core, MAX_PIPE_SLOTS};
 use crate::ringmem::RingView;
+use crate::rx_client::RxClient;
 use crate::vale::bdg::Bdg;
 use crate::vale::forward::{self, BlockPorts, Sender};
 use crate::vale::{BufGeom, MAX_PORT_SLOTS};
-use crate::xdp::client::XskClient;
 use crate::NetifError;
 use netmap_abi::NetmapRing;
 use netmap_pool::SharedMem;
@@ -109,14 +109,14 @@ impl InprocRing {
     }
 
     /// As [`InprocRing::sync`]; a NIC RX ring with `xsk` (this process's hold on the
-    /// ring's AF_XDP queue) is read from the socket directly while this process
-    /// reads it (see [`crate::xdp::client`]).
+    /// ring's queue) is read from the socket directly while this process reads it
+    /// (see [`crate::rx_client`]).
     pub fn sync_with(
         &self,
         mem: SharedMem,
         owner: u32,
         geom: BufGeom,
-        xsk: Option<&XskClient>,
+        xsk: Option<&RxClient>,
     ) -> Result<Outcome, NetifError> {
         let ks = KState::new(mem, self.off);
         if !ks.try_get(owner)? {
@@ -153,7 +153,7 @@ impl InprocRing {
         ks: &KState,
         owner: u32,
         geom: BufGeom,
-        xsk: Option<&XskClient>,
+        xsk: Option<&RxClient>,
     ) -> Result<Outcome, NetifError> {
         let (buf_total, buf_size) = (geom.total, geom.size);
         let n = self.num_slots;
@@ -210,7 +210,7 @@ impl InprocRing {
                         match xsk.filter(|x| x.claim(ks)) {
                             // This process reads the socket: the exchange is ours.
                             Some(x) => {
-                                x.rxsync(&mut k, &rv, ks)?;
+                                x.rxsync(&mut k, &rv, ks, mem)?;
                             }
                             None => {
                                 if released && ks.take_stalled()? {

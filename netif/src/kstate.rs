@@ -29,13 +29,15 @@
 //! | 92 | NIC: TX ring 0 of the port: the doorbell of the port's worker thread (futex word, bumped by whoever gives it work) | clients, daemon |
 //! | 96 | NIC: TX ring 0: the worker sleeps on the doorbell (0 or 1) | daemon |
 //! | 100 | NIC RX ring: the worker left the ring full (frames may wait in the kernel): the reader rings the doorbell after its release | daemon, reader |
-//! | 104 | AF_XDP RX ring: the daemon's pid, for `pidfd_getfd` ([`XskHandle`]; 0: no in-client receive) | daemon |
-//! | 108 | AF_XDP RX ring: the daemon's descriptor of the queue's socket | daemon |
-//! | 112 | AF_XDP RX ring: the daemon's descriptor of the queue's held-buffer map ([`crate::xdp::held`]) | daemon |
-//! | 116 | AF_XDP RX ring: log2 of the socket's RX ring size (bits 0..8) and fill ring size (8..16) | daemon |
-//! | 120 | AF_XDP RX ring: the process that reads the socket's rings itself (0: the daemon does) | that process; the daemon when it is gone |
+//! | 104 | NIC RX ring: the daemon's pid, for `pidfd_getfd` ([`ReaderHandle`]; 0: no in-client receive) | daemon |
+//! | 108 | NIC RX ring: the daemon's descriptor of the queue's socket (AF_XDP or AF_PACKET) | daemon |
+//! | 112 | AF_XDP RX ring: the daemon's descriptor of the queue's held-buffer map ([`crate::xdp::held`]); AF_PACKET RX ring: the TPACKET_V3 block to read next | daemon; AF_PACKET: whoever reads |
+//! | 116 | AF_XDP RX ring: log2 of the socket's RX ring size (bits 0..8) and fill ring size (8..16); AF_PACKET RX ring: the cursor in that block ([`TpacketPos`]) | daemon; AF_PACKET: whoever reads |
+//! | 120 | NIC RX ring: the process that reads the socket's rings itself (0: the daemon does) | that process; the daemon when it is gone |
+//! | 124 | NIC RX ring: the socket's kind ([`READER_XSK`], [`READER_TPACKET`]) | daemon |
 //!
-//! An AF_XDP RX ring's 56 and 64 count the frames and bytes a client received itself.
+//! A NIC RX ring's 56 and 64 count the frames and bytes a client received itself, and
+//! 80 the frames it dropped (too large for the ring, or in a malformed block).
 //!
 //! A NIC ring's `peer` is the region offset of its port's doorbell word.
 //!
@@ -105,16 +107,46 @@ const O_XSK_FD: usize = 108;
 const O_XSK_HELD: usize = 112;
 const O_XSK_SIZES: usize = 116;
 const O_XSK_OWNER: usize = 120;
+const O_READER_KIND: usize = 124;
+const O_TP_BLOCK: usize = 112;
+const O_TP_CURSOR: usize = 116;
+
+/// The socket of a [`ReaderHandle`] is an AF_XDP one (RX and fill rings, held map).
+pub const READER_XSK: u32 = 0;
+/// The socket of a [`ReaderHandle`] is an AF_PACKET one with a TPACKET_V3 RX ring.
+pub const READER_TPACKET: u32 = 1;
 
 /// What a process able to take the daemon's descriptors (`pidfd_getfd`: it may ptrace
-/// the daemon) needs to read an AF_XDP queue's RX and fill rings itself.
+/// the daemon) needs to read a NIC queue's rings itself: an AF_XDP socket's RX and
+/// fill rings, or an AF_PACKET socket's TPACKET_V3 ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct XskHandle {
+pub struct ReaderHandle {
     pub pid: u32,
     pub sock_fd: i32,
+    /// [`READER_XSK`] or [`READER_TPACKET`].
+    pub kind: u32,
+    /// AF_XDP only: the held-buffer map and the ring sizes.
     pub held_fd: i32,
     pub rx_size: u32,
     pub fill_size: u32,
+}
+
+/// Where the reader of an AF_PACKET RX ring is in the socket's TPACKET_V3 ring: the
+/// block to read next and, if that block is open (partly copied: the netmap ring was
+/// full), the offset of its next frame and how many frames are left. Whoever reads
+/// (daemon or client, under the busy flag) loads it first and stores it after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TpacketPos {
+    pub block: u32,
+    /// `(offset of the next frame in the block, frames left)` of an open block.
+    pub open: Option<(u32, u32)>,
+}
+
+impl TpacketPos {
+    /// Largest frame offset and count the packed word holds (a block of up to 256 KiB,
+    /// frames of at least 32 bytes).
+    pub const MAX_PKT: u32 = (1 << 18) - 1;
+    pub const MAX_LEFT: u32 = (1 << 13) - 1;
 }
 
 /// A VALE RX ring has packets waiting in the daemon's backlog: senders in clients
@@ -137,6 +169,11 @@ impl<'a> KState<'a> {
             mem,
             base: ring_off + SEM,
         }
+    }
+
+    /// Region offset of the ring this block belongs to.
+    pub fn ring_offset(&self) -> usize {
+        self.base - SEM
     }
 
     fn at(&self, o: usize) -> usize {
@@ -364,24 +401,65 @@ impl<'a> KState<'a> {
     }
 
     /// Publishes (or, with `None`, withdraws) the AF_XDP handle of this RX ring.
-    pub fn set_xsk(&self, h: Option<XskHandle>) -> Result<(), OutOfBounds> {
+    pub fn set_reader(&self, h: Option<ReaderHandle>) -> Result<(), OutOfBounds> {
         let Some(h) = h else {
             return self.mem.store_u32_release(self.at(O_XSK_PID), 0);
         };
         let log = |n: u32| n.trailing_zeros() & 0xff;
         self.mem.write_u32(self.at(O_XSK_FD), h.sock_fd as u32)?;
-        self.mem.write_u32(self.at(O_XSK_HELD), h.held_fd as u32)?;
-        self.mem.write_u32(
-            self.at(O_XSK_SIZES),
-            log(h.rx_size) | (log(h.fill_size) << 8),
-        )?;
+        self.mem.write_u32(self.at(O_READER_KIND), h.kind)?;
+        if h.kind == READER_XSK {
+            self.mem.write_u32(self.at(O_XSK_HELD), h.held_fd as u32)?;
+            self.mem.write_u32(
+                self.at(O_XSK_SIZES),
+                log(h.rx_size) | (log(h.fill_size) << 8),
+            )?;
+        } else {
+            self.set_tpacket_pos(TpacketPos::default())?;
+        }
         self.mem.store_u32_release(self.at(O_XSK_PID), h.pid)
     }
 
-    /// The AF_XDP handle, if the daemon published one (sizes at most 2^20 entries).
-    pub fn xsk(&self) -> Result<Option<XskHandle>, OutOfBounds> {
+    /// The AF_PACKET reader's position (see [`TpacketPos`]); unchecked: the caller
+    /// bounds it by its own ring before use.
+    pub fn tpacket_pos(&self) -> Result<TpacketPos, OutOfBounds> {
+        let block = self.mem.read_u32(self.at(O_TP_BLOCK))?;
+        let w = self.mem.read_u32(self.at(O_TP_CURSOR))?;
+        let open =
+            (w >> 31 == 1).then_some((w & TpacketPos::MAX_PKT, (w >> 18) & TpacketPos::MAX_LEFT));
+        Ok(TpacketPos { block, open })
+    }
+
+    /// Stores the AF_PACKET reader's position (values beyond the packed fields'
+    /// range are clamped: a block that large does not exist).
+    pub fn set_tpacket_pos(&self, p: TpacketPos) -> Result<(), OutOfBounds> {
+        let w = p.open.map_or(0, |(pkt, left)| {
+            1 << 31 | pkt.min(TpacketPos::MAX_PKT) | left.min(TpacketPos::MAX_LEFT) << 18
+        });
+        self.mem.write_u32(self.at(O_TP_BLOCK), p.block)?;
+        self.mem.write_u32(self.at(O_TP_CURSOR), w)
+    }
+
+    /// The reader handle, if the daemon published one (AF_XDP ring sizes at most 2^20
+    /// entries; an unknown kind is none).
+    pub fn reader_handle(&self) -> Result<Option<ReaderHandle>, OutOfBounds> {
         let pid = self.mem.load_u32_acquire(self.at(O_XSK_PID))?;
         if pid == 0 {
+            return Ok(None);
+        }
+        let sock_fd = self.mem.read_u32(self.at(O_XSK_FD))? as i32;
+        let kind = self.mem.read_u32(self.at(O_READER_KIND))?;
+        if kind == READER_TPACKET {
+            return Ok(Some(ReaderHandle {
+                pid,
+                sock_fd,
+                kind,
+                held_fd: -1,
+                rx_size: 0,
+                fill_size: 0,
+            }));
+        }
+        if kind != READER_XSK {
             return Ok(None);
         }
         let sizes = self.mem.read_u32(self.at(O_XSK_SIZES))?;
@@ -389,9 +467,10 @@ impl<'a> KState<'a> {
         if rx > 20 || fill > 20 {
             return Ok(None);
         }
-        Ok(Some(XskHandle {
+        Ok(Some(ReaderHandle {
             pid,
-            sock_fd: self.mem.read_u32(self.at(O_XSK_FD))? as i32,
+            sock_fd,
+            kind,
             held_fd: self.mem.read_u32(self.at(O_XSK_HELD))? as i32,
             rx_size: 1 << rx,
             fill_size: 1 << fill,
@@ -399,12 +478,12 @@ impl<'a> KState<'a> {
     }
 
     /// The process reading this AF_XDP ring itself (0: the daemon reads it).
-    pub fn xsk_owner(&self) -> Result<u32, OutOfBounds> {
+    pub fn reader(&self) -> Result<u32, OutOfBounds> {
         self.mem.load_u32_acquire(self.at(O_XSK_OWNER))
     }
     /// Moves the ring's reading from `from` to `to` (process ids, 0 the daemon);
     /// false if someone else holds it.
-    pub fn swap_xsk_owner(&self, from: u32, to: u32) -> Result<bool, OutOfBounds> {
+    pub fn swap_reader(&self, from: u32, to: u32) -> Result<bool, OutOfBounds> {
         Ok(self.mem.cas_u32(self.at(O_XSK_OWNER), from, to)?.is_ok())
     }
 

@@ -33,6 +33,7 @@ pub mod null;
 pub mod pidfd;
 pub mod pipe;
 pub mod ringmem;
+pub mod rx_client;
 pub mod sync;
 pub mod vale;
 pub mod xdp;

@@ -256,20 +256,23 @@ impl Adapter for NicPort {
     fn endpoint_stats(&self, ep: usize, mem: SharedMem) -> Vec<(&'static str, u64)> {
         match &self.inner {
             Inner::Xdp(p) => p.endpoint_stats(ep, mem),
-            Inner::Packet(_) => self.stats(),
+            Inner::Packet(p) => packet_stats(p.endpoint_stats(ep, mem)),
         }
     }
 
     fn stats(&self) -> Vec<(&'static str, u64)> {
         match &self.inner {
             Inner::Xdp(p) => p.stats(),
-            Inner::Packet(p) => {
-                let mut v = p.stats();
-                v.extend([("xdp", 0), ("xdp_zerocopy", 0), ("rx_in_client", 0)]);
-                v
-            }
+            Inner::Packet(p) => packet_stats(p.stats()),
         }
     }
+}
+
+/// An AF_PACKET port's counters with the keys an AF_XDP port adds, so that every NIC
+/// port shows the same ones.
+fn packet_stats(mut v: Vec<(&'static str, u64)>) -> Vec<(&'static str, u64)> {
+    v.extend([("xdp", 0), ("xdp_zerocopy", 0)]);
+    v
 }
 
 #[cfg(test)]

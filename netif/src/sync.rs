@@ -298,7 +298,7 @@ pub fn worker_sync(
 ) -> Result<Option<u32>, NetifError> {
     let k = &mut ad.endpoints_mut()[ep].krings_mut(d)[i];
     let ks = KState::new(mem, view(mem, k)?.offset());
-    let patience = if d == Dir::Rx && ks.xsk_owner()? != 0 {
+    let patience = if d == Dir::Rx && ks.reader()? != 0 {
         1
     } else {
         BUSY_TRIES

@@ -6,8 +6,8 @@
 //! ([`netmap_netif::inproc`], the same code the daemon runs) on the ring state the
 //! daemon keeps in shared memory. No system call is made when a ring is ready; when
 //! nothing is, the caller sleeps on a futex in the ring's state block, which the
-//! peer's sync wakes (in whichever process it runs) — or, for an AF_XDP NIC ring this
-//! process reads itself ([`netmap_netif::xdp::client`]), on the queue's socket.
+//! peer's sync wakes (in whichever process it runs) — or, for a NIC RX ring this
+//! process reads itself ([`netmap_netif::rx_client`]: AF_XDP or AF_PACKET), on the queue's socket.
 //! Everything else — control requests, other port kinds, mixed poll sets, `epoll`,
 //! programs without the library — takes the kernel path through the daemon, on the
 //! same shared state, so preloaded and plain programs share a pipe. Under the CUSE
@@ -32,8 +32,8 @@ use libc::{c_int, c_ulong, c_void, nfds_t, off_t, pollfd, sigset_t, size_t, time
 use netmap_abi as abi;
 use netmap_netif::inproc::{InprocRing, Outcome};
 use netmap_netif::kstate::{KState, KIND_NIC};
+use netmap_netif::rx_client::RxClient;
 use netmap_netif::vale::BufGeom;
-use netmap_netif::xdp::client::XskClient;
 use netmap_netif::Dir;
 use netmap_pool::SharedMem;
 
@@ -131,8 +131,8 @@ pub(crate) struct Reg {
 pub(crate) struct Rings {
     tx: Vec<InprocRing>,
     rx: Vec<InprocRing>,
-    /// Per RX ring: this process's hold on its AF_XDP queue, if it reads it itself.
-    xsk: Vec<XskSlot>,
+    /// Per RX ring: this process's hold on its NIC queue (AF_XDP or AF_PACKET), if it reads it itself.
+    xsk: Vec<ReaderSlot>,
     no_tx_poll: bool,
     geom: BufGeom,
 }
@@ -255,7 +255,7 @@ impl Reg {
                 i as u32,
             )?);
         }
-        out.xsk = out.rx.iter().map(|_| XskSlot::default()).collect();
+        out.xsk = out.rx.iter().map(|_| ReaderSlot::default()).collect();
         let first = out.tx.first().or(out.rx.first())?.off;
         let buf_ofs = mem
             .read_i64(first + offset_of!(abi::NetmapRing, buf_ofs))
@@ -276,31 +276,32 @@ impl Reg {
     }
 }
 
-/// An RX ring's AF_XDP hold ([`XskClient`]): tried once, at the ring's first sync.
+/// An RX ring's hold on its NIC queue ([`RxClient`]: AF_XDP or AF_PACKET): tried
+/// once, at the ring's first sync.
 #[derive(Default)]
-pub(crate) struct XskSlot {
+pub(crate) struct ReaderSlot {
     tried: std::sync::atomic::AtomicBool,
-    cur: std::sync::Mutex<Option<std::sync::Arc<XskClient>>>,
+    cur: std::sync::Mutex<Option<std::sync::Arc<RxClient>>>,
 }
 
-/// Whether NIC RX rings may be read from their AF_XDP socket in process
-/// (`NETMAPD_XSK=0` leaves them to the daemon's port worker).
-fn xsk_enabled() -> bool {
+/// Whether NIC RX rings may be read from their socket (AF_XDP or AF_PACKET) in
+/// process (`NETMAPD_XSK=0` leaves them to the daemon's port worker).
+fn readers_enabled() -> bool {
     static E: OnceLock<bool> = OnceLock::new();
     *E.get_or_init(|| !std::env::var("NETMAPD_XSK").is_ok_and(|v| v == "0"))
 }
 
-/// This process's hold on the AF_XDP queue of NIC RX ring `r`, taken at the first
-/// call (if the daemon published one and lets us take its descriptors).
-fn xsk_client(rings: &Rings, r: &InprocRing, mem: SharedMem) -> Option<std::sync::Arc<XskClient>> {
-    if r.kind != KIND_NIC || r.dir != Dir::Rx || !xsk_enabled() {
+/// This process's hold on the queue of NIC RX ring `r`, taken at the first call (if
+/// the daemon published one and lets us take its descriptors).
+fn queue_reader(rings: &Rings, r: &InprocRing, mem: SharedMem) -> Option<std::sync::Arc<RxClient>> {
+    if r.kind != KIND_NIC || r.dir != Dir::Rx || !readers_enabled() {
         return None;
     }
     let pos = rings.rx.iter().position(|x| x.off == r.off)?;
     let slot = rings.xsk.get(pos)?;
     if !slot.tried.swap(true, Ordering::AcqRel) {
-        if let Ok(Some(h)) = KState::new(mem, r.off).xsk() {
-            match XskClient::attach(h, rings.geom, r.num_slots) {
+        if let Ok(Some(h)) = KState::new(mem, r.off).reader_handle() {
+            match RxClient::attach(h, rings.geom, r.num_slots) {
                 Ok(x) => {
                     if let Ok(mut c) = slot.cur.lock() {
                         *c = Some(std::sync::Arc::new(x));
@@ -309,7 +310,7 @@ fn xsk_client(rings: &Rings, r: &InprocRing, mem: SharedMem) -> Option<std::sync
                 Err(e) => {
                     if std::env::var_os("NETMAPD_DEBUG").is_some() {
                         eprintln!(
-                            "netmapd preload: AF_XDP queue of ring {} left to the daemon: {e}",
+                            "netmapd preload: NIC queue of ring {} left to the daemon: {e}",
                             r.id
                         );
                     }
@@ -320,9 +321,9 @@ fn xsk_client(rings: &Rings, r: &InprocRing, mem: SharedMem) -> Option<std::sync
     slot.cur.lock().ok()?.clone()
 }
 
-/// Gives every AF_XDP queue this registration reads back to the daemon (its last
+/// Gives every NIC queue this registration reads back to the daemon (its last
 /// descriptor is being closed), and rings the port worker so it reads them at once.
-fn release_xsk(rings: &Rings) {
+fn release_readers(rings: &Rings) {
     let Some(mem) = region() else { return };
     for (r, slot) in rings.rx.iter().zip(&rings.xsk) {
         let taken = slot.cur.lock().ok().and_then(|mut c| c.take());
@@ -341,7 +342,7 @@ fn release_xsk(rings: &Rings) {
 fn sync_ring(r: &InprocRing, mem: SharedMem, rings: &Rings) -> Result<Outcome, ()> {
     let mut first: Option<(u32, Instant)> = None;
     // 100 yields, then naps: 30 ms in all, past BUSY_STALE.
-    let xsk = xsk_client(rings, r, mem);
+    let xsk = queue_reader(rings, r, mem);
     for i in 0..250u32 {
         let o = r
             .sync_with(mem, tid(), rings.geom, xsk.as_deref())
@@ -907,12 +908,12 @@ fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bo
         if n > 0 || left == Some(Duration::ZERO) || waits.is_empty() || !may_sleep_here {
             return Poll::Done(n);
         }
-        // NIC RX rings this process reads from their AF_XDP sockets: nobody bumps
+        // NIC RX rings this process reads from their sockets (AF_XDP, AF_PACKET): nobody bumps
         // their futex words; it sleeps on the sockets.
-        let xs: Vec<std::sync::Arc<XskClient>> = waits
+        let xs: Vec<std::sync::Arc<RxClient>> = waits
             .iter()
             .filter_map(|(w, r)| {
-                xsk_client(r, w, mem).filter(|x| x.reads(&KState::new(mem, w.off)))
+                queue_reader(r, w, mem).filter(|x| x.reads(&KState::new(mem, w.off)))
             })
             .collect();
         let limit = |d: Duration| left.map_or(d, |l| l.min(d));
@@ -1457,12 +1458,12 @@ fn forget(fd: c_int) {
     if let Some(s) = slot(fd) {
         // The entry is leaked, not freed: another thread may still be reading it.
         let p = s.swap(std::ptr::null_mut(), Ordering::AcqRel);
-        // The registration's last descriptor: its AF_XDP queues go back to the daemon.
+        // The registration's last descriptor: its NIC queues go back to the daemon.
         if !p.is_null() && !REGS.iter().any(|e| e.load(Ordering::Acquire) == p) {
             // SAFETY: table entries are leaked Boxes, never freed (see `reg`).
             let r = unsafe { &*p };
             if let Some(Some(rings)) = r.rings.get() {
-                release_xsk(rings);
+                release_readers(rings);
             }
         }
     }

@@ -486,6 +486,18 @@ echo "fresh: pipe-tx exit=$txs pipe-rx exit=$rxs"
 /// everyone is gone (no buffer lost in the held map, the rings or the kernel).
 #[test]
 fn xdp_readers_killed_mid_traffic() {
+    readers_killed_mid_traffic("xdp");
+}
+
+/// As [`xdp_readers_killed_mid_traffic`], with readers copying from vB's AF_PACKET
+/// TPACKET_V3 ring themselves (killed mid-copy, with a block half read): the next
+/// reader or the daemon goes on from the position in the ring's state block.
+#[test]
+fn packet_readers_killed_mid_traffic() {
+    readers_killed_mid_traffic("packet");
+}
+
+fn readers_killed_mid_traffic(backend: &str) {
     let script = r#"d="$1"; c="$2"; t=$(mktemp -d)
 free() { "$d" status --keys | grep -E '^(if|ring|buf)_free=' | sort; }
 free > "$t/before" || exit 1
@@ -524,7 +536,7 @@ cmp -s "$t/before" "$t/after" || { echo "pool free counts not restored"; cat "$t
 echo "fresh: pipe-tx exit=$txs pipe-rx exit=$rxs"
 [ $txs -eq 0 ] && [ $rxs -eq 0 ]
 "#;
-    let out = veth_run_on("xdp", 1, script, Duration::from_secs(300));
+    let out = veth_run_on(backend, 1, script, Duration::from_secs(300));
     assert_success(&out);
     assert!(out.stdout.contains("killed=30"), "{}", out.describe());
     assert!(
@@ -534,7 +546,7 @@ echo "fresh: pipe-tx exit=$txs pipe-rx exit=$rxs"
     );
     let gone = out
         .stderr
-        .matches("the process reading an AF_XDP queue itself is gone")
+        .matches("the process reading a NIC queue itself is gone")
         .count();
     assert!(
         gone >= 1,

@@ -176,7 +176,7 @@ fn run_passes(
                     // An AF_XDP queue a client reads itself: the sync only looks
                     // whether that client is still there and the link up, which
                     // every CLIENT_LOOK is enough for.
-                    if d == Dir::Rx && ks.xsk_owner().is_ok_and(|o| o != 0) {
+                    if d == Dir::Rx && ks.reader().is_ok_and(|o| o != 0) {
                         reads_now = true;
                         let due = looked
                             .get(i)

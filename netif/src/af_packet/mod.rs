@@ -35,6 +35,7 @@
 //! the socket error the kernel posts) makes the sync return an error — POLLERR for the
 //! client — and `krings_delete` still returns every ring and buffer to the pool.
 
+pub mod client;
 pub mod ifinfo;
 pub(crate) mod link;
 pub mod rx;
@@ -45,7 +46,8 @@ pub mod tx;
 
 use crate::adapter::{view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
 use crate::kring::{Dir, Kring};
-use crate::kstate::KState;
+use crate::kstate::{KState, ReaderHandle, READER_TPACKET};
+use crate::rx_client::ClientReaders;
 use crate::NetifError;
 pub use ifinfo::IfInfo;
 use link::{sys_err, Link};
@@ -137,6 +139,8 @@ pub struct AfPacketPort {
     kernel_drops: AtomicU64,
     host_kernel_drops: AtomicU64,
     link: Link,
+    /// The hardware RX rings clients read themselves ([`crate::rx_client`]).
+    readers: ClientReaders,
 }
 
 /// True if `ifname` exists in the daemon's network namespace.
@@ -212,6 +216,7 @@ impl AfPacketPort {
             kernel_drops: AtomicU64::new(0),
             host_kernel_drops: AtomicU64::new(0),
             link: Link::default(),
+            readers: ClientReaders::default(),
         })
     }
 
@@ -384,6 +389,22 @@ impl Adapter for AfPacketPort {
                 KState::new(mem, off).init(0, k, 0, bell)?;
             }
         }
+        // A client allowed to take our descriptors may read the hardware RX rings
+        // itself (see [`client`]).
+        let pid = std::process::id();
+        for (k, h) in e.rx.iter().zip(&rings.hw_rx) {
+            if let Some(off) = k.ring_off {
+                KState::new(mem, off).set_reader(Some(ReaderHandle {
+                    pid,
+                    sock_fd: h.sock.as_raw_fd(),
+                    kind: READER_TPACKET,
+                    held_fd: -1,
+                    rx_size: 0,
+                    fill_size: 0,
+                }))?;
+            }
+        }
+        self.readers.reset(rings.hw_rx.len());
         self.info = info;
         self.rings = Some(rings);
         self.link = Link::default();
@@ -393,6 +414,9 @@ impl Adapter for AfPacketPort {
     /// Closes the sockets (frames still queued in the kernel are abandoned) and frees
     /// every buffer found in a slot and every ring object.
     fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
+        for (i, k) in self.eps[0].rx.iter().enumerate() {
+            self.readers.fold(i, k.ring_off, mem, &mut self.stats);
+        }
         if let Some(r) = self.rings.take() {
             self.harvest_kernel_drops(&r);
             drop(r);
@@ -440,7 +464,7 @@ impl Adapter for AfPacketPort {
         mem: SharedMem,
     ) -> Result<Wake, NetifError> {
         let host = self.host_rx_ring();
-        let (rings, k, stats) = self.sync_parts(Dir::Rx, ring)?;
+        let (rings, k, _) = self.sync_parts(Dir::Rx, ring)?;
         k.hwcur = head;
         let rv = view(mem, k)?;
         let geom = rings.geom;
@@ -448,6 +472,22 @@ impl Adapter for AfPacketPort {
             // An extra host RX ring: it only takes back released slots.
             return Ok(Wake::none());
         }
+        if ring < host {
+            let ks = KState::new(mem, rv.offset());
+            if self.readers.reads(ring, &ks, mem, &mut self.stats)? {
+                // The client copies the frames; the daemon still watches the link.
+                let err = self
+                    .rings
+                    .as_ref()
+                    .map_or(Ok(0), |r| r.hw_rx[ring].sock.take_error());
+                let (name, index) = (&self.eps[0].name, self.info.ifindex);
+                return self
+                    .link
+                    .check(name, index, err, false)
+                    .map(|()| Wake::none());
+            }
+        }
+        let (rings, k, stats) = self.sync_parts(Dir::Rx, ring)?;
         let (res, sock) = if ring == host {
             let h = &mut rings.host_rx;
             (h.fill(k, &rv, mem, &geom, stats), &h.sock)
@@ -470,7 +510,54 @@ impl Adapter for AfPacketPort {
     }
 
     fn stats(&self) -> Vec<(&'static str, u64)> {
-        let c = self.counters();
+        self.stats_at(None)
+    }
+
+    /// With the frames in-client readers counted since the daemon last looked.
+    fn endpoint_stats(&self, _ep: usize, mem: SharedMem) -> Vec<(&'static str, u64)> {
+        self.stats_at(Some(mem))
+    }
+
+    fn take_events_changed(&mut self) -> bool {
+        std::mem::take(&mut self.readers.events_changed)
+    }
+
+    /// RX sockets (hardware and host) wake RX pollers, except those a client reads
+    /// itself (they wake that client); the TX kickers' eventfds (signalled when a
+    /// completion report is due) wake TX pollers. The TX sockets are not watched:
+    /// they would wake the control plane for every frame.
+    fn event_fds(&self) -> Vec<(std::os::fd::RawFd, usize, Dir)> {
+        let Some(r) = &self.rings else {
+            return Vec::new();
+        };
+        let rx = r
+            .hw_rx
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.readers.reading(*i))
+            .map(|(_, h)| &h.sock)
+            .chain([&r.host_rx.sock]);
+        let tx = r.hw_tx.iter().map(|h| (h.done_fd(), 0, Dir::Tx));
+        rx.map(|s: &PacketSocket| (s.as_raw_fd(), 0, Dir::Rx))
+            .chain(tx)
+            .collect()
+    }
+}
+
+impl AfPacketPort {
+    fn stats_at(&self, mem: Option<SharedMem>) -> Vec<(&'static str, u64)> {
+        let mut c = self.counters();
+        let mut in_client = self.readers.in_client;
+        if let Some(mem) = mem {
+            for (i, k) in self.eps[0].rx.iter().enumerate() {
+                if let Some(((n, b, d), _)) = self.readers.counts(i, k.ring_off, mem) {
+                    c.rx_packets += n;
+                    c.rx_bytes += b;
+                    c.rx_drops += d;
+                    in_client += n;
+                }
+            }
+        }
         vec![
             ("rx_packets", c.rx_packets),
             ("rx_bytes", c.rx_bytes),
@@ -481,20 +568,7 @@ impl Adapter for AfPacketPort {
             ("host_rx_packets", c.host_rx_packets),
             ("host_rx_drops", c.host_rx_drops),
             ("host_tx_drops", c.host_tx_drops),
+            ("rx_in_client", in_client),
         ]
-    }
-
-    /// RX sockets (hardware and host) wake RX pollers; the TX kickers' eventfds
-    /// (signalled when a completion report is due) wake TX pollers. The TX
-    /// sockets are not watched: they would wake the control plane for every frame.
-    fn event_fds(&self) -> Vec<(std::os::fd::RawFd, usize, Dir)> {
-        let Some(r) = &self.rings else {
-            return Vec::new();
-        };
-        let rx = r.hw_rx.iter().map(|h| &h.sock).chain([&r.host_rx.sock]);
-        let tx = r.hw_tx.iter().map(|h| (h.done_fd(), 0, Dir::Tx));
-        rx.map(|s: &PacketSocket| (s.as_raw_fd(), 0, Dir::Rx))
-            .chain(tx)
-            .collect()
     }
 }

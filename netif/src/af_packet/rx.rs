@@ -12,6 +12,7 @@
 use super::socket::{MmapRing, PacketSocket, SockFilter, TpacketReq3, ETH_P_ALL, TPACKET_V3};
 use super::{BufGeom, Stats};
 use crate::kring::Kring;
+use crate::kstate::{KState, TpacketPos};
 use crate::ringmem::RingView;
 use crate::NetifError;
 use netmap_abi::NS_MOREFRAG;
@@ -257,16 +258,25 @@ pub fn place_frame(
     Ok(Placed::Done)
 }
 
-/// A hardware RX ring: one AF_PACKET socket with a TPACKET_V3 ring.
+/// A hardware RX ring: one AF_PACKET socket with a TPACKET_V3 ring. Where its reader
+/// is in the ring ([`TpacketPos`]) lives in the RX ring's state block, since a client
+/// may read the ring itself ([`super::client`]) and the daemon after it.
 #[derive(Debug)]
 pub struct HwRx {
     // Declared before the socket: unmapped before the socket closes.
     map: MmapRing,
     pub sock: PacketSocket,
-    /// Index of the block to read next.
-    block: u32,
-    cursor: Option<BlockCursor>,
 }
+
+// The reader's position packs a frame offset and a count of a block
+// ([`TpacketPos`]): a block must fit.
+const _: () = assert!(
+    BLOCK_SIZE as usize <= TpacketPos::MAX_PKT as usize + 1
+        && BLOCK_SIZE as usize / H3_SIZE <= TpacketPos::MAX_LEFT as usize
+);
+
+/// The length of an RX ring's mapping.
+pub const RING_BYTES: usize = BLOCK_SIZE as usize * BLOCK_NR as usize;
 
 impl HwRx {
     /// Creates the socket and its ring and binds it to the interface (reception
@@ -283,15 +293,10 @@ impl HwRx {
             sizeof_priv: 0,
             feature_req_word: 0,
         })?;
-        let map = sock.mmap((BLOCK_SIZE * BLOCK_NR) as usize)?;
+        let map = sock.mmap(RING_BYTES)?;
         sock.set_ignore_outgoing()?;
         sock.bind(ifindex, ETH_P_ALL)?;
-        Ok(Self {
-            map,
-            sock,
-            block: 0,
-            cursor: None,
-        })
+        Ok(Self { map, sock })
     }
 
     /// Moves retired frames into the netmap ring. Returns true if anything was
@@ -305,78 +310,122 @@ impl HwRx {
         scratch: &mut [u8],
         st: &mut Stats,
     ) -> Result<bool, NetifError> {
-        let ring = self.map.mem();
-        let bs = BLOCK_SIZE as usize;
-        let block = &mut self.block;
-        let cursor = &mut self.cursor;
-        // Gives the current block back and moves to the next one.
-        let finish =
-            |block: &mut u32, cursor: &mut Option<BlockCursor>| -> Result<(), NetifError> {
-                release_block(&ring, *block as usize * bs)?;
-                *block = (*block + 1) % BLOCK_NR;
-                *cursor = None;
-                Ok(())
-            };
-        let mut progress = false;
-        loop {
-            let mut c = match *cursor {
-                Some(c) => c,
-                None => match open_block(&ring, *block as usize * bs, bs) {
-                    Ok(Some(c)) => c,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::error!(%e, "rx: dropping a malformed block");
-                        finish(block, cursor)?;
-                        st.rx_drops += 1;
-                        continue;
-                    }
-                },
-            };
-            progress = true;
-            let (f, next) = match peek_frame(&ring, &c, bs) {
-                Ok(Some(x)) => x,
-                Ok(None) => {
-                    finish(block, cursor)?;
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(%e, "rx: abandoning the rest of a block");
-                    st.rx_drops += u64::from(c.left);
-                    finish(block, cursor)?;
-                    continue;
-                }
-            };
-            let len = f.snaplen as usize;
-            if c.left > 1 {
-                // The lines ahead in the block (the next frames' headers and data,
-                // written by the kernel on another CPU) are fetched while this frame
-                // is copied: small frames take about two lines each, so this runs a
-                // few frames ahead.
-                let h = c.block + c.pkt + next as usize;
-                for l in 0..PREFETCH_LINES {
-                    ring.prefetch(h + 64 * l);
-                }
-            }
-            match place_frame(k, rv, mem, geom, Src::Ring(ring, f.data), len, scratch)? {
-                Placed::Done => {
-                    st.rx_packets += 1;
-                    st.rx_bytes += len as u64;
-                }
-                Placed::TooBig => st.rx_drops += 1,
-                Placed::Skipped => {
-                    *cursor = Some(c);
-                    continue;
-                }
-                Placed::NoRoom => {
-                    *cursor = Some(c);
-                    break;
-                }
-            }
-            advance(&mut c, next);
-            *cursor = Some(c);
-        }
-        Ok(progress)
+        let ks = KState::new(mem, rv.offset());
+        fill_blocks(self.map.mem(), &ks, k, rv, mem, geom, scratch, st)
     }
+}
+
+/// Moves the frames of the TPACKET_V3 ring mapped at `ring` into netmap ring `k`,
+/// from the position stored in its state block `ks` (stored back after). Returns true
+/// if anything was delivered or dropped. Shared by the daemon and a client reading the
+/// ring itself; nothing read from shared memory is trusted: the position is bounded by
+/// the ring, and every header by its block.
+#[allow(clippy::too_many_arguments)]
+pub fn fill_blocks(
+    ring: SharedMem,
+    ks: &KState,
+    k: &mut Kring,
+    rv: &RingView,
+    mem: SharedMem,
+    geom: &BufGeom,
+    scratch: &mut [u8],
+    st: &mut Stats,
+) -> Result<bool, NetifError> {
+    let bs = BLOCK_SIZE as usize;
+    let p = ks.tpacket_pos()?;
+    let mut block = p.block % BLOCK_NR;
+    let mut cursor = p.open.map(|(pkt, left)| BlockCursor {
+        block: block as usize * bs,
+        pkt: pkt as usize,
+        left,
+    });
+    let r = fill_from(ring, &mut block, &mut cursor, k, rv, mem, geom, scratch, st);
+    ks.set_tpacket_pos(TpacketPos {
+        block,
+        open: cursor.map(|c| (c.pkt as u32, c.left)),
+    })?;
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fill_from(
+    ring: SharedMem,
+    block: &mut u32,
+    cursor: &mut Option<BlockCursor>,
+    k: &mut Kring,
+    rv: &RingView,
+    mem: SharedMem,
+    geom: &BufGeom,
+    scratch: &mut [u8],
+    st: &mut Stats,
+) -> Result<bool, NetifError> {
+    let bs = BLOCK_SIZE as usize;
+    // Gives the current block back and moves to the next one.
+    let finish = |block: &mut u32, cursor: &mut Option<BlockCursor>| -> Result<(), NetifError> {
+        release_block(&ring, *block as usize * bs)?;
+        *block = (*block + 1) % BLOCK_NR;
+        *cursor = None;
+        Ok(())
+    };
+    let mut progress = false;
+    loop {
+        let mut c = match *cursor {
+            Some(c) => c,
+            None => match open_block(&ring, *block as usize * bs, bs) {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(%e, "rx: dropping a malformed block");
+                    finish(block, cursor)?;
+                    st.rx_drops += 1;
+                    continue;
+                }
+            },
+        };
+        progress = true;
+        let (f, next) = match peek_frame(&ring, &c, bs) {
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                finish(block, cursor)?;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(%e, "rx: abandoning the rest of a block");
+                st.rx_drops += u64::from(c.left);
+                finish(block, cursor)?;
+                continue;
+            }
+        };
+        let len = f.snaplen as usize;
+        if c.left > 1 {
+            // The lines ahead in the block (the next frames' headers and data,
+            // written by the kernel on another CPU) are fetched while this frame
+            // is copied: small frames take about two lines each, so this runs a
+            // few frames ahead.
+            let h = c.block + c.pkt + next as usize;
+            for l in 0..PREFETCH_LINES {
+                ring.prefetch(h + 64 * l);
+            }
+        }
+        match place_frame(k, rv, mem, geom, Src::Ring(ring, f.data), len, scratch)? {
+            Placed::Done => {
+                st.rx_packets += 1;
+                st.rx_bytes += len as u64;
+            }
+            Placed::TooBig => st.rx_drops += 1,
+            Placed::Skipped => {
+                *cursor = Some(c);
+                continue;
+            }
+            Placed::NoRoom => {
+                *cursor = Some(c);
+                break;
+            }
+        }
+        advance(&mut c, next);
+        *cursor = Some(c);
+    }
+    Ok(progress)
 }
 
 /// The host RX ring's source: frames the host stack sends through the interface.

@@ -152,6 +152,12 @@ impl PacketSocket {
         Ok(Self { fd })
     }
 
+    /// A socket taken from elsewhere (the daemon's, through `pidfd_getfd`); the
+    /// caller checked it is an AF_PACKET one.
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Self { fd }
+    }
+
     fn setsockopt<T>(&self, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
         setsockopt(self.fd.as_raw_fd(), level, name, val)
     }

@@ -38,6 +38,7 @@ use crate::af_packet::socket::getsockopt;
 use crate::af_packet::{ifinfo, nic_endpoint, IfInfo, NicConfig, NicCounters, Stats, TX_MARK};
 use crate::kring::{Dir, Kring};
 use crate::kstate::KState;
+use crate::rx_client::ClientReaders;
 use crate::vale::BufGeom;
 use crate::NetifError;
 use libxdp::SOL_XDP;
@@ -64,15 +65,8 @@ pub struct XdpPort {
     /// Kernel drop counts of sockets already closed.
     closed_drops: u64,
     link: Link,
-    /// Per RX ring, the frames and bytes its in-client reader had counted when last
-    /// looked at (see [`client`]): what is beyond goes into `stats`.
-    client_counted: Vec<(u64, u64)>,
-    /// Frames clients read from the sockets themselves (also in `stats`).
-    rx_in_client: u64,
-    /// Per RX ring, the process that reads it itself, watched.
-    owner_seen: Vec<Option<client::Watched>>,
-    /// The event descriptors changed (a queue is now read by a client, or no more).
-    events_changed: bool,
+    /// The RX rings clients read themselves ([`crate::rx_client`]).
+    readers: ClientReaders,
 }
 
 /// `struct xdp_statistics` (linux/if_xdp.h), the counters we read.
@@ -128,10 +122,7 @@ impl XdpPort {
             stats: Stats::default(),
             closed_drops: 0,
             link: Link::default(),
-            client_counted: Vec::new(),
-            rx_in_client: 0,
-            owner_seen: Vec::new(),
-            events_changed: false,
+            readers: ClientReaders::default(),
         })
     }
 
@@ -246,25 +237,6 @@ impl XdpPort {
         Ok((rings, k, stats))
     }
 
-    /// What a client reading RX ring `i` itself counted since the daemon last
-    /// folded it in: `(frames, bytes)` beyond, and the ring's totals.
-    fn client_counts(&self, i: usize, mem: SharedMem) -> Option<((u64, u64), (u64, u64))> {
-        let off = self.eps[0].rx.get(i)?.ring_off?;
-        let seen = self.client_counted.get(i)?;
-        let (n, b) = KState::new(mem, off).sent().ok()?;
-        Some(((n.wrapping_sub(seen.0), b.wrapping_sub(seen.1)), (n, b)))
-    }
-
-    /// Adds what a client reading RX ring `i` itself counted since the last look.
-    fn fold_client_counts(&mut self, i: usize, mem: SharedMem) {
-        if let Some(((n, b), now)) = self.client_counts(i, mem) {
-            self.stats.rx_packets += n;
-            self.stats.rx_bytes += b;
-            self.rx_in_client += n;
-            self.client_counted[i] = now;
-        }
-    }
-
     /// An idle ring's look at the link: an AF_XDP socket gets no error when its
     /// interface goes away, so the interface is looked at too. The socket's pending
     /// error is asked for (a system call) only here, not once per pass of a busy port.
@@ -276,9 +248,8 @@ impl XdpPort {
             .map(|()| Wake::none())
     }
 
-    /// Whether a live client reads RX queue `ring` itself (see [`client`]); if the
-    /// one that did is gone, or gave the ring back, the daemon reads it again from
-    /// the shared indices. Called under the ring's busy flag.
+    /// Whether a live client reads RX queue `ring` itself (see
+    /// [`ClientReaders::reads`]). Called under the ring's busy flag.
     fn client_reads(
         &mut self,
         ring: usize,
@@ -286,47 +257,18 @@ impl XdpPort {
         rv: &crate::ringmem::RingView,
     ) -> Result<bool, NetifError> {
         let ks = KState::new(mem, rv.offset());
-        let owner = ks.xsk_owner()?;
-        self.fold_client_counts(ring, mem);
-        let mut reads = owner != 0;
-        if reads && ks.kind()? != crate::kstate::KIND_NIC {
-            // The ring is on the daemon's path (a monitor watches it, or a sync
-            // failed): a client checks the kind under the busy flag, which we hold,
-            // before it reads the socket, so it reads no more.
-            ks.swap_xsk_owner(owner, 0)?;
-            reads = false;
+        let reads = self.readers.reads(ring, &ks, mem, &mut self.stats)?;
+        if let Some(q) = self.rings.as_mut().and_then(|r| r.queues.get_mut(ring)) {
+            q.client_read = reads;
         }
-        if reads {
-            let seen = self.owner_seen.get_mut(ring);
-            let alive = match seen {
-                Some(Some(w)) if w.pid == owner => w.alive(),
-                Some(s) => {
-                    let w = client::Watched::new(owner);
-                    let alive = w.alive();
-                    *s = Some(w);
-                    alive
-                }
-                None => false,
-            };
-            if !alive {
-                tracing::info!(
-                    pid = owner,
-                    ring,
-                    "the process reading an AF_XDP queue itself is gone: the daemon reads it again"
-                );
-                ks.swap_xsk_owner(owner, 0)?;
-                reads = false;
-            }
-        }
-        let Some(q) = self.rings.as_mut().and_then(|r| r.queues.get_mut(ring)) else {
-            return Ok(false);
-        };
-        if reads != q.client_read {
-            tracing::debug!(ring, owner, reads, "AF_XDP queue reader changed");
-            self.events_changed = true;
-        }
-        q.client_read = reads;
         Ok(reads)
+    }
+
+    /// Folds in what the clients reading RX rings counted since the last look.
+    fn fold_client_counts(&mut self, mem: SharedMem) {
+        for (i, k) in self.eps[0].rx.iter().enumerate() {
+            self.readers.fold(i, k.ring_off, mem, &mut self.stats);
+        }
     }
 
     /// Closes the sockets and returns the buffers the kernel held.
@@ -348,7 +290,7 @@ impl XdpPort {
             // delivery begun before; the held maps are read after it. Whether a
             // client took the socket is not known here (it may have come and gone
             // between two looks), so every close waits.
-            client::grace_period();
+            crate::rx_client::grace_period();
             for m in &maps {
                 if let Ok(h) = held::Held::over(m, r.geom.total) {
                     held.extend(h.drain());
@@ -420,13 +362,11 @@ impl Adapter for XdpPort {
         if let Some(r) = &self.rings {
             for (k, q) in e.rx.iter().take(nrx).zip(&r.queues) {
                 if let Some(off) = k.ring_off {
-                    KState::new(mem, off).set_xsk(q.handle())?;
+                    KState::new(mem, off).set_reader(q.handle())?;
                 }
             }
         }
-        self.client_counted = vec![(0, 0); nrx];
-        self.owner_seen = (0..nrx).map(|_| None).collect();
-        self.events_changed = false;
+        self.readers.reset(nrx);
         let zc = self.zerocopy();
         tracing::info!(
             ifname = self.ifname(),
@@ -440,9 +380,7 @@ impl Adapter for XdpPort {
     }
 
     fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
-        for i in 0..self.client_counted.len() {
-            self.fold_client_counts(i, mem);
-        }
+        self.fold_client_counts(mem);
         self.close_queues(alloc, keep);
         for off in self.eps[0].ring_offs() {
             if let Err(e) = KState::new(mem, off).clear() {
@@ -517,7 +455,7 @@ impl Adapter for XdpPort {
     }
 
     fn take_events_changed(&mut self) -> bool {
-        std::mem::take(&mut self.events_changed)
+        std::mem::take(&mut self.readers.events_changed)
     }
 
     fn tx_pending(&self) -> bool {
@@ -560,12 +498,13 @@ impl Adapter for XdpPort {
 impl XdpPort {
     fn stats_at(&self, mem: Option<SharedMem>) -> Vec<(&'static str, u64)> {
         let mut c = self.counters();
-        let mut in_client = self.rx_in_client;
+        let mut in_client = self.readers.in_client;
         if let Some(mem) = mem {
-            for i in 0..self.client_counted.len() {
-                if let Some(((n, b), _)) = self.client_counts(i, mem) {
+            for (i, k) in self.eps[0].rx.iter().enumerate() {
+                if let Some(((n, b, d), _)) = self.readers.counts(i, k.ring_off, mem) {
                     c.rx_packets += n;
                     c.rx_bytes += b;
+                    c.rx_drops += d;
                     in_client += n;
                 }
             }

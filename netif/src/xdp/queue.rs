@@ -33,7 +33,7 @@ use super::libxdp::{
 use crate::af_packet::socket::{kick, setsockopt};
 use crate::af_packet::{Stats, TX_MARK};
 use crate::kring::Kring;
-use crate::kstate::XskHandle;
+use crate::kstate::ReaderHandle;
 use crate::ringmem::RingView;
 use crate::vale::BufGeom;
 use crate::NetifError;
@@ -230,10 +230,11 @@ impl Queue {
 
     /// What a client needs to read this queue's RX and fill rings itself (it must be
     /// allowed to take the two descriptors from this process).
-    pub fn handle(&self) -> Option<XskHandle> {
-        (self.sock.rx.size() > 0).then(|| XskHandle {
+    pub fn handle(&self) -> Option<ReaderHandle> {
+        (self.sock.rx.size() > 0).then(|| ReaderHandle {
             pid: std::process::id(),
             sock_fd: self.sock.fd(),
+            kind: crate::kstate::READER_XSK,
             held_fd: self.held.fd(),
             rx_size: self.sock.rx.size(),
             fill_size: self.umem.fill.size(),
