@@ -810,3 +810,125 @@ fn veth_link_down_and_delete() {
         assert_eq!(e2.counts(), Env::new().counts());
     });
 }
+
+// ---------------------------------------------------------------------------------
+// The reader's position in the state block (a client and the daemon take turns)
+
+#[test]
+fn tpacket_pos_round_trip() {
+    let r = small_region(4096);
+    let m = r.shmem();
+    let ks = KState::new(m, 0);
+    for p in [
+        crate::kstate::TpacketPos::default(),
+        crate::kstate::TpacketPos {
+            block: 127,
+            open: Some((131_064, 2_730)),
+        },
+        crate::kstate::TpacketPos {
+            block: 3,
+            open: Some((64, 0)),
+        },
+    ] {
+        ks.set_tpacket_pos(p).unwrap();
+        assert_eq!(ks.tpacket_pos().unwrap(), p);
+    }
+}
+
+/// A netmap RX ring of `n` slots at offset 0 of `m` (buffers 2.. from 64 KiB, 2 KiB
+/// each) and its kring, hwcur = hwtail = 0.
+fn test_rx_ring(m: SharedMem, n: u32) -> (Kring, BufGeom) {
+    let geom = BufGeom {
+        pool_offset: 64 * 1024,
+        size: 2048,
+        total: 2 + n,
+    };
+    let rv = RingView::new(m, 0, n);
+    for s in 0..n {
+        rv.set_slot_buf_len(s, 2 + s, 0).unwrap();
+    }
+    (Kring::new(Dir::Rx, 0, n), geom)
+}
+
+/// A reader stopped mid-block by a full netmap ring leaves its position in the state
+/// block; the next reader (another process: nothing but the state block is shared)
+/// goes on from the next frame, and gives the block back when it is done.
+#[test]
+fn tpacket_reader_resumes_from_the_state_block() {
+    let tp = small_region(rx::RING_BYTES);
+    let t = tp.shmem();
+    let nm = small_region(1 << 20);
+    let m = nm.shmem();
+    let (mut k, geom) = test_rx_ring(m, 8);
+    let rv = RingView::new(m, 0, 8);
+    let ks = KState::new(m, 0);
+    let frames: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 60]).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    synth_block(&t, 0, &refs, libc::TP_STATUS_USER);
+    let mut scratch = vec![0; 2048];
+    let mut st = Stats::default();
+    // Room for 7 (the slot before hwcur stays empty).
+    assert!(rx::fill_blocks(t, &ks, &mut k, &rv, m, &geom, &mut scratch, &mut st).unwrap());
+    assert_eq!((k.hwtail, st.rx_packets), (7, 7));
+    let p = ks.tpacket_pos().unwrap();
+    assert_eq!((p.block, p.open.map(|o| o.1)), (0, Some(3)));
+    assert_ne!(
+        t.read_u32(8).unwrap() & libc::TP_STATUS_USER,
+        0,
+        "block kept"
+    );
+    // The program releases all 7; a new reader starts from a fresh kring.
+    let mut k2 = Kring::new(Dir::Rx, 0, 8);
+    (k2.hwcur, k2.hwtail) = (7, 7);
+    let mut st2 = Stats::default();
+    assert!(rx::fill_blocks(t, &ks, &mut k2, &rv, m, &geom, &mut scratch, &mut st2).unwrap());
+    assert_eq!((k2.hwtail, st2.rx_packets), (2, 3));
+    for (slot, want) in [(7u32, 7u8), (0, 8), (1, 9)] {
+        let idx = rv.slot_buf_idx(slot).unwrap();
+        let mut got = [0u8; 60];
+        m.read_bytes(geom.offset(idx).unwrap(), &mut got).unwrap();
+        assert_eq!(got, [want; 60], "slot {slot}");
+    }
+    assert_eq!(
+        t.read_u32(8).unwrap(),
+        libc::TP_STATUS_KERNEL,
+        "block given back"
+    );
+    assert_eq!(
+        ks.tpacket_pos().unwrap(),
+        crate::kstate::TpacketPos {
+            block: 1,
+            open: None
+        }
+    );
+}
+
+/// A position some client scribbled (block past the ring, frame past the block) costs
+/// the frames it claims are left, never a read outside the ring.
+#[test]
+fn tpacket_reader_survives_a_garbage_position() {
+    let tp = small_region(rx::RING_BYTES);
+    let t = tp.shmem();
+    let nm = small_region(1 << 20);
+    let m = nm.shmem();
+    let (mut k, geom) = test_rx_ring(m, 8);
+    let rv = RingView::new(m, 0, 8);
+    let ks = KState::new(m, 0);
+    ks.set_tpacket_pos(crate::kstate::TpacketPos {
+        block: 1000,
+        open: Some((131_000, 5)),
+    })
+    .unwrap();
+    let mut scratch = vec![0; 2048];
+    let mut st = Stats::default();
+    assert!(rx::fill_blocks(t, &ks, &mut k, &rv, m, &geom, &mut scratch, &mut st).unwrap());
+    assert_eq!((st.rx_packets, st.rx_drops), (0, 5));
+    let next = (1000 % rx::BLOCK_NR) + 1;
+    assert_eq!(
+        ks.tpacket_pos().unwrap(),
+        crate::kstate::TpacketPos {
+            block: next,
+            open: None
+        }
+    );
+}
