@@ -937,6 +937,16 @@ fn poll_inproc(set: &mut [pollfd], deadline: Option<Instant>, may_sleep_here: bo
             let ms = limit(Duration::from_millis(20)).as_millis() as c_int;
             // SAFETY: pfds is a valid array of pfds.len() pollfds.
             unsafe { (real().poll)(pfds.as_mut_ptr(), pfds.len() as nfds_t, ms) };
+            // A socket with an error pending (an AF_PACKET one whose link went down)
+            // polls ready at once until the daemon, which watches the link, takes
+            // the error (within its 100 ms look): sleep the slice meanwhile instead
+            // of spinning.
+            if pfds
+                .iter()
+                .any(|p| p.revents & (libc::POLLERR | libc::POLLHUP) != 0)
+            {
+                std::thread::sleep(Duration::from_millis(ms.max(0) as u64));
+            }
             continue;
         }
         // Several rings (or rings read from sockets among them): wake up now and then

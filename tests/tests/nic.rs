@@ -240,12 +240,23 @@ cat "$t/rx"
     println!("{}", out.stdout);
 }
 
+#[test]
+fn link_down_up_and_delete_mid_traffic() {
+    link_down_up_and_delete_on("auto");
+}
+
+/// As [`link_down_up_and_delete_mid_traffic`], through the AF_PACKET backend (its RX
+/// ring read by the preloaded receiver itself, whose socket then carries the error).
+#[test]
+fn link_down_up_and_delete_mid_traffic_packet() {
+    link_down_up_and_delete_on("packet");
+}
+
 /// Link down while a paced sender streams on vA: the sender gets POLLERR/an error
 /// (no hang) and the daemon lives on; link up: a new stream works; link deleted
 /// mid-traffic: both clients fail, closing works, the pools return to their initial
 /// free counts, and the daemon still serves a pipe.
-#[test]
-fn link_down_up_and_delete_mid_traffic() {
+fn link_down_up_and_delete_on(backend: &str) {
     let script = r#"d="$1"; c="$2"; t=$(mktemp -d)
 free() { "$d" status --keys | grep -E '^(if|ring|buf)_free=' | sort; }
 alive() { "$d" status --keys > /dev/null 2>&1 || { echo "daemon does not answer status after $1"; exit 20; }; }
@@ -296,7 +307,7 @@ cmp -s "$t/before" "$t/after" || { echo "pool free counts not restored"; exit 40
 "$c" errno pipe_transfer_basic || { echo "daemon no longer serves a pipe"; exit 41; }
 echo "link test done"
 "#;
-    let out = veth_run(1, script, Duration::from_secs(240));
+    let out = veth_run_on(backend, 1, script, Duration::from_secs(240));
     assert_success(&out);
     assert!(out.stdout.contains("link test done"), "{}", out.describe());
     // The sender must have been told by POLLERR or an ioctl error, not a stall timeout.
@@ -373,12 +384,22 @@ fn nic_case_list_matches_client() {
     );
 }
 
+#[test]
+fn monitors_of_nic_ports() {
+    monitors_of_nic_ports_on("auto");
+}
+
+/// As [`monitors_of_nic_ports`], through the AF_PACKET backend.
+#[test]
+fn monitors_of_nic_ports_packet() {
+    monitors_of_nic_ports_on("packet");
+}
+
 /// Monitors of a NIC whose clients sync in process: `vA/t` sees every frame the
 /// preloaded sender transmits, `vB/r` every frame the preloaded receiver gets, exactly
 /// once, in order and intact (a watched port's syncs take the daemon's path, which
 /// feeds monitors), and the receiver still gets the whole stream.
-#[test]
-fn monitors_of_nic_ports() {
+fn monitors_of_nic_ports_on(backend: &str) {
     let n = 20_000;
     let script = format!(
         r#"d="$1"; c="$2"; n={n}; t=$(mktemp -d)
@@ -400,7 +421,7 @@ for f in tx rx t r; do echo "=== $f"; cat "$t/$f"; done
 echo "exit tx=$txs rx=$s1 t=$s2 r=$s3"
 [ $txs -eq 0 ] && [ $s1 -eq 0 ] && [ $s2 -eq 0 ] && [ $s3 -eq 0 ]"#
     );
-    let out = veth_run(1, &script, Duration::from_secs(180));
+    let out = veth_run_on(backend, 1, &script, Duration::from_secs(180));
     assert_success(&out);
     for want in [
         format!("vA/t: received {n} frames (tx {n}, rx 0)"),
