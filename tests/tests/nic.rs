@@ -216,11 +216,22 @@ fn exec_ends_with_nic_client() {
     assert_no_error_logged(&out);
 }
 
+#[test]
+fn multiqueue_veth() {
+    multiqueue_veth_on("auto");
+}
+
+/// As [`multiqueue_veth`], through the AF_PACKET backend (four rings in one fanout
+/// group, each read by the preloaded receiver itself).
+#[test]
+fn multiqueue_veth_packet() {
+    multiqueue_veth_on("packet");
+}
+
 /// 4-queue veth: ring layout of ALL_NIC / ONE_NIC 2 (`nm-client nic
 /// multiqueue_layout`), then 40,000 frames over 256 UDP flows sent on vB through a
 /// plain AF_PACKET socket arrive on vA spread over all 4 RX rings, none lost.
-#[test]
-fn multiqueue_veth() {
+fn multiqueue_veth_on(backend: &str) {
     let script = r#"d="$1"; c="$2"; t=$(mktemp -d)
 "$c" nic multiqueue_layout --if vA || exit 1
 "$c" mq-rx --if vA --count 40000 --spread > "$t/rx" 2>&1 & rx=$!
@@ -230,7 +241,7 @@ wait $rx; rxs=$?
 cat "$t/rx"
 [ $rxs -eq 0 ] || exit 4
 "#;
-    let out = veth_run(4, script, Duration::from_secs(120));
+    let out = veth_run_on(backend, 4, script, Duration::from_secs(120));
     assert_success(&out);
     assert!(
         out.stdout.contains("mq-rx vA: ring_counts=") && out.stdout.contains("total=40000"),
