@@ -1,8 +1,8 @@
 //! Another process through a pidfd: a duplicate of one of its descriptors
 //! (`pidfd_getfd`, which the kernel allows only to a process that may ptrace it),
 //! or a descriptor that becomes readable when it exits. Used by the control plane
-//! (a client's irqfd for the kernel-loop mode) and by the AF_XDP reader in a client
-//! (the daemon's socket, see [`crate::xdp::client`]).
+//! (a client's irqfd for the kernel-loop mode) and by a client reading a NIC queue
+//! itself (the daemon's AF_XDP or AF_PACKET socket, see [`crate::rx_client`]).
 #![allow(unsafe_code)]
 
 use std::io;
