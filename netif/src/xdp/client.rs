@@ -1,7 +1,7 @@
 //! An AF_XDP queue's RX side read by the client process itself (one of the
 //! sources of [`crate::rx_client::RxClient`]): the client maps the queue's RX and
 //! fill rings and the held-buffer map ([`super::held`]) and runs the daemon's own
-//! exchange ([`super::queue::Exchange`]) in its sync.
+//! exchange (`queue::Exchange`) in its sync.
 //!
 //! Buffers stay accounted whoever reads: the held map is in shared memory and the
 //! exchange changes it in an order a death cannot break; at close the daemon returns
