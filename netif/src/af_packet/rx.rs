@@ -46,6 +46,8 @@ const BD_STATUS: usize = 8;
 const BD_NUM_PKTS: usize = 12;
 const BD_FIRST_PKT: usize = 16;
 const BD_BLK_LEN: usize = 20;
+/// `seq_num` of the block's header: the kernel numbers the blocks it fills.
+const BD_SEQ: usize = 24;
 /// Size of `struct tpacket_block_desc` (the first frame cannot start before it).
 pub const BD_SIZE: usize = 48;
 // struct tpacket3_hdr.
@@ -358,7 +360,21 @@ pub fn fill_blocks(
         pkt: pkt as usize,
         left,
     });
-    let r = fill_from(ring, &mut block, &mut cursor, k, rv, mem, geom, scratch, st);
+    if cursor.is_none() {
+        release_orphan(ring, block)?;
+    }
+    let r = fill_from(
+        ring,
+        ks,
+        &mut block,
+        &mut cursor,
+        k,
+        rv,
+        mem,
+        geom,
+        scratch,
+        st,
+    );
     ks.set_tpacket_pos(TpacketPos {
         block,
         open: cursor.map(|c| (c.pkt as u32, c.left)),
@@ -366,9 +382,37 @@ pub fn fill_blocks(
     r
 }
 
+/// Gives back the block before `block` if a reader that finished it died before
+/// giving it back: the position moves past a block before the block is released (see
+/// `fill_from`), so that block is still the reader's (`TP_STATUS_USER`). Left alone,
+/// the kernel, coming round to it, would wait for it (dropping every frame) while the
+/// reader waits for the block after. A block behind the position is the reader's only
+/// then, or when the kernel has filled the whole ring since (every block handed over,
+/// the one before the position the newest): the kernel numbers the blocks it hands
+/// over (`seq_num`), and an orphan is older than the block at the position, or that
+/// block is not handed over at all (the kernel fills blocks in ring order).
+fn release_orphan(ring: SharedMem, block: u32) -> Result<(), NetifError> {
+    let bs = BLOCK_SIZE as usize;
+    let status = |b: u32| ring.load_u32_acquire(b as usize * bs + BD_STATUS);
+    let seq = |b: u32| ring.read_u64(b as usize * bs + BD_SEQ);
+    let prev = (block + BLOCK_NR - 1) % BLOCK_NR;
+    if status(prev)? & libc::TP_STATUS_USER == 0 {
+        return Ok(());
+    }
+    if status(block)? & libc::TP_STATUS_USER != 0 && seq(prev)? > seq(block)? {
+        return Ok(());
+    }
+    tracing::info!(
+        block = prev,
+        "rx: a block read to its end was never given back (its reader died): given back now"
+    );
+    release_block(&ring, prev as usize * bs)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn fill_from(
     ring: SharedMem,
+    ks: &KState,
     block: &mut u32,
     cursor: &mut Option<BlockCursor>,
     k: &mut Kring,
@@ -380,10 +424,19 @@ fn fill_from(
 ) -> Result<bool, NetifError> {
     let bs = BLOCK_SIZE as usize;
     // Gives the current block back and moves to the next one.
+    // Moves past the current block, then gives it back to the kernel. In this order a
+    // reader dying in between leaves a block given up but not back (recovered by the
+    // next reader: `release_orphan`); in the other, a position behind a block the
+    // kernel already has, which nothing can tell from a block not yet filled.
     let finish = |block: &mut u32, cursor: &mut Option<BlockCursor>| -> Result<(), NetifError> {
-        release_block(&ring, *block as usize * bs)?;
-        *block = (*block + 1) % BLOCK_NR;
+        let done = *block;
+        *block = (done + 1) % BLOCK_NR;
         *cursor = None;
+        ks.set_tpacket_pos(TpacketPos {
+            block: *block,
+            open: None,
+        })?;
+        release_block(&ring, done as usize * bs)?;
         Ok(())
     };
     let mut progress = false;

@@ -932,3 +932,89 @@ fn tpacket_reader_survives_a_garbage_position() {
         }
     );
 }
+
+/// A reader that died after moving its position past a block but before giving the
+/// block back: the next reader gives it back (or the kernel, waiting for it, would
+/// drop every frame while the reader waits for the next block) and goes on.
+#[test]
+fn tpacket_reader_gives_back_an_orphaned_block() {
+    let tp = small_region(rx::RING_BYTES);
+    let t = tp.shmem();
+    let nm = small_region(1 << 20);
+    let m = nm.shmem();
+    let (mut k, geom) = test_rx_ring(m, 8);
+    let rv = RingView::new(m, 0, 8);
+    let ks = KState::new(m, 0);
+    let bs = rx::BLOCK_SIZE as usize;
+    let old: [&[u8]; 2] = [&[1; 60], &[2; 60]];
+    synth_block(&t, 0, &old, libc::TP_STATUS_USER);
+    ks.set_tpacket_pos(crate::kstate::TpacketPos {
+        block: 1,
+        open: None,
+    })
+    .unwrap();
+    let mut scratch = vec![0; 2048];
+    let mut st = Stats::default();
+    assert!(!rx::fill_blocks(t, &ks, &mut k, &rv, m, &geom, &mut scratch, &mut st).unwrap());
+    assert_eq!(
+        t.read_u32(8).unwrap(),
+        libc::TP_STATUS_KERNEL,
+        "orphan given back"
+    );
+    assert_eq!(st.rx_packets, 0, "its frames were delivered before");
+    // The kernel hands block 1 over: it is read.
+    let new: [&[u8]; 1] = [&[3; 60]];
+    synth_block(&t, bs, &new, libc::TP_STATUS_USER);
+    assert!(rx::fill_blocks(t, &ks, &mut k, &rv, m, &geom, &mut scratch, &mut st).unwrap());
+    assert_eq!((st.rx_packets, k.hwtail), (1, 1));
+    assert_eq!(ks.tpacket_pos().unwrap().block, 2);
+}
+
+/// The same orphan while the kernel has already handed the next block over (it is
+/// older by the kernel's numbering): given back too; and a ring the kernel has filled
+/// whole (the block before the position the newest) is left alone.
+#[test]
+fn tpacket_orphan_is_told_from_a_full_ring_by_seq_num() {
+    let tp = small_region(rx::RING_BYTES);
+    let t = tp.shmem();
+    let nm = small_region(1 << 20);
+    let m = nm.shmem();
+    let (mut k, geom) = test_rx_ring(m, 8);
+    let rv = RingView::new(m, 0, 8);
+    let ks = KState::new(m, 0);
+    let bs = rx::BLOCK_SIZE as usize;
+    let one: [&[u8]; 1] = [&[7; 60]];
+    let pos = crate::kstate::TpacketPos {
+        block: 1,
+        open: None,
+    };
+    let mut scratch = vec![0; 2048];
+    // Orphan: block 0 (seq 10) behind the position, block 1 (seq 11) handed over.
+    synth_block(&t, 0, &one, libc::TP_STATUS_USER);
+    t.write_u64(24, 10).unwrap();
+    synth_block(&t, bs, &one, libc::TP_STATUS_USER);
+    t.write_u64(bs + 24, 11).unwrap();
+    ks.set_tpacket_pos(pos).unwrap();
+    let mut st = Stats::default();
+    rx::fill_blocks(t, &ks, &mut k, &rv, m, &geom, &mut scratch, &mut st).unwrap();
+    assert_eq!(
+        t.read_u32(8).unwrap(),
+        libc::TP_STATUS_KERNEL,
+        "orphan given back"
+    );
+    assert_eq!(st.rx_packets, 1, "block 1 read");
+    // Full ring: block 0 (seq 138) is newer than block 1 (seq 11): kept.
+    let (mut k, _) = test_rx_ring(m, 8);
+    synth_block(&t, 0, &one, libc::TP_STATUS_USER);
+    t.write_u64(24, 138).unwrap();
+    synth_block(&t, bs, &one, libc::TP_STATUS_USER);
+    ks.set_tpacket_pos(pos).unwrap();
+    let mut st = Stats::default();
+    rx::fill_blocks(t, &ks, &mut k, &rv, m, &geom, &mut scratch, &mut st).unwrap();
+    assert_eq!(
+        t.read_u32(8).unwrap() & libc::TP_STATUS_USER,
+        libc::TP_STATUS_USER,
+        "the newest block kept"
+    );
+    assert_eq!(st.rx_packets, 1);
+}
