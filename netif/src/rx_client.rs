@@ -350,6 +350,30 @@ impl ClientReaders {
         }
     }
 
+    /// Adds what clients reading the RX rings `rx` counted since the last look to
+    /// `stats` (rings without a reader add nothing).
+    pub fn fold_all(&mut self, rx: &[Kring], mem: SharedMem, stats: &mut Stats) {
+        for (i, k) in rx.iter().enumerate() {
+            self.fold(i, k.ring_off, mem, stats);
+        }
+    }
+
+    /// What clients reading the RX rings `rx` counted since the last look, added to
+    /// `c` (a copy of the port's counters, for a status report); returns the frames
+    /// read in clients in all, folded or not.
+    pub fn add_pending(&self, rx: &[Kring], mem: SharedMem, c: &mut Stats) -> u64 {
+        let mut in_client = self.in_client;
+        for (i, k) in rx.iter().enumerate() {
+            if let Some(((n, b, d), _)) = self.counts(i, k.ring_off, mem) {
+                c.rx_packets += n;
+                c.rx_bytes += b;
+                c.rx_drops += d;
+                in_client += n;
+            }
+        }
+        in_client
+    }
+
     /// Whether a live client reads RX ring `ring` (state block `ks`) itself; if the
     /// one that did is gone, or the ring is no longer synced in clients, the daemon
     /// reads it again from the shared positions. Called under the ring's busy flag.

@@ -110,6 +110,24 @@ pub struct NicCounters {
     pub host_tx_drops: u64,
 }
 
+impl NicCounters {
+    /// The counters as `netmapd status` shows them, both backends alike.
+    pub fn keyed(&self) -> Vec<(&'static str, u64)> {
+        let c = self;
+        vec![
+            ("rx_packets", c.rx_packets),
+            ("rx_bytes", c.rx_bytes),
+            ("rx_drops", c.rx_drops),
+            ("tx_packets", c.tx_packets),
+            ("tx_bytes", c.tx_bytes),
+            ("tx_errors", c.tx_errors),
+            ("host_rx_packets", c.host_rx_packets),
+            ("host_rx_drops", c.host_rx_drops),
+            ("host_tx_drops", c.host_tx_drops),
+        ]
+    }
+}
+
 /// The counters the syncs update.
 pub(crate) type Stats = NicCounters;
 
@@ -414,9 +432,7 @@ impl Adapter for AfPacketPort {
     /// Closes the sockets (frames still queued in the kernel are abandoned) and frees
     /// every buffer found in a slot and every ring object.
     fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
-        for (i, k) in self.eps[0].rx.iter().enumerate() {
-            self.readers.fold(i, k.ring_off, mem, &mut self.stats);
-        }
+        self.readers.fold_all(&self.eps[0].rx, mem, &mut self.stats);
         if let Some(r) = self.rings.take() {
             self.harvest_kernel_drops(&r);
             drop(r);
@@ -547,28 +563,12 @@ impl Adapter for AfPacketPort {
 impl AfPacketPort {
     fn stats_at(&self, mem: Option<SharedMem>) -> Vec<(&'static str, u64)> {
         let mut c = self.counters();
-        let mut in_client = self.readers.in_client;
-        if let Some(mem) = mem {
-            for (i, k) in self.eps[0].rx.iter().enumerate() {
-                if let Some(((n, b, d), _)) = self.readers.counts(i, k.ring_off, mem) {
-                    c.rx_packets += n;
-                    c.rx_bytes += b;
-                    c.rx_drops += d;
-                    in_client += n;
-                }
-            }
-        }
-        vec![
-            ("rx_packets", c.rx_packets),
-            ("rx_bytes", c.rx_bytes),
-            ("rx_drops", c.rx_drops),
-            ("tx_packets", c.tx_packets),
-            ("tx_bytes", c.tx_bytes),
-            ("tx_errors", c.tx_errors),
-            ("host_rx_packets", c.host_rx_packets),
-            ("host_rx_drops", c.host_rx_drops),
-            ("host_tx_drops", c.host_tx_drops),
-            ("rx_in_client", in_client),
-        ]
+        let in_client = match mem {
+            Some(mem) => self.readers.add_pending(&self.eps[0].rx, mem, &mut c),
+            None => self.readers.in_client,
+        };
+        let mut v = c.keyed();
+        v.push(("rx_in_client", in_client));
+        v
     }
 }

@@ -257,18 +257,7 @@ impl XdpPort {
         rv: &crate::ringmem::RingView,
     ) -> Result<bool, NetifError> {
         let ks = KState::new(mem, rv.offset());
-        let reads = self.readers.reads(ring, &ks, mem, &mut self.stats)?;
-        if let Some(q) = self.rings.as_mut().and_then(|r| r.queues.get_mut(ring)) {
-            q.client_read = reads;
-        }
-        Ok(reads)
-    }
-
-    /// Folds in what the clients reading RX rings counted since the last look.
-    fn fold_client_counts(&mut self, mem: SharedMem) {
-        for (i, k) in self.eps[0].rx.iter().enumerate() {
-            self.readers.fold(i, k.ring_off, mem, &mut self.stats);
-        }
+        self.readers.reads(ring, &ks, mem, &mut self.stats)
     }
 
     /// Closes the sockets and returns the buffers the kernel held.
@@ -380,7 +369,7 @@ impl Adapter for XdpPort {
     }
 
     fn krings_delete(&mut self, alloc: &mut MemAllocator, mem: SharedMem, keep: &KeepSet) {
-        self.fold_client_counts(mem);
+        self.readers.fold_all(&self.eps[0].rx, mem, &mut self.stats);
         self.close_queues(alloc, keep);
         for off in self.eps[0].ring_offs() {
             if let Err(e) = KState::new(mem, off).clear() {
@@ -488,8 +477,9 @@ impl Adapter for XdpPort {
         // A queue a client reads itself wakes that client, not us.
         r.queues
             .iter()
-            .filter(|q| !q.client_read)
-            .map(|q| (q.fd(), 0, Dir::Rx))
+            .enumerate()
+            .filter(|(i, _)| !self.readers.reading(*i))
+            .map(|(_, q)| (q.fd(), 0, Dir::Rx))
             .chain([(r.host_rx.sock.as_raw_fd(), 0, Dir::Rx)])
             .collect()
     }
@@ -498,30 +488,16 @@ impl Adapter for XdpPort {
 impl XdpPort {
     fn stats_at(&self, mem: Option<SharedMem>) -> Vec<(&'static str, u64)> {
         let mut c = self.counters();
-        let mut in_client = self.readers.in_client;
-        if let Some(mem) = mem {
-            for (i, k) in self.eps[0].rx.iter().enumerate() {
-                if let Some(((n, b, d), _)) = self.readers.counts(i, k.ring_off, mem) {
-                    c.rx_packets += n;
-                    c.rx_bytes += b;
-                    c.rx_drops += d;
-                    in_client += n;
-                }
-            }
-        }
-        vec![
-            ("rx_packets", c.rx_packets),
-            ("rx_bytes", c.rx_bytes),
-            ("rx_drops", c.rx_drops),
-            ("tx_packets", c.tx_packets),
-            ("tx_bytes", c.tx_bytes),
-            ("tx_errors", c.tx_errors),
-            ("host_rx_packets", c.host_rx_packets),
-            ("host_rx_drops", c.host_rx_drops),
-            ("host_tx_drops", c.host_tx_drops),
+        let in_client = match mem {
+            Some(mem) => self.readers.add_pending(&self.eps[0].rx, mem, &mut c),
+            None => self.readers.in_client,
+        };
+        let mut v = c.keyed();
+        v.extend([
             ("xdp", 1),
             ("xdp_zerocopy", u64::from(self.zerocopy())),
             ("rx_in_client", in_client),
-        ]
+        ]);
+        v
     }
 }

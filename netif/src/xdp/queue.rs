@@ -61,9 +61,6 @@ pub struct Queue {
     /// The buffers the kernel holds ([`super::held`]), in a memfd a client reading
     /// the rings itself shares.
     held: SharedMap,
-    /// A client process reads the RX and fill rings ([`super::client`]): the daemon
-    /// does not watch the socket.
-    pub client_read: bool,
     /// Buffers of ours waiting for room in the fill ring: the kernel publishes its
     /// fill consumer index lazily, and reuses buffers it dropped a frame into without
     /// taking new ones, so a batch of released slots may briefly find less room there
@@ -212,7 +209,6 @@ impl Queue {
             zerocopy,
             geom,
             held,
-            client_read: false,
             spare: Vec::new(),
             tx_inflight: VecDeque::new(),
             tx_awaiting: 0,
