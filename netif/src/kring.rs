@@ -80,6 +80,7 @@ impl Kring {
     }
 
     /// `(i + 1) mod N`.
+    #[inline]
     pub fn next(&self, i: u32) -> u32 {
         if i + 1 >= self.num_slots {
             0
@@ -89,6 +90,7 @@ impl Kring {
     }
 
     /// `(i - 1) mod N`.
+    #[inline]
     pub fn prev(&self, i: u32) -> u32 {
         if i == 0 {
             self.num_slots.saturating_sub(1)

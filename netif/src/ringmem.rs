@@ -36,26 +36,33 @@ impl<'a> RingView<'a> {
         self.off
     }
 
+    #[inline]
     pub fn head(&self) -> Result<u32, OutOfBounds> {
         self.mem.load_u32_acquire(self.off + HEAD)
     }
+    #[inline]
     pub fn cur(&self) -> Result<u32, OutOfBounds> {
         self.mem.load_u32_acquire(self.off + CUR)
     }
+    #[inline]
     pub fn tail(&self) -> Result<u32, OutOfBounds> {
         self.mem.load_u32_acquire(self.off + TAIL)
     }
+    #[inline]
     pub fn set_head(&self, v: u32) -> Result<(), OutOfBounds> {
         self.mem.store_u32_release(self.off + HEAD, v)
     }
+    #[inline]
     pub fn set_cur(&self, v: u32) -> Result<(), OutOfBounds> {
         self.mem.store_u32_release(self.off + CUR, v)
     }
+    #[inline]
     pub fn set_tail(&self, v: u32) -> Result<(), OutOfBounds> {
         self.mem.store_u32_release(self.off + TAIL, v)
     }
 
     /// Region offset of slot `k`; `k` must be below the trusted slot count.
+    #[inline]
     fn slot_off(&self, k: u32) -> Result<usize, OutOfBounds> {
         if k >= self.num_slots {
             return Err(OutOfBounds {
@@ -109,19 +116,23 @@ impl<'a> RingView<'a> {
         self.mem.write_bytes(o, zerocopy::IntoBytes::as_bytes(src))
     }
 
+    #[inline]
     pub fn slot_buf_idx(&self, k: u32) -> Result<u32, OutOfBounds> {
         self.mem.read_u32(self.slot_off(k)?)
     }
 
+    #[inline]
     pub fn slot_flags(&self, k: u32) -> Result<u16, OutOfBounds> {
         self.mem.read_u16(self.slot_off(k)? + 6)
     }
 
+    #[inline]
     pub fn set_slot_flags(&self, k: u32, f: u16) -> Result<(), OutOfBounds> {
         self.mem.write_u16(self.slot_off(k)? + 6, f)
     }
 
     /// Writes a slot's `len` and `flags` in one access (the buffer index stays).
+    #[inline]
     pub fn set_slot_len_flags(&self, k: u32, len: u16, flags: u16) -> Result<(), OutOfBounds> {
         let (l, f) = (len.to_ne_bytes(), flags.to_ne_bytes());
         let v = u32::from_ne_bytes([l[0], l[1], f[0], f[1]]);
@@ -130,6 +141,7 @@ impl<'a> RingView<'a> {
 
     /// Writes a slot's buffer index, `len` and `flags` in one 8-byte access (the
     /// receive paths that exchange buffers write the three for every frame).
+    #[inline]
     pub fn set_slot_buf_len_flags(
         &self,
         k: u32,

@@ -381,6 +381,7 @@ impl<'a> SharedMem<'a> {
     /// with no bounce buffer and no per-byte alignment test (a volatile `[u8; 8]` is
     /// still lowered to byte accesses: there is no wider volatile access at an unknown
     /// alignment).
+    #[inline(always)]
     pub fn copy_to(
         &self,
         src: usize,
@@ -417,6 +418,7 @@ impl<'a> SharedMem<'a> {
     /// accesses (the copy was a quarter of the AF_PACKET receive cost). The covering
     /// words may reach up to 7 bytes before and after the range: done only when they
     /// lie inside the window too. False when the case does not apply (nothing done).
+    #[inline(always)]
     fn copy_to_shifted(&self, src: usize, ps: *mut u8, pd: *mut u8, len: usize) -> bool {
         let mis = src % WORD;
         if !cfg!(target_endian = "little")

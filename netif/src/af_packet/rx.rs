@@ -177,6 +177,12 @@ pub enum Placed {
 /// Copies one frame of `len` bytes into the slots at hwtail, splitting it over several
 /// slots (NS_MOREFRAG on all but the last) when it exceeds a buffer. Never writes the
 /// slot before hwcur, never a buffer outside the pool.
+///
+/// The common case (a frame that fits one buffer, a valid buffer in the slot) is
+/// inlined into the caller's loop; everything else goes to [`place_frame_slow`]. The
+/// copy loop runs once per received frame: calls, spills and the propagation of each
+/// accessor's result had cost as much as the memory traffic (`examples/tpacket_walk`).
+#[inline]
 pub fn place_frame(
     k: &mut Kring,
     rv: &RingView,
@@ -187,7 +193,6 @@ pub fn place_frame(
     scratch: &mut [u8],
 ) -> Result<Placed, NetifError> {
     let n = k.num_slots;
-    let bsz = geom.size as usize;
     // Free slots: [hwtail, hwcur - 1). Written without `%` and `/`: a division costs
     // more than the rest of a small frame's placing (`perf annotate`, 2026-12-04).
     let stop = k.prev(k.hwcur);
@@ -196,10 +201,7 @@ pub fn place_frame(
     } else {
         stop + n - k.hwtail
     } as usize;
-    if len <= bsz {
-        if free == 0 {
-            return Ok(Placed::NoRoom);
-        }
+    if len <= geom.size as usize && free > 0 {
         // The common case: one slot, one read of its buffer index, one copy.
         let s = k.hwtail;
         let idx = rv.slot_buf_idx(s)?;
@@ -221,6 +223,25 @@ pub fn place_frame(
             return Ok(Placed::Done);
         }
     }
+    place_frame_slow(k, rv, mem, geom, src, len, scratch, free)
+}
+
+/// [`place_frame`] for a frame of several buffers, a full ring, or a slot with an
+/// invalid buffer index.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn place_frame_slow(
+    k: &mut Kring,
+    rv: &RingView,
+    mem: SharedMem,
+    geom: &BufGeom,
+    src: Src,
+    len: usize,
+    scratch: &mut [u8],
+    free: usize,
+) -> Result<Placed, NetifError> {
+    let n = k.num_slots;
+    let bsz = geom.size as usize;
     let need = len.div_ceil(bsz).max(1);
     if need > n.saturating_sub(1) as usize {
         return Ok(Placed::TooBig);
@@ -455,6 +476,13 @@ fn fill_from(
             },
         };
         progress = true;
+        copy_run(ring, &mut c, k, rv, mem, geom, st)?;
+        if c.left == 0 {
+            finish(block, cursor)?;
+            continue;
+        }
+        // What the run stopped at: a full netmap ring, a frame of several buffers, a
+        // slot with an invalid buffer, or a malformed header, each handled below.
         let (f, next) = match peek_frame(&ring, &c, bs) {
             Ok(Some(x)) => x,
             Ok(None) => {
@@ -498,6 +526,95 @@ fn fill_from(
         *cursor = Some(c);
     }
     Ok(progress)
+}
+
+/// Copies the block's frames from the cursor on into the netmap ring at hwtail, as long
+/// as each fits one buffer, the slot's buffer is valid and a slot is free: what every
+/// frame of a stream of ordinary frames takes. Stops, leaving the cursor at the frame,
+/// at anything else (a malformed header included), for the general path to handle.
+/// One loop with everything in registers: through `peek_frame` and `place_frame` per
+/// frame, calls, spills and a match on each result cost as much as the memory
+/// traffic (`examples/tpacket_walk`, 2026-12-04).
+#[inline(always)]
+fn copy_run(
+    ring: SharedMem,
+    c: &mut BlockCursor,
+    k: &mut Kring,
+    rv: &RingView,
+    mem: SharedMem,
+    geom: &BufGeom,
+    st: &mut Stats,
+) -> Result<(), NetifError> {
+    let bs = BLOCK_SIZE as usize;
+    let bsz = geom.size as usize;
+    let n = k.num_slots;
+    // Free slots: [hwtail, hwcur - 1), as in `place_frame`.
+    let stop = k.prev(k.hwcur);
+    let mut free = if stop >= k.hwtail {
+        stop - k.hwtail
+    } else {
+        stop + n - k.hwtail
+    };
+    let mut tail = k.hwtail;
+    let (mut packets, mut bytes) = (0u64, 0u64);
+    let r = (|| -> Result<(), NetifError> {
+        while c.left > 0 && free > 0 {
+            // The checks of `peek_frame`; a frame failing one is left to it.
+            if c.pkt > bs - H3_SIZE {
+                break;
+            }
+            let h = c.block + c.pkt;
+            let next = ring.read_u32(h + H3_NEXT)? as usize;
+            let len = ring.read_u32(h + H3_SNAPLEN)? as usize;
+            let mac = usize::from(ring.read_u16(h + H3_MAC)?);
+            if mac < H3_SIZE || c.pkt + mac + len > bs || len > bsz {
+                break;
+            }
+            if c.left > 1 {
+                if next < H3_SIZE {
+                    break;
+                }
+                // The lines ahead in the block (the next frames, written by the
+                // kernel on another CPU) fetched while this one is copied: small
+                // frames take about two lines each, so fetching the two at the far
+                // end of the window each time keeps it full.
+                ring.prefetch(h + next + 64 * (PREFETCH_LINES - 2));
+                ring.prefetch(h + next + 64 * (PREFETCH_LINES - 1));
+            }
+            let Some(dst) = geom.offset(rv.slot_buf_idx(tail)?) else {
+                break;
+            };
+            // Whole words, as netmap's own copy does (64-byte chunks): the bytes past
+            // the frame come from its block and land in its buffer, past `len`,
+            // where nothing reads them; a byte-wise tail was a tenth of the loop.
+            let words = (len + 7) & !7;
+            let clen = if words <= bsz && c.pkt + mac + words <= bs {
+                words
+            } else {
+                len
+            };
+            ring.copy_to(h + mac, &mem, dst, clen)?;
+            rv.set_slot_len_flags(tail, len as u16, 0)?;
+            tail = k.next(tail);
+            free -= 1;
+            packets += 1;
+            bytes += len as u64;
+            c.left -= 1;
+            c.pkt = c.pkt.saturating_add(next);
+            // The next slot's buffer, written by the next frame (a netmap ring's
+            // buffers are far more than the cache holds).
+            if free > 0 {
+                if let Some(d) = geom.offset(rv.slot_buf_idx(tail)?) {
+                    mem.prefetch(d);
+                }
+            }
+        }
+        Ok(())
+    })();
+    k.hwtail = tail;
+    st.rx_packets += packets;
+    st.rx_bytes += bytes;
+    r
 }
 
 /// The host RX ring's source: frames the host stack sends through the interface.

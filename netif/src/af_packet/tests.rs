@@ -1018,3 +1018,64 @@ fn tpacket_orphan_is_told_from_a_full_ring_by_seq_num() {
     );
     assert_eq!(st.rx_packets, 1);
 }
+
+/// The per-frame fast path (`copy_run`) hands what it cannot place to the general one
+/// and the block still comes out whole and in order: a frame of two buffers, a slot
+/// whose buffer index is invalid (handed over empty), frames of odd length (copied in
+/// whole words: never past the word that holds their last byte).
+#[test]
+fn tpacket_fast_path_hands_odd_frames_on() {
+    let tp = small_region(rx::RING_BYTES);
+    let t = tp.shmem();
+    let nm = small_region(1 << 20);
+    let m = nm.shmem();
+    let (mut k, geom) = test_rx_ring(m, 16);
+    let rv = RingView::new(m, 0, 16);
+    let ks = KState::new(m, 0);
+    for s in 0..16 {
+        let off = geom.offset(2 + s).unwrap();
+        m.write_bytes(off, &[0xee; 2048]).unwrap();
+    }
+    rv.set_slot_buf_len(3, 0, 0).unwrap();
+    let big: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let frames: [&[u8]; 5] = [&[1; 60], &[2; 61], &big, &[4; 60], &[5; 1]];
+    synth_block(&t, 0, &frames, libc::TP_STATUS_USER);
+    let mut scratch = vec![0; 2048];
+    let mut st = Stats::default();
+    assert!(rx::fill_blocks(t, &ks, &mut k, &rv, m, &geom, &mut scratch, &mut st).unwrap());
+    assert_eq!((st.rx_packets, k.hwtail), (5, 8));
+    let slot = |s: u32| {
+        let sl = rv.slot(s).unwrap();
+        let mut b = vec![0u8; 2048];
+        if let Some(off) = geom.offset(sl.buf_idx) {
+            m.read_bytes(off, &mut b).unwrap();
+        }
+        (sl, b)
+    };
+    let (s0, b0) = slot(0);
+    assert_eq!((s0.len, s0.flags), (60, 0));
+    assert_eq!(&b0[..60], &[1; 60]);
+    assert_eq!(&b0[64..], &[0xee; 2048 - 64], "nothing past the last word");
+    let (s1, b1) = slot(1);
+    assert_eq!((s1.len, &b1[..61]), (61, &[2; 61][..]));
+    assert_eq!(&b1[64..], &[0xee; 2048 - 64]);
+    // Slots 2 and 3 (the invalid buffer) were handed over empty; the big frame in 4, 5.
+    for s in [2, 3] {
+        assert_eq!(slot(s).0.len, 0, "slot {s} empty");
+    }
+    let (s4, b4) = slot(4);
+    assert_eq!((s4.len, s4.flags), (2048, NS_MOREFRAG));
+    let (s5, b5) = slot(5);
+    assert_eq!((s5.len, s5.flags), (952, 0));
+    assert_eq!([&b4[..], &b5[..952]].concat(), big);
+    assert_eq!((slot(6).0.len, &slot(6).1[..60]), (60, &[4; 60][..]));
+    let (s7, b7) = slot(7);
+    assert_eq!((s7.len, b7[0]), (1, 5));
+    assert_eq!(&b7[8..], &[0xee; 2040]);
+    assert_eq!(slot(8).0.len, 0, "nothing more");
+    assert_eq!(
+        t.read_u32(8).unwrap(),
+        libc::TP_STATUS_KERNEL,
+        "block given back"
+    );
+}

@@ -67,6 +67,7 @@ impl BufGeom {
         }
     }
     /// Region offset of buffer `idx`, `None` unless `2 <= idx < total`.
+    #[inline]
     pub fn offset(&self, idx: u32) -> Option<usize> {
         (2..self.total)
             .contains(&idx)
