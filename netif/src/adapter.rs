@@ -93,7 +93,7 @@ impl Endpoint {
         for d in [Dir::Rx, Dir::Tx] {
             for (i, k) in self.krings(d).iter().enumerate() {
                 let off = taken.ring()?;
-                let bufs = taken.bufs(k.num_slots as usize)?;
+                let bufs = taken.bufs(k.num_slots as usize, mem)?;
                 let tail = match d {
                     Dir::Tx => k.num_slots.saturating_sub(1),
                     Dir::Rx => 0,
@@ -356,10 +356,13 @@ impl<'a> Taken<'a> {
             .ok_or_else(|| NetifError::Inval(format!("ring object {idx} has no offset")))
     }
 
-    /// Takes `n` buffers (all or none).
-    pub fn bufs(&mut self, n: usize) -> Result<Vec<u32>, NetifError> {
+    /// Takes `n` buffers (all or none), their pages made present in `mem` (see
+    /// [`SharedMem::populate`]): a ring's buffers are written from its first frame on,
+    /// and a fault per page there would land in a client's data path.
+    pub fn bufs(&mut self, n: usize, mem: SharedMem) -> Result<Vec<u32>, NetifError> {
         let v = self.alloc.buf_pool.alloc_many(n)?;
         self.bufs.extend_from_slice(&v);
+        populate_bufs(mem, self.alloc.buf_pool.offset(), self.alloc.buf_size(), &v);
         Ok(v)
     }
 
@@ -382,6 +385,29 @@ impl Drop for Taken<'_> {
                 tracing::error!(%e, "rollback of a buffer failed");
             }
         }
+    }
+}
+
+/// Makes the pages of the buffers `idx` present, one `madvise` per run of consecutive
+/// indices (a fresh pool hands out long runs). Best effort: a failure is logged once
+/// per call and the pages fault in when first written.
+fn populate_bufs(mem: SharedMem, pool_offset: usize, buf_size: u32, idx: &[u32]) {
+    let mut sorted = idx.to_vec();
+    sorted.sort_unstable();
+    let bsz = buf_size as usize;
+    let mut i = 0;
+    while i < sorted.len() {
+        let first = sorted[i];
+        let mut j = i + 1;
+        while j < sorted.len() && sorted[j] == sorted[j - 1].wrapping_add(1) {
+            j += 1;
+        }
+        let off = pool_offset + first as usize * bsz;
+        if let Err(e) = mem.populate(off, (j - i) * bsz) {
+            tracing::debug!(%e, "buffers not populated ahead (they fault in when written)");
+            return;
+        }
+        i = j;
     }
 }
 

@@ -95,7 +95,7 @@ impl PipePair {
                 let n = self.eps[w].tx[i].num_slots;
                 let tx_off = taken.ring()?;
                 let rx_off = taken.ring()?;
-                let bufs = taken.bufs(n as usize)?;
+                let bufs = taken.bufs(n as usize, mem)?;
                 let t = &self.eps[w].tx[i];
                 crate::RingView::new(mem, tx_off, n).init(
                     buf_pool_offset,

@@ -406,4 +406,45 @@ mod tests {
         assert_send_sync::<Region>();
         assert_send_sync::<SharedMem<'static>>();
     }
+
+    /// `populate` makes exactly the pages under the range present (rounded out to
+    /// whole pages, clipped to the window) and changes no byte; a second mapping of
+    /// the file sees them resident too (they are the file's pages, which clients map).
+    #[test]
+    fn populate_makes_pages_present() {
+        let len = 64 * 4096;
+        let r = Region::create(len, false).unwrap();
+        let m = r.shmem();
+        m.write_u32(10 * 4096, 0xfeed).unwrap();
+        let resident = |map: *mut u8| {
+            let mut v = vec![0u8; len / 4096];
+            // SAFETY: map is a page-aligned mapping of len bytes; v has a byte per page.
+            let rc = unsafe { libc::mincore(map.cast(), len, v.as_mut_ptr()) };
+            assert_eq!(rc, 0);
+            v.iter().map(|b| b & 1 == 1).collect::<Vec<bool>>()
+        };
+        let before = resident(r.map.as_mut_ptr());
+        assert!(before[10] && !before[3] && !before[4] && !before[5]);
+        m.populate(3 * 4096 + 100, 4096).unwrap();
+        m.populate(63 * 4096 + 5, 1 << 20).unwrap();
+        m.populate(len + 4096, 10).unwrap();
+        let other = second_map(r.file(), len);
+        let after = resident(other.as_mut_ptr());
+        for p in [3, 4, 10, 63] {
+            assert!(after[p], "page {p} present");
+        }
+        // A tmpfs that puts files on huge pages brings in the whole huge page.
+        let huge = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
+            .is_ok_and(|s| {
+                ["[always]", "[force]", "[within_size]"]
+                    .iter()
+                    .any(|m| s.contains(m))
+            });
+        if !huge {
+            let want: Vec<usize> = (0..64).filter(|&p| after[p]).collect();
+            assert_eq!(want, vec![3, 4, 10, 63], "nothing else");
+        }
+        assert_eq!(m.read_u32(10 * 4096).unwrap(), 0xfeed);
+        assert_eq!(m.read_u32(3 * 4096 + 100).unwrap(), 0);
+    }
 }

@@ -359,6 +359,40 @@ impl<'a> SharedMem<'a> {
         Ok(())
     }
 
+    /// Makes the pages under `[off, off + len)` present (allocated and mapped) without
+    /// changing a byte: `MADV_POPULATE_WRITE`, rounded out to whole pages and clipped
+    /// to the window. The region's file is filled lazily; a page first written in the
+    /// data path costs the writer a fault and the zeroing of the page (a receiving
+    /// client spent 15 ms of its first batch that way, `perf`, 2026-12-04), where the
+    /// kernel module's memory is all allocated when the allocator is set up. Errors
+    /// (a kernel before 5.14, no memory) leave the pages to be faulted in later.
+    pub fn populate(&self, off: usize, len: usize) -> std::io::Result<()> {
+        const PAGE: usize = 4096;
+        let end = off.saturating_add(len).min(self.len);
+        if off >= end {
+            return Ok(());
+        }
+        let base = self.ptr as usize;
+        let start = (base + off) & !(PAGE - 1);
+        let stop = (base + end).next_multiple_of(PAGE);
+        // SAFETY: madvise only inspects the address range (its pages lie in this
+        // mapping, rounded out to the pages that hold the window's bytes, which the
+        // mapping covers whole); MADV_POPULATE_WRITE faults pages in as a write would,
+        // without writing, so no byte anyone reads changes.
+        let r = unsafe {
+            libc::madvise(
+                start as *mut libc::c_void,
+                stop - start,
+                libc::MADV_POPULATE_WRITE,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
     /// Hints the CPU to fetch the cache line at `off` (ignored outside the window and
     /// on other architectures). A prefetch never faults and reads nothing visible.
     #[inline]

@@ -201,7 +201,7 @@ impl XdpPort {
             })?;
             queues.push(queue);
             if rx > 0 {
-                let bufs = taken.bufs(stock as usize)?;
+                let bufs = taken.bufs(stock as usize, mem)?;
                 queues
                     .last_mut()
                     .ok_or_else(|| NetifError::Inval("no queue".into()))?
