@@ -138,11 +138,13 @@ impl<'a> Held<'a> {
         Self::new(map.mem(), total).ok_or_else(|| NetifError::Inval("held map too small".into()))
     }
 
+    #[inline]
     fn word(idx: u32) -> (usize, u32) {
         ((idx / 32) as usize * 4, 1 << (idx % 32))
     }
 
     /// Marks `idx`; false if it was marked already or is out of range.
+    #[inline]
     pub fn take(&self, idx: u32) -> bool {
         if idx >= self.total {
             return false;
@@ -155,6 +157,7 @@ impl<'a> Held<'a> {
     }
 
     /// Unmarks `idx`; false if it was not marked.
+    #[inline]
     pub fn give(&self, idx: u32) -> bool {
         if idx >= self.total {
             return false;
@@ -166,6 +169,7 @@ impl<'a> Held<'a> {
         }
     }
 
+    #[inline]
     pub fn contains(&self, idx: u32) -> bool {
         if idx >= self.total {
             return false;

@@ -107,6 +107,7 @@ impl XskRing {
 
     /// Producer: writes a fill/completion address at position `i` past the last
     /// submitted one (`i` < what [`Self::free`] allowed).
+    #[inline]
     pub fn put_addr(&mut self, i: u32, addr: u64) {
         let pos = (self.cached_prod.wrapping_add(i) & self.mask) as usize;
         // SAFETY: `ring` is the ring's entry array of `size` u64 entries (a fill
@@ -115,6 +116,7 @@ impl XskRing {
     }
 
     /// Producer: writes a TX descriptor at position `i` past the last submitted one.
+    #[inline]
     pub fn put_desc(&mut self, i: u32, d: Desc) {
         let pos = (self.cached_prod.wrapping_add(i) & self.mask) as usize;
         // SAFETY: `ring` is the TX ring's array of `size` 16-byte xdp_desc entries
@@ -134,6 +136,7 @@ impl XskRing {
     }
 
     /// Producer: hands `n` written entries to the kernel.
+    #[inline]
     pub fn submit(&mut self, n: u32) {
         if n == 0 {
             return;
@@ -143,6 +146,7 @@ impl XskRing {
     }
 
     /// Consumer: how many entries (at most `n`) are ready.
+    #[inline]
     pub fn ready(&mut self, n: u32) -> u32 {
         let mut avail = self.cached_prod.wrapping_sub(self.cached_cons);
         if avail == 0 {
@@ -153,6 +157,7 @@ impl XskRing {
     }
 
     /// Consumer: the address at position `i` past the last released entry.
+    #[inline]
     pub fn get_addr(&self, i: u32) -> u64 {
         let pos = (self.cached_cons.wrapping_add(i) & self.mask) as usize;
         // SAFETY: a completion ring's u64 entry array, `pos` < size; published by the
@@ -161,6 +166,7 @@ impl XskRing {
     }
 
     /// Consumer: the RX descriptor at position `i` past the last released entry.
+    #[inline]
     pub fn get_desc(&self, i: u32) -> Desc {
         let pos = (self.cached_cons.wrapping_add(i) & self.mask) as usize;
         // SAFETY: the RX ring's 16-byte xdp_desc array, `pos` < size; published by the
@@ -175,6 +181,7 @@ impl XskRing {
     }
 
     /// Consumer: gives `n` read entries back to the kernel.
+    #[inline]
     pub fn release(&mut self, n: u32) {
         if n == 0 {
             return;

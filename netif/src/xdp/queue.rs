@@ -78,6 +78,7 @@ pub struct Queue {
 }
 
 /// The fill address that makes the kernel write a frame at buffer `idx`'s first byte.
+#[inline]
 pub(crate) fn fill_addr(geom: &BufGeom, idx: u32) -> u64 {
     u64::from(idx) * u64::from(geom.size) - XDP_PACKET_HEADROOM
 }
@@ -87,6 +88,7 @@ pub(crate) fn fill_addr(geom: &BufGeom, idx: u32) -> u64 {
 /// in it above them. `shift` is log2 of the buffer size when it is a power of two (it
 /// always is with netmap's defaults): a shift instead of a 64-bit division per frame,
 /// which a profile of the receive path showed as its costliest instruction.
+#[inline]
 pub(crate) fn rx_buf(geom: &BufGeom, shift: Option<u32>, addr: u64) -> Option<u32> {
     const SHIFT: u32 = 48;
     let addr = (addr & ((1 << SHIFT) - 1)) + (addr >> SHIFT);
