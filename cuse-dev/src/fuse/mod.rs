@@ -234,7 +234,7 @@ impl Filesystem for NetmapFs {
         reply: ReplyIoctl,
     ) {
         let _in = self.order.enter(Handling::Other);
-        if cmd != netmap_abi::NIOCTXSYNC && cmd != netmap_abi::NIOCRXSYNC {
+        if order::waits_for_closes(cmd) {
             self.order.barrier();
         }
         let um = ProcessMemory::new(req.pid());

@@ -133,6 +133,18 @@ impl Order {
     }
 }
 
+/// Whether an ioctl goes through [`Order::barrier`]: control requests do; the data
+/// path never waits — the syncs, and the kick a preloaded client sends when it finds
+/// its peer polling through the kernel (a VALE sender can send one per batch it
+/// forwards; behind the barrier's `/proc` reads and sleeps they had brought 2-port
+/// VALE from 13–16 to 3–8 Mpps, `bench/run.sh`, 2026-12-04).
+pub fn waits_for_closes(cmd: u32) -> bool {
+    !matches!(
+        cmd,
+        netmap_abi::NIOCTXSYNC | netmap_abi::NIOCRXSYNC | netmap_abi::NIOC_NMD_KICK
+    )
+}
+
 /// The tids of this process's FUSE workers (fuser names them `fuser-N`; its
 /// `fuser-bg` thread only waits for them).
 fn worker_tids() -> Vec<i32> {
@@ -210,6 +222,25 @@ mod tests {
             reports.iter().all(|r| *r == Some(false)),
             "a spinning thread reported as blocked in read: {reports:?}"
         );
+    }
+
+    #[test]
+    fn only_control_requests_wait_for_closes() {
+        for cmd in [
+            netmap_abi::NIOCREGIF,
+            netmap_abi::NIOCCTRL,
+            netmap_abi::NIOCGINFO,
+            netmap_abi::NIOCCONFIG,
+        ] {
+            assert!(waits_for_closes(cmd), "{cmd:#x}");
+        }
+        for cmd in [
+            netmap_abi::NIOCTXSYNC,
+            netmap_abi::NIOCRXSYNC,
+            netmap_abi::NIOC_NMD_KICK,
+        ] {
+            assert!(!waits_for_closes(cmd), "{cmd:#x}");
+        }
     }
 
     #[test]
