@@ -9,6 +9,11 @@
 #                   with each backend: AF_XDP (--nic-backend xdp: frames leave from
 #                   the netmap buffers) and AF_PACKET (--nic-backend packet: copied
 #                   into a TPACKET_V2 ring, PACKET_QDISC_BYPASS)
+#        C sender : bench/nm_tx.c (built here with cc against compat-headers/), a C
+#                   program on the compat headers' nm_open() driving the port as
+#                   pkt-gen's transmit loop does, preloaded like any C program under
+#                   `netmapd exec`; it stands in for stock pkt-gen, whose sources are
+#                   not part of this project; timed from its first frame queued
 #        trafgen  : PACKET_MMAP TX ring, qdisc bypass (trafgen's default; -P 1 = one
 #                   sending process, like the one netmap client)
 #  (b) RX, the same sender (trafgen on vA, unpaced) for every receiver on vB:
@@ -74,9 +79,14 @@ XSKF=$(realpath "$TARGET/examples/xsk_floor")
 [ -x "$NETMAPD" ] || die "$NETMAPD not built"
 [ -x "$NMC" ] || die "$NMC not built"
 [ -x "$XSKF" ] || die "$XSKF not built"
+command -v cc >/dev/null || die "cc not found (apt-get install -y gcc)"
 
 LOG=$(mktemp -d "${TMPDIR:-/tmp}/netmapd-nic-bench.XXXXXX")
 echo "logs in $LOG" >&2
+# The C sender (bench/nm_tx.c: the compat headers' nm_open and pkt-gen's transmit
+# loop), standing in for stock pkt-gen, whose sources are not part of this project.
+NMTX="$LOG/nm_tx"
+cc -O2 -Wall -Wextra -Werror -I compat-headers/include -o "$NMTX" bench/nm_tx.c || die "cannot build bench/nm_tx.c"
 
 # A 60-byte frame (same Ethernet header as nm-client's frames: local MACs, EtherType
 # 0x88b5, so no protocol handler in the namespace picks it up).
@@ -123,6 +133,15 @@ t1=$(now); a=$(stat vB rx_packets); ad=$(stat vA tx_dropped)
 secs=$(sed -n "s/.*packets in \([0-9.]*\) s.*/\1/p" "$L/a1$K.txt")
 [ -n "$secs" ] || secs=$(echo "$t1 - $t0" | bc -l)
 echo "A1$K round=$round frames=$((a - b)) secs=$secs drops=$((ad - bd)) wall=$(echo "$t1 - $t0" | bc -l)"
+sleep 1
+
+# (a3) the C sender (nm_open, pkt-gen's loop), timed the same way
+b=$(stat vB rx_packets); bd=$(stat vA tx_dropped); t0=$(now)
+"$L/nm_tx" vA "$N" 512 >"$L/a3$K.txt" 2>&1 || { cat "$L/a3$K.txt"; exit 21; }
+t1=$(now); a=$(stat vB rx_packets); ad=$(stat vA tx_dropped)
+secs=$(sed -n "s/.* packets in \([0-9.]*\) s.*/\1/p" "$L/a3$K.txt")
+[ -n "$secs" ] || secs=$(echo "$t1 - $t0" | bc -l)
+echo "A3$K round=$round frames=$((a - b)) secs=$secs drops=$((ad - bd)) wall=$(echo "$t1 - $t0" | bc -l)"
 sleep 1
 
 # (b1) netmapd RX of trafgen traffic; a TX-only registration keeps vB alive so that
@@ -242,7 +261,7 @@ END { for (kt in th) { split(kt, p, SUBSEP); k = p[1]; t = p[2]; n = 0
 	if (m >= 1 || k == "N") printf "%s %s %.0f %.2f\n", k, t, m, w } }' "$LOG/out.txt" | sort -k1,1 -k3 -nr >"$LOG/threads.txt" || true
 
 # Per-round figures: "<key> <round> <frames> <secs> <drops> <offered> <receiver cpu ns>".
-awk '/^(A1X|A1P|A2|B1X|B1P|B2|B3) round=/ {
+awk '/^(A1X|A1P|A3X|A3P|A2|B1X|B1P|B2|B3) round=/ {
 	k = $1; r = ""; f = ""; t = ""; d = ""; o = "-"; c = "-"
 	for (i = 2; i <= NF; i++) {
 		split($i, kv, "=")
@@ -256,7 +275,7 @@ awk '/^(A1X|A1P|A2|B1X|B1P|B2|B3) round=/ {
 	if (f == "" || t == "" || t + 0 <= 0) { print "bad line: " $0 > "/dev/stderr"; exit 1 }
 	print k, r, f, t, (d == "" ? 0 : d), o, c
 }' "$LOG/out.txt" >"$LOG/rounds.txt" || die "unreadable results in $LOG/out.txt"
-for k in A1X A1P A2 B1X B1P B2 B3; do
+for k in A1X A1P A3X A3P A2 B1X B1P B2 B3; do
 	[ "$(grep -c "^$k " "$LOG/rounds.txt")" -eq "$ROUNDS" ] || die "expected $ROUNDS $k results in $LOG/out.txt"
 done
 
@@ -272,23 +291,26 @@ function perframe(k, r) { return (cpu[k, r] + 0 > 0 && fr[k, r] > 0) ? cpu[k, r]
 BEGIN {
 	name["A1X"] = "TX netmapd AF_XDP (pipe-tx vA, burst 512)"
 	name["A1P"] = "TX netmapd AF_PACKET (pipe-tx vA, burst 512)"
+	name["A3X"] = "TX netmapd AF_XDP (C nm_tx vA, burst 512)"
+	name["A3P"] = "TX netmapd AF_PACKET (C nm_tx vA, burst 512)"
 	name["A2"] = "TX trafgen (-P 1, qdisc bypass)"
 	name["B1X"] = "RX netmapd AF_XDP (rx-count vB; trafgen)"
 	name["B1P"] = "RX netmapd AF_PACKET (rx-count vB; trafgen)"
 	name["B2"] = "RX netsniff-ng (vB -> /dev/null)"
 	name["B3"] = "RX xsk_floor (AF_XDP rxsync, receiver alone)"
-	split("A1X A1P A2 B1X B1P B2 B3", ks, " ")
+	split("A1X A1P A3X A3P A2 B1X B1P B2 B3", ks, " ")
 }
 { mpps[$1, $2] = $3 / $4 / 1e6; fr[$1, $2] = $3; se[$1, $2] = $4; dr[$1, $2] = $5; of[$1, $2] = $6; cpu[$1, $2] = $7 }
 END {
 	for (r = 1; r <= rounds; r++) {
-		for (i = 1; i <= 7; i++) {
+		for (i = 1; i <= 9; i++) {
 			k = ks[i]
 			printf "%-5d %-46s %10d %9.3f %9.4f %10d\n", r, name[k], fr[k, r], se[k, r], mpps[k, r], dr[k, r]
 		}
 		txx[r] = mpps["A1X", r] / mpps["A2", r]; txp[r] = mpps["A1P", r] / mpps["A2", r]
+		tcx[r] = mpps["A3X", r] / mpps["A2", r]; tcp[r] = mpps["A3P", r] / mpps["A2", r]
 		rxx[r] = mpps["B1X", r] / mpps["B2", r]; rxp[r] = mpps["B1P", r] / mpps["B2", r]
-		printf "      round %d ratios to trafgen/netsniff-ng: TX xdp %.3f packet %.3f  RX xdp %.3f packet %.3f\n", r, txx[r], txp[r], rxx[r], rxp[r]
+		printf "      round %d ratios to trafgen/netsniff-ng: TX xdp %.3f packet %.3f (C sender: xdp %.3f packet %.3f)  RX xdp %.3f packet %.3f\n", r, txx[r], txp[r], tcx[r], tcp[r], rxx[r], rxp[r]
 		# schedstat may be missing (kernel without CONFIG_SCHED_INFO): then no CPU figure.
 		x = perframe("B1X", r); p = perframe("B1P", r); n = perframe("B2", r); f = perframe("B3", r)
 		if (x > 0 && p > 0 && n > 0 && f > 0) {
@@ -299,6 +321,7 @@ END {
 	print "  TX frames = counted at vB (rx_packets delta); TX drops = vA tx_dropped delta"
 	print "  RX drops = netmapd rx_drops / netsniff-ng \"failed filter (out of space)\"; RX Mpps = frames captured / sender wall time"
 	printf "ratio TX netmapd/trafgen:      AF_XDP %.3f  AF_PACKET %.3f (medians of %d rounds)\n", median(txx, rounds), median(txp, rounds), rounds
+	printf "ratio TX C sender (nm_open, pkt-gen loop)/trafgen: AF_XDP %.3f  AF_PACKET %.3f (medians of %d rounds)\n", median(tcx, rounds), median(tcp, rounds), rounds
 	printf "ratio RX netmapd/netsniff-ng:  AF_XDP %.3f  AF_PACKET %.3f (medians of %d rounds)\n", median(rxx, rounds), median(rxp, rounds), rounds
 	if (nocpu) print "receiver CPU per frame: not measured in every round (no schedstat)"
 	else {
