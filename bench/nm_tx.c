@@ -134,6 +134,10 @@ main(int argc, char **argv)
 			nanosleep(&ts, NULL);
 		}
 	}
+	if (pending(d) > 0) {
+		fprintf(stderr, "nm_tx: %u frames never completed\n", pending(d));
+		return 1;
+	}
 	t1 = now();
 	printf("nm_tx: %llu packets in %.6f s (%.4f Mpps)\n", sent, t1 - t0,
 	    sent / (t1 - t0) / 1e6);

@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use netmapd_tests::harness::{assert_success, netmapd_bin, netmapd_exec, repo_root, run, Output};
 
+const NM_CLIENT: &str = env!("CARGO_BIN_EXE_nm-client");
+
 const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -227,6 +229,46 @@ fn installed_headers_nm_open_pipe_under_daemon() {
         "nmopen: fragmented packet of 3000 bytes",
         "nmopen: OK",
     ] {
+        assert!(
+            out.stdout.contains(needle),
+            "expected {needle:?} in the output\n{}",
+            out.describe()
+        );
+    }
+}
+
+/// bench/nm_tx.c (the C sender `bench/nic.sh` measures beside trafgen) builds against
+/// the headers and sends 1,000 frames through a pipe under `netmapd exec`, preloaded,
+/// to `nm-client rx-count` on the other end; it fails unless every frame completed
+/// (a pipe's TX slots complete when the receiver releases them: the receiver runs
+/// until idle, not to a count, so that its last poll releases the last batch).
+#[test]
+fn bench_c_sender_builds_and_sends() {
+    require_tool("gcc", "bench/nm_tx.c is built with it");
+    let _ = netmapd_bin();
+    let tmp = TempDir::new("nmtx");
+    let bin = tmp.path().join("nm_tx");
+    let mut cc = Command::new("gcc");
+    cc.args(["-std=gnu99", "-Wall", "-Wextra", "-Werror", "-O2"])
+        .arg(format!("-I{}", compat_dir().join("include").display()))
+        .arg(repo_root().join("bench/nm_tx.c"))
+        .arg("-o")
+        .arg(&bin);
+    let out = run(cc, BUILD_TIMEOUT);
+    assert_success(&out);
+    let script = format!(
+        "{nmc} rx-count --port 'pp}}7' --idle-ms 1000 > {log} & r=$!\n\
+         i=0; until grep -q 'rx-count ready' {log}; do i=$((i+1)); [ $i -gt 200 ] && exit 3; sleep 0.05; done\n\
+         {tx} 'pp{{7' 1000 64 || exit 4\n\
+         wait $r || exit 5\n\
+         cat {log}\n",
+        nmc = NM_CLIENT,
+        log = tmp.path().join("rx.txt").display(),
+        tx = bin.display(),
+    );
+    let out = netmapd_exec(["sh", "-c", script.as_str()], RUN_TIMEOUT);
+    assert_success(&out);
+    for needle in ["nm_tx: 1000 packets in", "rx-count port=pp}7 frames=1000 "] {
         assert!(
             out.stdout.contains(needle),
             "expected {needle:?} in the output\n{}",
