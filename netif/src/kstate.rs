@@ -123,12 +123,21 @@ pub const READER_TPACKET: u32 = 1;
 pub struct ReaderHandle {
     pub pid: u32,
     pub sock_fd: i32,
-    /// [`READER_XSK`] or [`READER_TPACKET`].
-    pub kind: u32,
-    /// AF_XDP only: the held-buffer map and the ring sizes.
-    pub held_fd: i32,
-    pub rx_size: u32,
-    pub fill_size: u32,
+    pub socket: ReaderSocket,
+}
+
+/// The kind of a [`ReaderHandle`]'s socket, with what only that kind needs (stored as
+/// [`READER_XSK`] or [`READER_TPACKET`] at offset 124).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReaderSocket {
+    /// AF_XDP: the held-buffer map and the sizes of the RX and fill rings.
+    Xsk {
+        held_fd: i32,
+        rx_size: u32,
+        fill_size: u32,
+    },
+    /// AF_PACKET with a TPACKET_V3 RX ring (its size is fixed: the mapping checks it).
+    Tpacket,
 }
 
 /// Where the reader of an AF_PACKET RX ring is in the socket's TPACKET_V3 ring: the
@@ -407,15 +416,21 @@ impl<'a> KState<'a> {
         };
         let log = |n: u32| n.trailing_zeros() & 0xff;
         self.mem.write_u32(self.at(O_XSK_FD), h.sock_fd as u32)?;
-        self.mem.write_u32(self.at(O_READER_KIND), h.kind)?;
-        if h.kind == READER_XSK {
-            self.mem.write_u32(self.at(O_XSK_HELD), h.held_fd as u32)?;
-            self.mem.write_u32(
-                self.at(O_XSK_SIZES),
-                log(h.rx_size) | (log(h.fill_size) << 8),
-            )?;
-        } else {
-            self.set_tpacket_pos(TpacketPos::default())?;
+        match h.socket {
+            ReaderSocket::Xsk {
+                held_fd,
+                rx_size,
+                fill_size,
+            } => {
+                self.mem.write_u32(self.at(O_READER_KIND), READER_XSK)?;
+                self.mem.write_u32(self.at(O_XSK_HELD), held_fd as u32)?;
+                self.mem
+                    .write_u32(self.at(O_XSK_SIZES), log(rx_size) | (log(fill_size) << 8))?;
+            }
+            ReaderSocket::Tpacket => {
+                self.mem.write_u32(self.at(O_READER_KIND), READER_TPACKET)?;
+                self.set_tpacket_pos(TpacketPos::default())?;
+            }
         }
         self.mem.store_u32_release(self.at(O_XSK_PID), h.pid)
     }
@@ -453,10 +468,7 @@ impl<'a> KState<'a> {
             return Ok(Some(ReaderHandle {
                 pid,
                 sock_fd,
-                kind,
-                held_fd: -1,
-                rx_size: 0,
-                fill_size: 0,
+                socket: ReaderSocket::Tpacket,
             }));
         }
         if kind != READER_XSK {
@@ -470,10 +482,11 @@ impl<'a> KState<'a> {
         Ok(Some(ReaderHandle {
             pid,
             sock_fd,
-            kind,
-            held_fd: self.mem.read_u32(self.at(O_XSK_HELD))? as i32,
-            rx_size: 1 << rx,
-            fill_size: 1 << fill,
+            socket: ReaderSocket::Xsk {
+                held_fd: self.mem.read_u32(self.at(O_XSK_HELD))? as i32,
+                rx_size: 1 << rx,
+                fill_size: 1 << fill,
+            },
         }))
     }
 

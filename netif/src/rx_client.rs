@@ -20,7 +20,7 @@
 use crate::af_packet::client::TpacketSource;
 use crate::af_packet::Stats;
 use crate::kring::Kring;
-use crate::kstate::{KState, ReaderHandle, KIND_NIC, READER_TPACKET, READER_XSK};
+use crate::kstate::{KState, ReaderHandle, ReaderSocket, KIND_NIC};
 use crate::pidfd;
 use crate::ringmem::RingView;
 use crate::vale::BufGeom;
@@ -102,10 +102,9 @@ impl RxClient {
     /// Takes the daemon's socket (and what else `h` names) and maps its rings. `geom`
     /// is the buffer pool, `slots` the netmap ring's size.
     pub fn attach(h: ReaderHandle, geom: BufGeom, slots: u32) -> io::Result<Self> {
-        let src = match h.kind {
-            READER_XSK => Source::Xsk(XskSource::attach(h, geom)?),
-            READER_TPACKET => Source::Tpacket(TpacketSource::attach(h, geom)?),
-            _ => return Err(io::Error::from_raw_os_error(libc::EPROTONOSUPPORT)),
+        let src = match h.socket {
+            ReaderSocket::Xsk { .. } => Source::Xsk(XskSource::attach(h, geom)?),
+            ReaderSocket::Tpacket => Source::Tpacket(TpacketSource::attach(h, geom)?),
         };
         let fd = match &src {
             Source::Xsk(x) => x.fd(),

@@ -46,7 +46,7 @@ pub mod tx;
 
 use crate::adapter::{view, Adapter, Endpoint, KeepSet, PortCounts, PortKind, Wake};
 use crate::kring::{Dir, Kring};
-use crate::kstate::{KState, ReaderHandle, READER_TPACKET};
+use crate::kstate::{KState, ReaderHandle, ReaderSocket};
 use crate::rx_client::ClientReaders;
 use crate::NetifError;
 pub use ifinfo::IfInfo;
@@ -415,10 +415,7 @@ impl Adapter for AfPacketPort {
                 KState::new(mem, off).set_reader(Some(ReaderHandle {
                     pid,
                     sock_fd: h.sock.as_raw_fd(),
-                    kind: READER_TPACKET,
-                    held_fd: -1,
-                    rx_size: 0,
-                    fill_size: 0,
+                    socket: ReaderSocket::Tpacket,
                 }))?;
             }
         }

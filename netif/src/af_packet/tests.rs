@@ -1079,3 +1079,50 @@ fn tpacket_fast_path_hands_odd_frames_on() {
         "block given back"
     );
 }
+
+/// A reader handle survives the state block as published, either kind; a TPACKET one
+/// starts its reader at block 0; a kind or ring sizes some client scribbled give no
+/// handle at all (the preload library then leaves the ring to the daemon).
+#[test]
+fn reader_handles_round_trip_through_the_state_block() {
+    use crate::kstate::{ReaderHandle, ReaderSocket, TpacketPos};
+    let r = small_region(4096);
+    let m = r.shmem();
+    let ks = KState::new(m, 0);
+    let xsk = ReaderHandle {
+        pid: 4321,
+        sock_fd: 17,
+        socket: ReaderSocket::Xsk {
+            held_fd: 18,
+            rx_size: 2048,
+            fill_size: 4096,
+        },
+    };
+    ks.set_reader(Some(xsk)).unwrap();
+    assert_eq!(ks.reader_handle().unwrap(), Some(xsk));
+    ks.set_tpacket_pos(TpacketPos {
+        block: 9,
+        open: None,
+    })
+    .unwrap();
+    let tp = ReaderHandle {
+        pid: 4321,
+        sock_fd: 21,
+        socket: ReaderSocket::Tpacket,
+    };
+    ks.set_reader(Some(tp)).unwrap();
+    assert_eq!(ks.reader_handle().unwrap(), Some(tp));
+    assert_eq!(ks.tpacket_pos().unwrap(), TpacketPos::default());
+    ks.set_reader(None).unwrap();
+    assert_eq!(ks.reader_handle().unwrap(), None);
+    // Garbage: an unknown kind, then AF_XDP ring sizes of 2^31 (offsets 124 and 116
+    // of the state block, which starts `sem` bytes into the ring).
+    let base = ks.ring_offset() + core::mem::offset_of!(netmap_abi::NetmapRing, sem);
+    ks.set_reader(Some(xsk)).unwrap();
+    m.write_u32(base + 124, 7).unwrap();
+    assert_eq!(ks.reader_handle().unwrap(), None);
+    m.write_u32(base + 124, crate::kstate::READER_XSK).unwrap();
+    assert_eq!(ks.reader_handle().unwrap(), Some(xsk));
+    m.write_u32(base + 116, 31 | (31 << 8)).unwrap();
+    assert_eq!(ks.reader_handle().unwrap(), None);
+}

@@ -16,7 +16,7 @@ use super::libxdp::{
 use super::queue::{Exchange, Exchanged};
 use crate::af_packet::socket::getsockopt;
 use crate::kring::Kring;
-use crate::kstate::ReaderHandle;
+use crate::kstate::{ReaderHandle, ReaderSocket};
 use crate::pidfd;
 use crate::ringmem::RingView;
 use crate::vale::BufGeom;
@@ -98,18 +98,26 @@ impl XskSource {
     /// Takes the daemon's socket and held map (`h`), and maps the RX and fill rings.
     /// `geom` is the buffer pool.
     pub fn attach(h: ReaderHandle, geom: BufGeom) -> io::Result<Self> {
+        let ReaderSocket::Xsk {
+            held_fd,
+            rx_size,
+            fill_size,
+        } = h.socket
+        else {
+            return Err(io::Error::from_raw_os_error(libc::EPROTOTYPE));
+        };
         let sock = crate::rx_client::take_socket(h.pid, h.sock_fd, AF_XDP)?;
         let fd = sock.as_raw_fd();
-        let held = SharedMap::open(pidfd::take_fd(h.pid, h.held_fd)?)?;
+        let held = SharedMap::open(pidfd::take_fd(h.pid, held_fd)?)?;
         let off: MmapOffsets = getsockopt(fd, SOL_XDP, XDP_MMAP_OFFSETS)?;
-        let rx_map = RingMap::new(fd, &off.rx, h.rx_size, 16, XDP_PGOFF_RX_RING)?;
-        let fill_map = RingMap::new(fd, &off.fill, h.fill_size, 8, XDP_UMEM_PGOFF_FILL_RING)?;
+        let rx_map = RingMap::new(fd, &off.rx, rx_size, 16, XDP_PGOFF_RX_RING)?;
+        let fill_map = RingMap::new(fd, &off.fill, fill_size, 8, XDP_UMEM_PGOFF_FILL_RING)?;
         // SAFETY: both maps hold their ring's entries past `desc` (made so above) and
         // live as long as the rings (fields dropped after `rx` and `fill`).
         let (rx, fill) = unsafe {
             (
-                XskRing::over(rx_map.ptr, &off.rx, h.rx_size, false),
-                XskRing::over(fill_map.ptr, &off.fill, h.fill_size, true),
+                XskRing::over(rx_map.ptr, &off.rx, rx_size, false),
+                XskRing::over(fill_map.ptr, &off.fill, fill_size, true),
             )
         };
         let total = geom.total.min((held.mem().len() * 8) as u32);

@@ -232,10 +232,11 @@ impl Queue {
         (self.sock.rx.size() > 0).then(|| ReaderHandle {
             pid: std::process::id(),
             sock_fd: self.sock.fd(),
-            kind: crate::kstate::READER_XSK,
-            held_fd: self.held.fd(),
-            rx_size: self.sock.rx.size(),
-            fill_size: self.umem.fill.size(),
+            socket: crate::kstate::ReaderSocket::Xsk {
+                held_fd: self.held.fd(),
+                rx_size: self.sock.rx.size(),
+                fill_size: self.umem.fill.size(),
+            },
         })
     }
 
