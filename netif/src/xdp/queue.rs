@@ -525,9 +525,7 @@ impl Exchange<'_> {
         rv: &RingView,
         mut spare: Option<&mut Vec<u32>>,
     ) -> Result<Exchanged, NetifError> {
-        let n = k.num_slots;
-        let stop = k.prev(k.hwcur);
-        let room = (stop + n - k.hwtail) % n;
+        let room = k.rx_room();
         let mut got = rx.ready(room);
         let mut out = Exchanged::default();
         if got == 0 {
