@@ -21,6 +21,7 @@ use crate::af_packet::client::TpacketSource;
 use crate::af_packet::Stats;
 use crate::kring::Kring;
 use crate::kstate::{KState, ReaderHandle, ReaderSocket, KIND_NIC};
+use crate::nic::RxRate;
 use crate::pidfd;
 use crate::ringmem::RingView;
 use crate::vale::BufGeom;
@@ -32,17 +33,19 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The longest RX pause of a client reading a queue itself, and what it waits for:
-/// three quarters of its netmap ring. Longer than the port worker's
-/// ([`crate::nic::RX_PAUSE_MAX`], half a ring): here the kernel's ring (AF_XDP: as
-/// large as the buffers lent to the kernel, 8192 with the default pool, 16 ms at 0.5
-/// Mpps; AF_PACKET: 16 MiB of blocks) holds what arrives beyond, so overshooting loses
-/// nothing, and each pause is the client's one wake-up per batch — the cost that
-/// decides its CPU per frame against netsniff-ng's (`bench/nic.sh`). A stream's frames
-/// wait at most this long. Measured on AF_XDP (2 M frames at ~0.45 Mpps, `perf stat`
-/// on the receiver, three runs each, alternating): half a ring and 1 ms, 165–190 ms of
-/// CPU and 5,400–5,800 context switches; three quarters and 2 ms, 125–138 ms and
-/// 3,600–4,100.
+/// The longest RX pause of a client reading a queue itself; the pause aims at a full
+/// netmap ring (the time the stream's rate, [`RxRate`], takes to bring a ring's worth
+/// of frames). Longer than the port worker's ([`crate::nic::RX_PAUSE_MAX`], half a
+/// ring): here the kernel's ring (AF_XDP: as large as the buffers lent to the kernel,
+/// 8192 with the default pool, 16 ms at 0.5 Mpps; AF_PACKET: 16 MiB of blocks) holds
+/// what arrives beyond, so overshooting loses nothing (the program's next sync takes
+/// the rest without sleeping), and each pause is the client's one wake-up per batch —
+/// the cost that decides its CPU per frame against netsniff-ng's (`bench/nic.sh`). A
+/// stream's frames wait at most this long. Measured on a veth at 0.55–0.63 Mpps (2 M
+/// frames a run, three runs each, alternating, 2026-12-04): with each batch's own rate
+/// and three quarters of a ring, 1.6–1.9 wake-ups per 1000 frames and 51–58 ns of CPU
+/// per frame (AF_XDP and AF_PACKET alike); with the stream's rate, 1.2 and 37–52 ns;
+/// aiming at a full ring, 0.94–0.95 and 39–43 ns.
 const CLIENT_RX_PAUSE_MAX: Duration = Duration::from_millis(2);
 
 /// Where the frames come from.
@@ -57,8 +60,8 @@ enum Source {
 #[derive(Debug)]
 struct State {
     src: Source,
-    /// The last sync that brought a stream's batch.
-    last: Option<Instant>,
+    /// The rate frames come in (every sync that took some).
+    rate: RxRate,
     /// The pause the next wait takes before sleeping on the socket.
     pause: Option<Duration>,
     /// Frames are streaming in (see [`RxClient::take_pause`]).
@@ -113,7 +116,7 @@ impl RxClient {
         Ok(Self {
             st: Mutex::new(State {
                 src,
-                last: None,
+                rate: RxRate::default(),
                 pause: None,
                 streaming: false,
                 pause_len: crate::nic::RX_PAUSE_MIN,
@@ -192,22 +195,14 @@ impl RxClient {
             return Ok(0);
         }
         ks.count_sent(u64::from(frames), bytes)?;
+        // Every batch counts towards the stream's rate, which sets the pause (see
+        // `RxRate`); only a batch of a stream's size starts or continues one: a few
+        // frames now and then are answered at once.
+        r.rate.add(u64::from(frames), Instant::now());
         if u64::from(frames) >= crate::nic::RX_BATCH_MIN {
-            // A stream's batch: the rate since the previous batch sets the pause. A
-            // few frames that came while the program handled a batch do not: over
-            // microseconds, arrivals in bursts would make the rate look ten times
-            // what it is (pauses of a tenth of a millisecond, `strace`: 275 frames
-            // per sleep at 0.45 Mpps instead of 900).
-            let now = Instant::now();
-            if let Some(prev) = r.last {
-                r.pause_len = crate::nic::rx_pause_to(
-                    u64::from(frames),
-                    now.duration_since(prev),
-                    self.slots / 4 * 3,
-                    CLIENT_RX_PAUSE_MAX,
-                );
-            }
-            r.last = Some(now);
+            r.pause_len = r
+                .rate
+                .pause_to(self.slots.saturating_sub(1), CLIENT_RX_PAUSE_MAX);
             r.streaming = true;
         }
         if r.streaming {

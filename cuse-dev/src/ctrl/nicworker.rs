@@ -22,7 +22,7 @@
 
 use super::{fire, ControlPlane};
 use netmap_netif::kstate::{publish, Doorbell, KState, KIND_NIC};
-use netmap_netif::nic::{rx_pause, RX_BATCH_MIN};
+use netmap_netif::nic::{RxRate, RX_BATCH_MIN, RX_PAUSE_MAX};
 use netmap_netif::sync::worker_sync;
 use netmap_netif::Dir;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,7 +127,8 @@ fn run_passes(
     stop: &AtomicBool,
     failed: &AtomicBool,
 ) {
-    let mut pass_began = Instant::now();
+    // The rate frames come in, which sets the RX pause (see `RxRate`).
+    let mut rate = RxRate::default();
     // The last RX pause, while frames are coming, and how many passes since found none.
     let mut last_rx: Option<Duration> = None;
     let mut quiet = 0u32;
@@ -135,8 +136,6 @@ fn run_passes(
     let mut looked: Vec<Instant> = Vec::new();
     while !stop.load(Ordering::Acquire) {
         let began = Instant::now();
-        let since = began.duration_since(pass_began);
-        pass_began = began;
         let Some(cp) = weak.upgrade() else { break };
         let mem = cp.mem();
         let bell = Doorbell::new(mem, doorbell);
@@ -243,8 +242,9 @@ fn run_passes(
                 // watching a socket whose frames cannot move yet would only spin.)
                 st.set_events_watched(&cp.events, aid, true);
             }
+            rate.add(rx_frames, began);
             let pause = if stream {
-                let p = rx_pause(rx_frames, since, counts.rx_slots);
+                let p = rate.pause_to(counts.rx_slots.max(2) / 2, RX_PAUSE_MAX);
                 (last_rx, quiet) = (Some(p), 0);
                 Some(Pause::Rx(p))
             } else if let Some(p) = lull {
