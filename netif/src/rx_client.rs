@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 /// The longest RX pause of a client reading a queue itself; the pause aims at a full
 /// netmap ring (the time the stream's rate, [`RxRate`], takes to bring a ring's worth
-/// of frames). Longer than the port worker's ([`crate::nic::RX_PAUSE_MAX`], half a
+/// of frames; less where the kernel could not hold it: [`pause_target`]). Longer than the port worker's ([`crate::nic::RX_PAUSE_MAX`], half a
 /// ring): here the kernel's ring (AF_XDP: as large as the buffers lent to the kernel,
 /// 8192 with the default pool, 16 ms at 0.5 Mpps; AF_PACKET: 16 MiB of blocks) holds
 /// what arrives beyond, so overshooting loses nothing (the program's next sync takes
@@ -47,6 +47,16 @@ use std::time::{Duration, Instant};
 /// per frame (AF_XDP and AF_PACKET alike); with the stream's rate, 1.2 and 37–52 ns;
 /// aiming at a full ring, 0.94–0.95 and 39–43 ns.
 const CLIENT_RX_PAUSE_MAX: Duration = Duration::from_millis(2);
+
+/// What an RX pause waits for: a full netmap ring of `slots` slots, as long as the
+/// kernel can hold a third more than that meanwhile (`kernel_room` frames; `None`:
+/// far more). The rate moves between two pauses, and beyond its room the kernel
+/// drops: an AF_XDP queue lent few buffers (a small pool) waits for three quarters of
+/// what it was lent, as every client did before pauses aimed at a full ring.
+fn pause_target(slots: u32, kernel_room: Option<u32>) -> u32 {
+    let full = slots.saturating_sub(1);
+    kernel_room.map_or(full, |k| full.min(k / 4 * 3)).max(1)
+}
 
 /// Where the frames come from.
 #[derive(Debug)]
@@ -75,7 +85,8 @@ struct State {
 pub struct RxClient {
     st: Mutex<State>,
     fd: RawFd,
-    slots: u32,
+    /// The frames an RX pause waits for.
+    target: u32,
 }
 
 /// This process's id, cached (getpid is a system call each time: glibc keeps no
@@ -113,6 +124,14 @@ impl RxClient {
             Source::Xsk(x) => x.fd(),
             Source::Tpacket(t) => t.fd(),
         };
+        let target = pause_target(
+            slots,
+            match &src {
+                Source::Xsk(x) => Some(x.kernel_room(slots)),
+                // 16 MiB of blocks: thousands of frames more than any netmap ring.
+                Source::Tpacket(_) => None,
+            },
+        );
         Ok(Self {
             st: Mutex::new(State {
                 src,
@@ -122,7 +141,7 @@ impl RxClient {
                 pause_len: crate::nic::RX_PAUSE_MIN,
             }),
             fd,
-            slots,
+            target,
         })
     }
 
@@ -200,9 +219,7 @@ impl RxClient {
         // frames now and then are answered at once.
         r.rate.add(u64::from(frames), Instant::now());
         if u64::from(frames) >= crate::nic::RX_BATCH_MIN {
-            r.pause_len = r
-                .rate
-                .pause_to(self.slots.saturating_sub(1), CLIENT_RX_PAUSE_MAX);
+            r.pause_len = r.rate.pause_to(self.target, CLIENT_RX_PAUSE_MAX);
             r.streaming = true;
         }
         if r.streaming {
@@ -418,5 +435,24 @@ impl ClientReaders {
         }
         *r = reads;
         Ok(reads)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pause_target;
+
+    /// A full ring where the kernel can hold a third more (the default pool lends an
+    /// AF_XDP queue 8192 buffers; AF_PACKET's blocks hold far more), three quarters of
+    /// what a small pool lent otherwise, never 0.
+    #[test]
+    fn pause_waits_for_what_the_kernel_can_hold() {
+        assert_eq!(pause_target(1024, None), 1023);
+        assert_eq!(pause_target(1024, Some(4096)), 1023);
+        assert_eq!(pause_target(1024, Some(1364)), 1023);
+        assert_eq!(pause_target(1024, Some(1024)), 768);
+        assert_eq!(pause_target(1024, Some(1200)), 900);
+        assert_eq!(pause_target(0, None), 1);
+        assert_eq!(pause_target(1, Some(1)), 1);
     }
 }

@@ -141,6 +141,14 @@ impl XskSource {
         self.sock.as_raw_fd()
     }
 
+    /// How many frames the kernel can surely take for this queue between two syncs
+    /// of a netmap ring of `slots` slots: the buffers the daemon lent it (its stock),
+    /// which are at least the ring's slots and more than half the RX ring (sized to
+    /// the next power of two of the stock: `xdp::queue`).
+    pub fn kernel_room(&self, slots: u32) -> u32 {
+        (self.rx.size() / 2).max(slots)
+    }
+
     /// The exchange, as the daemon's rxsync does it, on ring `k` (state loaded and
     /// validated by the caller, which holds the busy flag and has claimed the ring).
     pub fn read(&mut self, k: &mut Kring, rv: &RingView) -> Result<Exchanged, NetifError> {
