@@ -35,13 +35,14 @@ use std::time::{Duration, Instant};
 
 /// The longest RX pause of a client reading a queue itself; the pause aims at a full
 /// netmap ring (the time the stream's rate, [`RxRate`], takes to bring a ring's worth
-/// of frames; less where the kernel could not hold it: [`pause_target`]). Longer than the port worker's ([`crate::nic::RX_PAUSE_MAX`], half a
-/// ring): here the kernel's ring (AF_XDP: as large as the buffers lent to the kernel,
-/// 8192 with the default pool, 16 ms at 0.5 Mpps; AF_PACKET: 16 MiB of blocks) holds
-/// what arrives beyond, so overshooting loses nothing (the program's next sync takes
-/// the rest without sleeping), and each pause is the client's one wake-up per batch —
-/// the cost that decides its CPU per frame against netsniff-ng's (`bench/nic.sh`). A
-/// stream's frames wait at most this long. Measured on a veth at 0.55–0.63 Mpps (2 M
+/// of frames; less where the kernel could not hold it: [`pause_target`]). Longer than
+/// the port worker's ([`crate::nic::RX_PAUSE_MAX`], half a ring): here the kernel's
+/// ring (AF_XDP: as large as the buffers lent to the kernel, 8192 with the default
+/// pool, 16 ms at 0.5 Mpps; AF_PACKET: 16 MiB of blocks) holds what arrives beyond, so
+/// overshooting loses nothing (the program's next sync takes the rest without
+/// sleeping), and each pause is the client's one wake-up per batch — the cost that
+/// decides its CPU per frame against netsniff-ng's (`bench/nic.sh`). A stream's
+/// frames wait at most this long. Measured on a veth at 0.55–0.63 Mpps (2 M
 /// frames a run, three runs each, alternating, 2026-12-04): with each batch's own rate
 /// and three quarters of a ring, 1.6–1.9 wake-ups per 1000 frames and 51–58 ns of CPU
 /// per frame (AF_XDP and AF_PACKET alike); with the stream's rate, 1.2 and 37–52 ns;
