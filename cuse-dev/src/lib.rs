@@ -11,7 +11,7 @@
 //!
 //! # Roadmap of the data path
 //!
-//! `ioctl(fd, NIOCTXSYNC)` in a client → kernel FUSE → [`fuse::NetmapFs::ioctl`] (a fuser
+//! `ioctl(fd, NIOCTXSYNC)` in a client → kernel FUSE → `fuse::NetmapFs::ioctl` (a fuser
 //! worker thread) → [`ctrl::ControlPlane::ioctl`] → takes the control-plane lock →
 //! for each TX ring bound to the descriptor, `netmap_netif::sync::txsync_ring`: read
 //! head/cur once from the shared ring, validate against the kring's trusted copies,

@@ -1,6 +1,6 @@
 //! Deterministic packet contents for the streaming tests.
 //!
-//! Packet `seq` starts with a fixed 14-byte Ethernet header ([`ETH_HDR`]: locally
+//! Packet `seq` starts with a fixed 14-byte Ethernet header ([`SRC`] to [`DST`]: locally
 //! administered unicast MACs and the IEEE local-experimental EtherType 0x88b5, so a
 //! real wire or veth carries it as an ordinary frame that no protocol handler picks
 //! up), then `seq` as a little-endian u64 in bytes 14..22, then a slice of a fixed

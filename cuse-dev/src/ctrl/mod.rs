@@ -5,7 +5,7 @@
 //! each open of `/dev/netmap`, [`ControlPlane::ioctl`] and [`ControlPlane::poll`] for
 //! requests on it and [`ControlPlane::release`] on its last close.
 //!
-//! Locking: one mutex around [`State`]. Every request holds it for a bounded amount of
+//! Locking: one mutex around `State`. Every request holds it for a bounded amount of
 //! work (no request ever waits for another), and poll notifications are fired after it
 //! is released.
 

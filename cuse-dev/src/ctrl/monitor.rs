@@ -1,6 +1,6 @@
 //! Monitor ports in the control plane (NETMAP-ABI.md §10.5): REGISTER of `NAME` with
 //! NR_MONITOR_RX / NR_MONITOR_TX / NR_ZCOPY_MON creates a new
-//! [`MonitorPort`](netmap_netif::monitor::MonitorPort) watching the already registered
+//! [`MonitorPort`] watching the already registered
 //! port `NAME`, and every sync of a watched ring (all of them go through
 //! `poll::sync_one`) copies the frames it moved into the monitors.
 //!

@@ -1,6 +1,6 @@
 //! The CUSE front end: `/dev/netmap` as a real character device registered through
 //! `/dev/cuse`, for kernels without FUSE passthrough (Linux < 6.9, or passthrough
-//! refused). It drives the same [`ControlPlane`] as the FUSE front end.
+//! refused). It drives the same [`ControlPlane`](crate::ctrl::ControlPlane) as the FUSE front end.
 //!
 //! * open → a new control-plane descriptor (its id is the CUSE file handle);
 //! * ioctl → *unrestricted* CUSE ioctls: the request body and the whole option chain
@@ -14,13 +14,13 @@
 //!
 //! CUSE has **no mmap**: clients get ENODEV from `mmap(fd)`. The daemon therefore
 //! creates the region as a file with a known path
-//! ([`ControlPlane::new_published`]) and programs run with the preload library
+//! ([`ControlPlane::new_published`](crate::ctrl::ControlPlane::new_published)) and programs run with the preload library
 //! (`libnetmapd_preload.so`, crate `preload/`), whose `mmap` maps that file when the fd is the netmap
 //! device.
 //!
 //! The CUSE protocol is spoken by libfuse3 (`cuse_lowlevel_new` + a
 //! `fuse_session_loop_mt` over an fd of `/dev/cuse` we open ourselves), declared by
-//! hand in [`ffi`] and loaded at run time (`libfuse3.so.3`); a test checks the few struct
+//! hand in `ffi` and loaded at run time (`libfuse3.so.3`); a test checks the few struct
 //! offsets we use against the installed headers.
 
 mod ffi;

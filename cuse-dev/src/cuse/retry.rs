@@ -7,7 +7,7 @@
 //! out-regions.
 //!
 //! The daemon keeps no state between the rounds. Each round replays the request's
-//! copy-in ([`nmreq_user_regions`]) over a [`Discovery`] memory that hands out the
+//! copy-in ([`nmreq_user_regions`]) over a `Discovery` memory that hands out the
 //! supplied bytes in the order the reads ask for them: the plan is deterministic, so
 //! the n-th new region read in this round is the n-th region requested in the previous
 //! one. A read beyond the supplied bytes is a *miss*: the round answers RETRY with every
@@ -23,7 +23,7 @@
 //! Regions that follow each other in memory are merged, so an array of options costs one
 //! iovec. If a request still needs more iovecs than one retry may carry
 //! ([`MAX_SPANS`]), it is served through the caller's memory directly
-//! ([`Step::Direct`] — `process_vm_readv/writev`).
+//! (`direct`: `process_vm_readv/writev`).
 //!
 //! Error equivalence with the FUSE front end: header checks, EMSGSIZE/EINVAL from the
 //! staging rules and the request's own errors are computed by the same code over the

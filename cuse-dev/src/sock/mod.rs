@@ -5,7 +5,7 @@
 //! * a connection → a new control-plane descriptor, released when the connection
 //!   ends (the last copy of the program's descriptor closed, or the program died);
 //! * ioctl → the control plane, over the program's memory as marshalled by the library
-//!   ([`marshal::Marshalled`]);
+//!   (`marshal::Marshalled`);
 //! * poll → answered at once; a not-ready answer with `arm` leaves a waker that writes a
 //!   token on the connection, which is what the program's `poll`/`epoll` sleeps on;
 //! * mmap → the region's memfd, passed with `SCM_RIGHTS`.

@@ -179,7 +179,7 @@ pub enum Placed {
 /// slot before hwcur, never a buffer outside the pool.
 ///
 /// The common case (a frame that fits one buffer, a valid buffer in the slot) is
-/// inlined into the caller's loop; everything else goes to [`place_frame_slow`]. The
+/// inlined into the caller's loop; everything else goes to `place_frame_slow`. The
 /// copy loop runs once per received frame: calls, spills and the propagation of each
 /// accessor's result had cost as much as the memory traffic (`examples/tpacket_walk`).
 #[inline]

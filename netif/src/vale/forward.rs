@@ -103,7 +103,7 @@ pub(crate) struct Sender<'a> {
     pub owner: u32,
     /// A client's forwarding: a batch that would find a destination ring without room
     /// for it, or one whose packets the daemon queues, is left to the daemon (see
-    /// [`Forwarded::fallback`]).
+    /// [`Forwarded::deferred`]).
     pub defer_when_full: bool,
 }
 
