@@ -645,6 +645,56 @@ one "-u LD_PRELOAD" "LD_PRELOAD=$LD_PRELOAD" || exit 2
     assert_no_error_logged(&out);
 }
 
+/// A receiver served through the daemon (not preloaded) whose ring fills while it is
+/// stopped: its polls only hand slots back (the port worker takes the frames from the
+/// kernel and wakes it), so after SIGCONT the worker, which found the ring full, must
+/// be told of the release and refill it; every frame arrives, in order and intact.
+fn plain_receiver_stopped_on(backend: &str) {
+    let script = r#"d="$1"; c="$2"; t=$(mktemp -d); n=5000
+env -u LD_PRELOAD "$c" pipe-rx --port vB --count $n --max-len 1514 --ignore-foreign > "$t/rx" 2>&1 & rx=$!
+sleep 1
+kill -STOP $rx
+"$c" pipe-tx --port vA --count $n --max-len 1514 --burst 64 --rate 50000 > "$t/tx" 2>&1; txs=$?
+sleep 0.5
+"$d" status --keys | grep '^port=vB '
+kill -CONT $rx
+wait $rx; rxs=$?
+cat "$t/tx" "$t/rx"
+"$d" status --keys | grep '^daemon_syncs='
+echo "pipe-tx exit=$txs pipe-rx exit=$rxs"
+[ $txs -eq 0 ] && [ $rxs -eq 0 ]
+"#;
+    let out = veth_run_on(backend, 1, script, Duration::from_secs(120));
+    assert_success(&out);
+    assert!(
+        out.stdout.contains("pipe-rx vB: received 5000 packets"),
+        "{}",
+        out.describe()
+    );
+    // While the receiver was stopped the worker filled its ring (1024 slots), and the
+    // rest waited in the kernel.
+    let st = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("port=vB "))
+        .unwrap_or_else(|| panic!("no port=vB line\n{}", out.describe()));
+    let f = port_fields(st, "vB").expect("port=vB fields");
+    let want = if backend == "xdp" { "1" } else { "0" };
+    assert_eq!(f.get("xdp").map(String::as_str), Some(want), "{st}");
+    assert_eq!(f.get("rx_drops").map(String::as_str), Some("0"), "{st}");
+    assert_no_error_logged(&out);
+}
+
+#[test]
+fn plain_receiver_stopped_while_its_ring_fills() {
+    plain_receiver_stopped_on("xdp");
+}
+
+#[test]
+fn plain_receiver_stopped_while_its_ring_fills_packet() {
+    plain_receiver_stopped_on("packet");
+}
+
 /// Runs the stack-visibility scenario with `backend` (vB moved to a namespace of its
 /// own): 100 UDP datagrams vB→vA reach a UDP socket of vA's stack before anyone
 /// registers vA; 100 more sent while a netmap

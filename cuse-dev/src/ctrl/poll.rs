@@ -1,8 +1,8 @@
 //! NIOCTXSYNC / NIOCRXSYNC (NETMAP-ABI.md §6) and poll (§9).
 
 use super::{Binding, ControlPlane, Errno, FdId, PollWaker, State};
-use netmap_netif::kstate::KState;
-use netmap_netif::sync::{sync_ring, BufLimits, RingSync};
+use netmap_netif::kstate::{KState, KIND_NIC};
+use netmap_netif::sync::{nic_rx_release, sync_ring, BufLimits, RingSync};
 use netmap_netif::Dir;
 use netmap_pool::SharedMem;
 
@@ -47,6 +47,44 @@ pub(crate) fn sync_one(
     }
     st.collect_wakers(b.adapter, r.wake, wakers);
     Some(r)
+}
+
+/// RX ring `i` of a binding is a NIC hardware ring that its port's worker fills
+/// (state-block kind KIND_NIC): the worker's ring 0 and doorbell, to wake it after a
+/// release. A poll then only hands slots back (see `nic_rx_release`).
+fn filled_by_worker(st: &State, b: &Binding, i: usize, mem: SharedMem) -> Option<(usize, usize)> {
+    let slot = st.adapters.get(&b.adapter)?;
+    let w = slot.nic_worker.as_ref()?;
+    let off = slot.ad.endpoints().get(b.ep)?.rx.get(i)?.ring_off?;
+    KState::new(mem, off)
+        .kind()
+        .is_ok_and(|k| k == KIND_NIC)
+        .then_some((w.ring0, w.doorbell))
+}
+
+/// Releases NIC RX ring `i` of a binding without taking frames (see
+/// `nic_rx_release`); says also whether the port's worker waits for that release.
+fn release_one(st: &mut State, b: &Binding, i: usize, mem: SharedMem) -> Option<(RingSync, bool)> {
+    let lim = BufLimits {
+        total: st.alloc.buf_pool.objtotal(),
+        size: st.alloc.buf_size(),
+    };
+    let slot = st.adapters.get_mut(&b.adapter)?;
+    match nic_rx_release(slot.ad.as_mut(), b.ep, i, mem, lim) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(ring = i, %e, "NIC rx release failed");
+            Some((
+                RingSync {
+                    error: true,
+                    ready: false,
+                    pending: false,
+                    wake: Default::default(),
+                },
+                false,
+            ))
+        }
+    }
 }
 
 /// Whether TX ring `i` holds packets the daemon has not consumed (`head != hwcur`).
@@ -170,6 +208,8 @@ impl ControlPlane {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mem = self.mem();
         let mut wakers = Vec::new();
+        // NIC workers waiting for slots this poll released: (ring 0, doorbell).
+        let mut bells: Vec<(usize, usize)> = Vec::new();
         let revents = {
             let mut st = self.lock();
             let Some(b) = st.fds.get(&fd).and_then(|f| f.binding.clone()) else {
@@ -223,8 +263,23 @@ impl ControlPlane {
             if want_rx != 0 {
                 for _pass in 0..2 {
                     for i in b.rx.clone() {
-                        let Some(r) = sync_one(&mut st, &b, Dir::Rx, i, mem, &mut wakers) else {
-                            continue;
+                        let r = match filled_by_worker(&st, &b, i, mem) {
+                            Some(w) => {
+                                let Some((r, bell)) = release_one(&mut st, &b, i, mem) else {
+                                    continue;
+                                };
+                                if bell && !bells.contains(&w) {
+                                    bells.push(w);
+                                }
+                                r
+                            }
+                            None => {
+                                let Some(r) = sync_one(&mut st, &b, Dir::Rx, i, mem, &mut wakers)
+                                else {
+                                    continue;
+                                };
+                                r
+                            }
                         };
                         if r.error {
                             revents |= POLLERR;
@@ -245,6 +300,9 @@ impl ControlPlane {
             }
             revents
         };
+        for (ring0, bell) in bells {
+            self.ring_nic_worker(ring0, bell);
+        }
         super::fire(wakers);
         revents
     }
