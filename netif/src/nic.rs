@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 /// frame (`bench/nic.sh`, 2 M frames at ~0.55 Mpps); a fixed 50 µs pause 320 ns, 200
 /// µs 181–264 ns and the client 58–78; 1 ms about 48 and 20 (the thread's cost then
 /// mostly its per-frame work). The pause is therefore as long as the ring can absorb:
-/// the time the stream's rate ([`RxRate`]) takes to fill half an RX ring, between
+/// the time the measured rate takes to fill half the smallest RX ring, between
 /// [`RX_PAUSE_MIN`] and [`RX_PAUSE_MAX`] — long at the rates a veth or a slow sender
 /// reaches, short at line rate, where passes bring full batches anyway. The wait is on
 /// the doorbell, so a reader releasing a full ring, or a client with frames to send,
@@ -42,6 +42,21 @@ pub const RX_PAUSE_MAX: Duration = Duration::from_millis(1);
 /// wake-up latency (20–50 µs here) this is a stream of a few hundred kpps or more,
 /// where wake-ups per batch are what costs (see [`RX_PAUSE_MIN`]).
 pub const RX_BATCH_MIN: u64 = 8;
+
+/// The port worker's RX pause after a pass that brought `frames` frames `since` the
+/// previous pass began, for rings of `ring_slots` slots: the time that rate takes to
+/// fill half a ring. The worker keeps each pass's own rate (a client reading a queue
+/// itself uses [`RxRate`]): its passes come only after its pauses or events, never
+/// right after a program's sync, and the stream's rate measured the same way over
+/// them gave no gain there (unpreloaded receiver on a veth, 2026-12-04).
+pub fn rx_pause(frames: u64, since: Duration, ring_slots: u32) -> Duration {
+    if frames == 0 {
+        return RX_PAUSE_MIN;
+    }
+    let target = f64::from(ring_slots.max(2) / 2);
+    let fill = since.as_secs_f64() * target / frames as f64;
+    Duration::from_secs_f64(fill.clamp(RX_PAUSE_MIN.as_secs_f64(), RX_PAUSE_MAX.as_secs_f64()))
+}
 
 /// A stream's receive rate over the last few milliseconds, for RX moderation.
 ///
@@ -343,26 +358,24 @@ fn packet_stats(mut v: Vec<(&'static str, u64)>) -> Vec<(&'static str, u64)> {
 mod tests {
     use super::*;
 
-    /// The port worker's pause: half a ring at the stream's rate, between the two
-    /// bounds: a veth's rate (0.5 Mpps) gets the longest, line rate the shortest.
+    /// The worker's pause is the time the pass's rate takes to fill half a ring, kept
+    /// between the two bounds: a veth's rate (0.5 Mpps) gets the longest, line rate the
+    /// shortest, and a pass that brought nothing the shortest.
     #[test]
-    fn worker_pause_fills_half_a_ring_within_its_bounds() {
-        let t0 = Instant::now();
-        let pause = |per_ms: u64| {
-            let mut r = RxRate::default();
-            for i in 0..10 {
-                r.add(per_ms.max(1), t0 + Duration::from_millis(i));
-            }
-            r.pause_to(1024 / 2, RX_PAUSE_MAX)
-        };
-        // 512 frames a millisecond: half a ring per millisecond.
-        assert!(near(pause(512), 1000));
-        // 256: half a ring takes 2 ms, more than the bound.
-        assert_eq!(pause(256), RX_PAUSE_MAX);
-        // 2048: 250 µs.
-        assert!(near(pause(2048), 250));
+    fn rx_pause_fills_half_a_ring_within_its_bounds() {
+        let ms = Duration::from_millis(1);
+        // 512 frames in 1 ms into 1024-slot rings: half a ring per millisecond.
+        assert_eq!(rx_pause(512, ms, 1024), ms);
+        // 256 frames in 1 ms: half a ring takes 2 ms, more than the bound.
+        assert_eq!(rx_pause(256, ms, 1024), RX_PAUSE_MAX);
+        // 2048 frames in 1 ms: 250 µs.
+        assert!(near(rx_pause(2048, ms, 1024), 250));
         // 14.88 Mpps (10 GbE line rate, 64-byte frames): the shortest pause.
-        assert_eq!(pause(14_880), RX_PAUSE_MIN);
+        assert_eq!(rx_pause(14_880, ms, 1024), RX_PAUSE_MIN);
+        assert_eq!(rx_pause(0, ms, 1024), RX_PAUSE_MIN);
+        assert_eq!(rx_pause(10, Duration::ZERO, 1024), RX_PAUSE_MIN);
+        // A ring of 0 or 1 slot is treated as 2: no division by zero, still bounded.
+        assert!(rx_pause(1, ms, 0) >= RX_PAUSE_MIN);
     }
 
     fn near(d: Duration, want_us: u64) -> bool {

@@ -22,7 +22,7 @@
 
 use super::{fire, ControlPlane};
 use netmap_netif::kstate::{publish, Doorbell, KState, KIND_NIC};
-use netmap_netif::nic::{RxRate, RX_BATCH_MIN, RX_PAUSE_MAX};
+use netmap_netif::nic::{rx_pause, RX_BATCH_MIN};
 use netmap_netif::sync::worker_sync;
 use netmap_netif::Dir;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,6 +74,11 @@ pub(crate) struct NicWorker {
     pub ring0: usize,
     /// A ring sync failed: the port stays on the kernel path.
     pub failed: Arc<AtomicBool>,
+    /// Frames are streaming in and the worker passes after RX pauses: a kernel-path
+    /// poll then leaves the frames to its next pass (`sync::nic_rx_release`). Outside a
+    /// stream (a frame now and then: a request/response exchange) a poll takes them
+    /// itself, as the worker would only add a wake-up to their way.
+    pub streaming: Arc<AtomicBool>,
 }
 
 impl Drop for NicWorker {
@@ -92,27 +97,35 @@ impl NicWorker {
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let failed = Arc::new(AtomicBool::new(false));
-        let (s2, f2) = (stop.clone(), failed.clone());
+        let streaming = Arc::new(AtomicBool::new(false));
+        let flags = Flags {
+            stop: stop.clone(),
+            failed: failed.clone(),
+            streaming: streaming.clone(),
+        };
         std::thread::Builder::new()
             .name(format!("nic-{name}"))
-            .spawn(move || run(cp, aid, doorbell, &s2, &f2))?;
+            .spawn(move || run(cp, aid, doorbell, &flags))?;
         Ok(Self {
             stop,
             doorbell,
             ring0,
             failed,
+            streaming,
         })
     }
 }
 
-fn run(
-    weak: Weak<ControlPlane>,
-    aid: u64,
-    doorbell: usize,
-    stop: &AtomicBool,
-    failed: &AtomicBool,
-) {
-    run_passes(&weak, aid, doorbell, stop, failed);
+/// What the worker thread shares with its [`NicWorker`].
+struct Flags {
+    stop: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
+    streaming: Arc<AtomicBool>,
+}
+
+fn run(weak: Weak<ControlPlane>, aid: u64, doorbell: usize, flags: &Flags) {
+    run_passes(&weak, aid, doorbell, flags);
+    flags.streaming.store(false, Ordering::Release);
     if let Some(cp) = weak.upgrade() {
         cp.nic_bells.lock().remove(&aid);
         // The relay handles the port's events from now on.
@@ -120,15 +133,9 @@ fn run(
     }
 }
 
-fn run_passes(
-    weak: &Weak<ControlPlane>,
-    aid: u64,
-    doorbell: usize,
-    stop: &AtomicBool,
-    failed: &AtomicBool,
-) {
-    // The rate frames come in, which sets the RX pause (see `RxRate`).
-    let mut rate = RxRate::default();
+fn run_passes(weak: &Weak<ControlPlane>, aid: u64, doorbell: usize, flags: &Flags) {
+    let (stop, failed) = (&*flags.stop, &*flags.failed);
+    let mut pass_began = Instant::now();
     // The last RX pause, while frames are coming, and how many passes since found none.
     let mut last_rx: Option<Duration> = None;
     let mut quiet = 0u32;
@@ -136,6 +143,8 @@ fn run_passes(
     let mut looked: Vec<Instant> = Vec::new();
     while !stop.load(Ordering::Acquire) {
         let began = Instant::now();
+        let since = began.duration_since(pass_began);
+        pass_began = began;
         let Some(cp) = weak.upgrade() else { break };
         let mem = cp.mem();
         let bell = Doorbell::new(mem, doorbell);
@@ -242,9 +251,12 @@ fn run_passes(
                 // watching a socket whose frames cannot move yet would only spin.)
                 st.set_events_watched(&cp.events, aid, true);
             }
-            rate.add(rx_frames, began);
+            // Set under the state lock, which a kernel-path poll holds while it looks.
+            flags
+                .streaming
+                .store(stream || lull.is_some(), Ordering::Release);
             let pause = if stream {
-                let p = rate.pause_to(counts.rx_slots.max(2) / 2, RX_PAUSE_MAX);
+                let p = rx_pause(rx_frames, since, counts.rx_slots);
                 (last_rx, quiet) = (Some(p), 0);
                 Some(Pause::Rx(p))
             } else if let Some(p) = lull {

@@ -50,11 +50,15 @@ pub(crate) fn sync_one(
 }
 
 /// RX ring `i` of a binding is a NIC hardware ring that its port's worker fills
-/// (state-block kind KIND_NIC): the worker's ring 0 and doorbell, to wake it after a
-/// release. A poll then only hands slots back (see `nic_rx_release`).
+/// (state-block kind KIND_NIC) while frames stream in: the worker's ring 0 and
+/// doorbell, to wake it after a release. A poll then only hands slots back (see
+/// `nic_rx_release`); outside a stream it takes the frames itself, as before.
 fn filled_by_worker(st: &State, b: &Binding, i: usize, mem: SharedMem) -> Option<(usize, usize)> {
     let slot = st.adapters.get(&b.adapter)?;
-    let w = slot.nic_worker.as_ref()?;
+    let w = slot
+        .nic_worker
+        .as_ref()
+        .filter(|w| w.streaming.load(std::sync::atomic::Ordering::Acquire))?;
     let off = slot.ad.endpoints().get(b.ep)?.rx.get(i)?.ring_off?;
     KState::new(mem, off)
         .kind()
