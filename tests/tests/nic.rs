@@ -646,9 +646,11 @@ one "-u LD_PRELOAD" "LD_PRELOAD=$LD_PRELOAD" || exit 2
 }
 
 /// A receiver served through the daemon (not preloaded) whose ring fills while it is
-/// stopped: its polls only hand slots back (the port worker takes the frames from the
-/// kernel and wakes it), so after SIGCONT the worker, which found the ring full, must
-/// be told of the release and refill it; every frame arrives, in order and intact.
+/// stopped: the port worker fills the ring, finds it full and leaves its stream mode,
+/// and the rest waits in the kernel; after SIGCONT the receiver's polls hand the slots
+/// back and get every frame, in order and intact. (While a stream comes in, a poll only
+/// hands slots back and the worker brings the frames: `preloaded_and_plain_clients_on_
+/// one_nic` covers that path, and fails when the release is left out of it.)
 fn plain_receiver_stopped_on(backend: &str) {
     let script = r#"d="$1"; c="$2"; t=$(mktemp -d); n=5000
 env -u LD_PRELOAD "$c" pipe-rx --port vB --count $n --max-len 1514 --ignore-foreign > "$t/rx" 2>&1 & rx=$!
