@@ -205,15 +205,14 @@ impl InprocRing {
                     // Releases `[hwcur, head)`; the worker's fills are in hwtail. A
                     // worker that found the ring full waits for this release.
                     KIND_NIC => {
-                        let released = head != k.hwcur;
-                        k.hwcur = head;
                         match xsk.filter(|x| x.claim(ks)) {
                             // This process reads the socket: the exchange is ours.
                             Some(x) => {
+                                k.hwcur = head;
                                 x.rxsync(&mut k, &rv, ks, mem)?;
                             }
                             None => {
-                                if released && ks.take_stalled()? {
+                                if crate::sync::release_to_worker(&mut k, ks, head)? {
                                     out.doorbell = Some(self.peer_off);
                                 }
                             }

@@ -6,7 +6,7 @@ use crate::adapter::{view, Adapter, Wake};
 use crate::kring::{Dir, Kring};
 use crate::kstate::{holder_gone, KState, BUSY_DAEMON, BUSY_STALE};
 use crate::NetifError;
-use netmap_pool::SharedMem;
+use netmap_pool::{OutOfBounds, SharedMem};
 
 /// What happened to one ring during a sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +226,7 @@ pub fn rxsync_ring(
     lim: BufLimits,
 ) -> Result<RingSync, NetifError> {
     bracketed(ad, ep, Dir::Rx, i, mem, |ad| {
-        rxsync_inner(ad, ep, i, mem, lim)
+        rxsync_inner(ad, ep, i, mem, lim, RxStep::Sync).map(|(r, _)| r)
     })
 }
 
@@ -241,7 +241,7 @@ pub fn rxsync_ring(
 /// so a program served through FUSE made a round trip per five frames (369,238 daemon
 /// syncs for 2 M frames on a veth, 1.84 µs of CPU per frame, 2026-12-04). The worker
 /// moderates as a NIC does (a pass per pause while a stream comes in, see
-/// `nic::RxRate`) and wakes such pollers when its pass moves frames, so they get a
+/// `nic::rx_pause`) and wakes such pollers when its pass moves frames, so they get a
 /// pause's worth at a time. This is what a preloaded client that does not read the
 /// queue itself does in its own process (`inproc.rs`). NIOCRXSYNC still takes frames
 /// at once (`rxsync_ring`): a program asking for a sync gets what is there.
@@ -254,41 +254,48 @@ pub fn nic_rx_release(
 ) -> Result<(RingSync, bool), NetifError> {
     let mut bell = false;
     let r = bracketed(ad, ep, Dir::Rx, i, mem, |ad| {
-        let k = &mut ad.endpoints_mut()[ep].rx[i];
-        let rv = view(mem, k)?;
-        let ks = KState::new(mem, rv.offset());
-        let (mut head, mut cur) = (rv.head()?, rv.cur()?);
-        let mut error = false;
-        if !k.rxsync_prologue(&rv, head, cur)? {
-            tracing::debug!(ep, ring = i, head, cur, "NIC rx release: bad head/cur");
-            k.reinit(&rv, lim.total, lim.size)?;
-            head = k.rhead;
-            cur = k.rcur;
-            error = true;
-        }
-        let released = head != k.hwcur;
-        k.hwcur = head;
-        bell = released && ks.take_stalled()?;
-        k.finalize(&rv)?;
-        let (s, us) = now();
-        rv.set_timestamp(s, us)?;
-        Ok(RingSync {
-            error,
-            ready: cur != k.rtail,
-            pending: false,
-            wake: Wake::none(),
-        })
+        let (r, b) = rxsync_inner(ad, ep, i, mem, lim, RxStep::Release)?;
+        bell = b;
+        Ok(r)
     })?;
     Ok((r, bell))
 }
 
+/// Hands `[hwcur, head)` of a NIC RX ring back to the port's worker, which fills the
+/// ring (its fills are in `hwtail`). Says whether the worker must be woken: it found
+/// the ring full and waits for this release. A kernel-path poll and a preloaded
+/// client that does not read the queue itself (`inproc.rs`) both release this way.
+pub(crate) fn release_to_worker(
+    k: &mut Kring,
+    ks: &KState,
+    head: u32,
+) -> Result<bool, OutOfBounds> {
+    let released = head != k.hwcur;
+    k.hwcur = head;
+    Ok(released && ks.take_stalled()?)
+}
+
+/// What an RX sync does between its prologue and its epilogue.
+#[derive(Debug, Clone, Copy)]
+enum RxStep {
+    /// The adapter's rxsync: hands slots back and takes what the port has.
+    Sync,
+    /// Only hands slots back to the NIC worker that fills the ring
+    /// ([`nic_rx_release`]).
+    Release,
+}
+
+/// An RX sync under the busy flag: prologue (a bad head/cur re-initialises the ring
+/// and the sync goes on), `step`, finalize, timestamp. Also says whether the NIC
+/// worker must be woken (only a [`RxStep::Release`] can say so).
 fn rxsync_inner(
     ad: &mut dyn Adapter,
     ep: usize,
     i: usize,
     mem: SharedMem,
     lim: BufLimits,
-) -> Result<RingSync, NetifError> {
+    step: RxStep,
+) -> Result<(RingSync, bool), NetifError> {
     let k = &mut ad.endpoints_mut()[ep].rx[i];
     let rv = view(mem, k)?;
     let (mut head, mut cur) = (rv.head()?, rv.cur()?);
@@ -301,6 +308,7 @@ fn rxsync_inner(
             cur,
             hwcur = k.hwcur,
             hwtail = k.hwtail,
+            ?step,
             "rxsync: bad head/cur"
         );
         k.reinit(&rv, lim.total, lim.size)?;
@@ -308,27 +316,41 @@ fn rxsync_inner(
         cur = k.rcur;
         error = true;
     }
-    let res = ad.rxsync(ep, i, head, mem);
-    let k = &mut ad.endpoints_mut()[ep].rx[i];
-    let wake = match res {
-        Ok(w) => {
-            k.finalize(&rv)?;
-            w
+    let mut bell = false;
+    let wake = match step {
+        RxStep::Sync => {
+            let res = ad.rxsync(ep, i, head, mem);
+            let k = &mut ad.endpoints_mut()[ep].rx[i];
+            match res {
+                Ok(w) => {
+                    k.finalize(&rv)?;
+                    w
+                }
+                Err(e) => {
+                    tracing::warn!(ep, ring = i, %e, "rxsync failed");
+                    error = true;
+                    Wake::none()
+                }
+            }
         }
-        Err(e) => {
-            tracing::warn!(ep, ring = i, %e, "rxsync failed");
-            error = true;
+        RxStep::Release => {
+            bell = release_to_worker(k, &KState::new(mem, rv.offset()), head)?;
+            k.finalize(&rv)?;
             Wake::none()
         }
     };
     let (s, us) = now();
     rv.set_timestamp(s, us)?;
-    Ok(RingSync {
-        error,
-        ready: cur != k.rtail,
-        pending: false,
-        wake,
-    })
+    let k = &ad.endpoints()[ep].rx[i];
+    Ok((
+        RingSync {
+            error,
+            ready: cur != k.rtail,
+            pending: false,
+            wake,
+        },
+        bell,
+    ))
 }
 
 /// A sync the daemon's worker thread runs on its own initiative for a ring whose client
