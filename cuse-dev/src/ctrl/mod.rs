@@ -466,6 +466,14 @@ impl State {
         }
     }
 
+    /// The buffer pool's facts a ring re-initialisation checks slots against.
+    pub(crate) fn buf_limits(&self) -> netmap_netif::sync::BufLimits {
+        netmap_netif::sync::BufLimits {
+            total: self.alloc.buf_pool.objtotal(),
+            size: self.alloc.buf_size(),
+        }
+    }
+
     pub fn collect_wakers(&mut self, adapter: u64, wake: Wake, out: &mut Vec<Box<dyn PollWaker>>) {
         for (ep, _dir) in wake.iter() {
             let Some(slot) = self.adapters.get(&adapter) else {

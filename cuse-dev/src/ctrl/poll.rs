@@ -2,7 +2,7 @@
 
 use super::{Binding, ControlPlane, Errno, FdId, PollWaker, State};
 use netmap_netif::kstate::{KState, KIND_NIC};
-use netmap_netif::sync::{nic_rx_release, sync_ring, BufLimits, RingSync};
+use netmap_netif::sync::{nic_rx_release, sync_ring, RingSync};
 use netmap_netif::Dir;
 use netmap_pool::SharedMem;
 
@@ -11,6 +11,16 @@ pub const POLLOUT: u32 = libc::POLLOUT as u32;
 pub const POLLERR: u32 = libc::POLLERR as u32;
 pub const POLLRDNORM: u32 = libc::POLLRDNORM as u32;
 pub const POLLWRNORM: u32 = libc::POLLWRNORM as u32;
+
+/// A ring sync that could not run (the port failed): poll reports POLLERR.
+fn failed() -> RingSync {
+    RingSync {
+        error: true,
+        ready: false,
+        pending: false,
+        wake: Default::default(),
+    }
+}
 
 /// Syncs ring `i` of direction `d` of a binding, collecting wake-ups for peers.
 pub(crate) fn sync_one(
@@ -21,10 +31,7 @@ pub(crate) fn sync_one(
     mem: SharedMem,
     wakers: &mut Vec<Box<dyn PollWaker>>,
 ) -> Option<RingSync> {
-    let lim = BufLimits {
-        total: st.alloc.buf_pool.objtotal(),
-        size: st.alloc.buf_size(),
-    };
+    let lim = st.buf_limits();
     let watched = st.monitors.watched(b.adapter, b.ep);
     let slot = st.adapters.get_mut(&b.adapter)?;
     let mark = watched
@@ -34,12 +41,7 @@ pub(crate) fn sync_one(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(dir = ?d, ring = i, %e, "sync failed");
-            return Some(RingSync {
-                error: true,
-                ready: false,
-                pending: false,
-                wake: Default::default(),
-            });
+            return Some(failed());
         }
     };
     if let Some(old) = mark {
@@ -69,24 +71,13 @@ fn filled_by_worker(st: &State, b: &Binding, i: usize, mem: SharedMem) -> Option
 /// Releases NIC RX ring `i` of a binding without taking frames (see
 /// `nic_rx_release`); says also whether the port's worker waits for that release.
 fn release_one(st: &mut State, b: &Binding, i: usize, mem: SharedMem) -> Option<(RingSync, bool)> {
-    let lim = BufLimits {
-        total: st.alloc.buf_pool.objtotal(),
-        size: st.alloc.buf_size(),
-    };
+    let lim = st.buf_limits();
     let slot = st.adapters.get_mut(&b.adapter)?;
     match nic_rx_release(slot.ad.as_mut(), b.ep, i, mem, lim) {
         Ok(r) => Some(r),
         Err(e) => {
             tracing::warn!(ring = i, %e, "NIC rx release failed");
-            Some((
-                RingSync {
-                    error: true,
-                    ready: false,
-                    pending: false,
-                    wake: Default::default(),
-                },
-                false,
-            ))
+            Some((failed(), false))
         }
     }
 }
@@ -268,22 +259,16 @@ impl ControlPlane {
                 for _pass in 0..2 {
                     for i in b.rx.clone() {
                         let r = match filled_by_worker(&st, &b, i, mem) {
-                            Some(w) => {
-                                let Some((r, bell)) = release_one(&mut st, &b, i, mem) else {
-                                    continue;
-                                };
+                            Some(w) => release_one(&mut st, &b, i, mem).map(|(r, bell)| {
                                 if bell && !bells.contains(&w) {
                                     bells.push(w);
                                 }
                                 r
-                            }
-                            None => {
-                                let Some(r) = sync_one(&mut st, &b, Dir::Rx, i, mem, &mut wakers)
-                                else {
-                                    continue;
-                                };
-                                r
-                            }
+                            }),
+                            None => sync_one(&mut st, &b, Dir::Rx, i, mem, &mut wakers),
+                        };
+                        let Some(r) = r else {
+                            continue;
                         };
                         if r.error {
                             revents |= POLLERR;

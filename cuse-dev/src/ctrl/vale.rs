@@ -33,7 +33,7 @@ use netmap_abi::{
 use netmap_netif::af_packet::interface_exists;
 use netmap_netif::nic::NicPort;
 use netmap_netif::pipe::parse_pipe_name;
-use netmap_netif::sync::{sync_ring, BufLimits};
+use netmap_netif::sync::sync_ring;
 use netmap_netif::{parse_vale_name, Dir, PortCounts, ValeSwitch};
 use netmap_pool::SharedMem;
 use std::collections::HashMap;
@@ -806,10 +806,7 @@ fn sync(
     mem: SharedMem,
     wakers: &mut Vec<Box<dyn PollWaker>>,
 ) {
-    let lim = BufLimits {
-        total: st.alloc.buf_pool.objtotal(),
-        size: st.alloc.buf_size(),
-    };
+    let lim = st.buf_limits();
     let Some(slot) = st.adapters.get_mut(&aid) else {
         return;
     };
