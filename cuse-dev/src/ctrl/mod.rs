@@ -417,10 +417,7 @@ impl State {
                     .endpoints()
                     .first()
                     .is_some_and(|e| self.vale.nics.contains_key(&e.name));
-                let live = slot
-                    .nic_worker
-                    .as_ref()
-                    .is_some_and(|w| !w.failed.load(std::sync::atomic::Ordering::Acquire));
+                let live = slot.nic_worker.as_ref().is_some_and(|w| !w.failed());
                 if attached || !live {
                     own = 0;
                 }

@@ -67,23 +67,17 @@ enum Pause {
 /// The worker of one NIC adapter. Dropping it stops the thread within [`IDLE`]
 /// (it also stops by itself when the adapter goes away).
 pub(crate) struct NicWorker {
-    stop: Arc<AtomicBool>,
+    /// Shared with the thread.
+    flags: Arc<Flags>,
     /// Region offset of the port's doorbell word.
     pub doorbell: usize,
     /// Region offset of the port's TX ring 0 (whose state block holds the doorbell).
     pub ring0: usize,
-    /// A ring sync failed: the port stays on the kernel path.
-    pub failed: Arc<AtomicBool>,
-    /// Frames are streaming in and the worker passes after RX pauses: a kernel-path
-    /// poll then leaves the frames to its next pass (`sync::nic_rx_release`). Outside a
-    /// stream (a frame now and then: a request/response exchange) a poll takes them
-    /// itself, as the worker would only add a wake-up to their way.
-    pub streaming: Arc<AtomicBool>,
 }
 
 impl Drop for NicWorker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
+        self.flags.stop.store(true, Ordering::Release);
     }
 }
 
@@ -95,32 +89,38 @@ impl NicWorker {
         doorbell: usize,
         name: &str,
     ) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let failed = Arc::new(AtomicBool::new(false));
-        let streaming = Arc::new(AtomicBool::new(false));
-        let flags = Flags {
-            stop: stop.clone(),
-            failed: failed.clone(),
-            streaming: streaming.clone(),
-        };
+        let flags = Arc::new(Flags::default());
+        let f2 = flags.clone();
         std::thread::Builder::new()
             .name(format!("nic-{name}"))
-            .spawn(move || run(cp, aid, doorbell, &flags))?;
+            .spawn(move || run(cp, aid, doorbell, &f2))?;
         Ok(Self {
-            stop,
+            flags,
             doorbell,
             ring0,
-            failed,
-            streaming,
         })
+    }
+
+    /// A ring sync failed: the port stays on the kernel path.
+    pub fn failed(&self) -> bool {
+        self.flags.failed.load(Ordering::Acquire)
+    }
+
+    /// Frames are streaming in and the worker passes after RX pauses: a kernel-path
+    /// poll then leaves the frames to its next pass (`sync::nic_rx_release`). Outside a
+    /// stream (a frame now and then: a request/response exchange) a poll takes them
+    /// itself, as the worker would only add a wake-up to their way.
+    pub fn streaming(&self) -> bool {
+        self.flags.streaming.load(Ordering::Acquire)
     }
 }
 
-/// What the worker thread shares with its [`NicWorker`].
+/// What the worker thread shares with its [`NicWorker`] (see its accessors).
+#[derive(Default)]
 struct Flags {
-    stop: Arc<AtomicBool>,
-    failed: Arc<AtomicBool>,
-    streaming: Arc<AtomicBool>,
+    stop: AtomicBool,
+    failed: AtomicBool,
+    streaming: AtomicBool,
 }
 
 fn run(weak: Weak<ControlPlane>, aid: u64, doorbell: usize, flags: &Flags) {
@@ -134,7 +134,7 @@ fn run(weak: Weak<ControlPlane>, aid: u64, doorbell: usize, flags: &Flags) {
 }
 
 fn run_passes(weak: &Weak<ControlPlane>, aid: u64, doorbell: usize, flags: &Flags) {
-    let (stop, failed) = (&*flags.stop, &*flags.failed);
+    let (stop, failed) = (&flags.stop, &flags.failed);
     let mut pass_began = Instant::now();
     // The last RX pause, while frames are coming, and how many passes since found none.
     let mut last_rx: Option<Duration> = None;

@@ -57,10 +57,7 @@ pub(crate) fn sync_one(
 /// `nic_rx_release`); outside a stream it takes the frames itself, as before.
 fn filled_by_worker(st: &State, b: &Binding, i: usize, mem: SharedMem) -> Option<(usize, usize)> {
     let slot = st.adapters.get(&b.adapter)?;
-    let w = slot
-        .nic_worker
-        .as_ref()
-        .filter(|w| w.streaming.load(std::sync::atomic::Ordering::Acquire))?;
+    let w = slot.nic_worker.as_ref().filter(|w| w.streaming())?;
     let off = slot.ad.endpoints().get(b.ep)?.rx.get(i)?.ring_off?;
     KState::new(mem, off)
         .kind()
