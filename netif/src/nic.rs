@@ -46,16 +46,20 @@ pub const RX_BATCH_MIN: u64 = 8;
 /// The port worker's RX pause after a pass that brought `frames` frames `since` the
 /// previous pass began, for rings of `ring_slots` slots: the time that rate takes to
 /// fill half a ring. The worker keeps each pass's own rate (a client reading a queue
-/// itself uses [`RxRate`]): its passes come only after its pauses or events, never
-/// right after a program's sync, and the stream's rate measured the same way over
+/// itself uses [`RxRate`]): its passes come after its pauses, events or doorbell,
+/// never as a program's own next sync, and the stream's rate measured the same way over
 /// them gave no gain there (unpreloaded receiver on a veth, 2026-12-04).
 pub fn rx_pause(frames: u64, since: Duration, ring_slots: u32) -> Duration {
     if frames == 0 {
         return RX_PAUSE_MIN;
     }
     let target = f64::from(ring_slots.max(2) / 2);
-    let fill = since.as_secs_f64() * target / frames as f64;
-    Duration::from_secs_f64(fill.clamp(RX_PAUSE_MIN.as_secs_f64(), RX_PAUSE_MAX.as_secs_f64()))
+    bounded_pause(since.as_secs_f64() * target / frames as f64, RX_PAUSE_MAX)
+}
+
+/// A pause of `secs` seconds, kept between [`RX_PAUSE_MIN`] and `max`.
+fn bounded_pause(secs: f64, max: Duration) -> Duration {
+    Duration::from_secs_f64(secs.clamp(RX_PAUSE_MIN.as_secs_f64(), max.as_secs_f64()))
 }
 
 /// A stream's receive rate over the last few milliseconds, for RX moderation.
@@ -130,9 +134,7 @@ impl RxRate {
     /// and `max` (the shortest while the rate is unknown).
     pub fn pause_to(&self, target: u32, max: Duration) -> Duration {
         match self.per_sec() {
-            Some(r) => Duration::from_secs_f64(
-                (f64::from(target.max(1)) / r).clamp(RX_PAUSE_MIN.as_secs_f64(), max.as_secs_f64()),
-            ),
+            Some(r) => bounded_pause(f64::from(target.max(1)) / r, max),
             None => RX_PAUSE_MIN,
         }
     }
